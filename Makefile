@@ -1,0 +1,35 @@
+# jaxmob: every target installs first, so a fresh clone needs only `make train` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ALG    ?= mappo
+SCENARIO ?= manhattan-citibike
+ARGS   ?=
+
+.PHONY: install test train bench scenarios show clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+train: install
+	$(BIN)/python -m jaxmob train --alg $(ALG) --scenario $(SCENARIO) $(ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/bench_env.py $(ARGS)
+
+scenarios: install
+	$(BIN)/python -m jaxmob scenarios $(ARGS)
+
+show: install
+	$(BIN)/python -m jaxmob show $(SCENARIO)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
