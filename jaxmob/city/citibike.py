@@ -150,8 +150,9 @@ def _field_counts(path: Path) -> np.ndarray:
     """Fields per non-blank data record, counted with the csv module (pandas pads
     short rows silently, so it cannot tell them from rows with empty trailing fields)."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-        counts = np.fromiter((len(r) for r in csv.reader(fh)), dtype=np.int64)
-    counts = counts[counts > 0]  # blank lines: skipped by pandas too
+        counts = np.fromiter((len(r) if len(r) > 1 or (r and r[0].strip()) else 0
+                              for r in csv.reader(fh)), dtype=np.int64)
+    counts = counts[counts > 0]  # blank or whitespace-only lines: pandas skips them too
     return counts[1:]  # the header
 
 
@@ -174,7 +175,7 @@ def _read_rows_csv(path: Path, header: list[str]) -> pd.DataFrame:
     """Slow but certain fallback for when pandas and the csv module disagree on rows."""
     n = len(header)
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-        rows = [r for r in csv.reader(fh) if r]
+        rows = [r for r in csv.reader(fh) if len(r) > 1 or (r and r[0].strip())]
     return pd.DataFrame([r for r in rows[1:] if len(r) == n], columns=header, dtype=str)
 
 
