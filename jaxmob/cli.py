@@ -42,6 +42,45 @@ def _scenarios(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from .config import ConfigError, config_from_args
+    from .report import training_report
+    from .train import TrainingDiverged, train
+
+    try:
+        config = config_from_args(args)
+    except (ConfigError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = train(config, resume=args.resume)
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(training_report(result, bound=not args.no_bound))
+    return 0
+
+
+def _sweep(args) -> int:
+    from .config import ConfigError, config_from_args
+    from .sweep import SWEEPABLE, format_rows, run_sweep
+
+    grid = {}
+    for name in SWEEPABLE:
+        text = getattr(args, f"sweep_{name}")
+        if text:
+            grid[name] = [float(x) for x in text.split(",") if x.strip()]
+    try:
+        config = config_from_args(args)
+        result = run_sweep(config, args.seeds, grid, out_dir=args.sweep_out, progress=config.progress)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_rows(result["rows"]))
+    print(f"wrote {result['out_dir']}/results.json, results.md, curves.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxmob", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="raw data folder (default $JAXMOB_SHARED_DATA or ../shared/data)")
     p.add_argument("--out", help="output folder (default the package's scenarios folder)")
     p.set_defaults(func=_scenarios)
+
+    from .config import add_config_arguments
+    from .sweep import SWEEPABLE
+
+    p = sub.add_parser("train", help="train a multi-agent PPO policy (fused, chunked, checkpointed)")
+    add_config_arguments(p)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
+    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant LP bound in the final table")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("sweep", help="seeds x hyperparameters as one vmapped training program")
+    add_config_arguments(p, skip=SWEEPABLE)
+    p.add_argument("--seeds", type=int, default=3, help="seeds per hyperparameter setting")
+    p.add_argument("--sweep-out", help="output folder (default runs/sweep-<alg>-<scenario>)")
+    for name in SWEEPABLE:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=f"sweep_{name}",
+                       help=f"comma-separated values of {name} to sweep (default: the train default)")
+    p.set_defaults(func=_sweep)
 
     try:
         from .evaluate import add_eval_arguments, main_eval

@@ -77,3 +77,30 @@ def plot_city(city: City, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_learning_curve(rows: list[dict], path: Path, *, evals: list[dict] | None = None,
+                        baselines: dict | None = None, title: str = "") -> Path:
+    """Training return and service ratio per update; held-out evaluations and
+    baseline service ratios (horizontal lines) on the same axis."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    x = [r["update"] for r in rows]
+    axes[0].plot(x, [r["episode_return"] for r in rows], color="C0")
+    axes[0].set_ylabel("episode return per agent")
+    axes[1].plot(x, [r["service_ratio"] for r in rows], color="C0", label="training (Poisson demand)")
+    if evals:
+        axes[1].plot([e["update"] for e in evals], [e["service_ratio"] for e in evals], "o-", color="C1",
+                     label="held-out replay days")
+    for i, (name, value) in enumerate((baselines or {}).items()):
+        axes[1].axhline(value, color=f"C{i + 2}", linestyle="--", linewidth=1, label=name)
+    axes[1].set_ylabel("fulfilled service ratio")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("update")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,117 @@
+"""Training throughput: the fused trainer vs. its parts, measured in the same run.
+
+For one PPO update (num_envs x rollout_steps env steps, then epochs x
+minibatches gradient steps) this times
+  * the whole fused update (rollout + GAE + learning),
+  * the environment alone (the same rollout with uniformly random actions),
+  * the networks alone (policy forward for every rollout step, then the same
+    epochs of forward+backward+Adam on a stored trajectory),
+and prints agent-steps/s and the ratios. Everything compiles first; the table
+reports medians over repetitions.
+
+    python benchmarks/bench_train.py --alg mappo --scenario manhattan-citibike
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmob.algos.ppo import Transition, gae, make_optimizer, ppo_loss, sample_actions
+from jaxmob.config import TrainConfig
+from jaxmob.train import build, hyper_of
+
+
+def timed(fn, *args, reps: int):
+    jax.block_until_ready(fn(*args))  # compile + warm up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--alg", default="mappo")
+    ap.add_argument("--scenario", default="manhattan-citibike")
+    ap.add_argument("--num-envs", type=int, default=8)
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args(argv)
+
+    cfg = TrainConfig(alg=args.alg, scenario=args.scenario, num_envs=args.num_envs, total_updates=1,
+                      updates_per_chunk=1).validate()
+    parts = build(cfg)
+    env, params, policy = parts["env"], parts["env_params"], parts["policy"]
+    B, T = cfg.num_envs, cfg.rollout_steps
+    R = int(np.sum(np.asarray(params.city.region_mask)))
+    agent_steps = B * T * R
+    runner = jax.jit(parts["init"])(jax.random.PRNGKey(0), hyper_of(cfg))
+    mask = env.action_mask(params)
+
+    full = jax.jit(parts["update_chunk"], static_argnums=1)
+    t_full = timed(lambda r: full(r, 1)[1], runner, reps=args.reps)
+
+    @jax.jit
+    def env_only(key):
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, B), params)
+
+        def step(state, k):
+            ka, ks = jax.random.split(k)
+            a = jax.random.categorical(ka, jnp.where(mask, 0.0, -jnp.inf), shape=(B, R)).astype(jnp.int32)
+            _, state, reward, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(ks, B), state, a, params)
+            return state, reward.sum()
+
+        return jax.lax.scan(step, state, jax.random.split(key, T))[1]
+
+    t_env = timed(env_only, jax.random.PRNGKey(1), reps=args.reps)
+
+    obs = jnp.asarray(np.random.default_rng(0).normal(size=(T, B) + runner.obs.shape[1:]), jnp.float32)
+    gstate = jax.vmap(jax.vmap(env.global_state, in_axes=(0, None)), in_axes=(None, None))(runner.env_state, params)
+    gstate = jnp.broadcast_to(gstate, (T,) + gstate.shape)
+    optimizer = make_optimizer(cfg.max_grad_norm)
+
+    @jax.jit
+    def nets_only(p, opt_state, key):
+        def act(_, xs):
+            o, g, k = xs
+            return None, sample_actions(k, policy, p, runner.groups, o, g, mask)
+
+        _, (a, logp, v) = jax.lax.scan(act, None, (obs, gstate, jax.random.split(key, T)))
+        traj = Transition(obs, gstate, a, logp, v, jnp.ones_like(v), jnp.zeros((T, B), bool))
+        adv, ret = gae(traj.reward, v, traj.done, v[-1], 0.995, 0.95)
+        n = T * B
+        flat = jax.tree.map(lambda x: x.reshape((cfg.minibatches, n // cfg.minibatches) + x.shape[2:]), (traj, adv, ret))
+
+        def epoch(carry, _):
+            def mb(carry, batch):
+                p, s = carry
+                g, _ = jax.grad(ppo_loss, has_aux=True)(p, policy, runner.groups, batch[0], batch[1], batch[2], mask,
+                                                        params.city.region_mask, runner.hyper, 10.0)
+                u, s = optimizer.update(g, s, p)
+                return (jax.tree.map(jnp.add, p, u), s), None
+
+            return jax.lax.scan(mb, carry, flat)[0], None
+
+        return jax.lax.scan(epoch, (p, opt_state), None, cfg.epochs)[0][0]
+
+    t_net = timed(nets_only, runner.params, runner.opt_state, jax.random.PRNGKey(2), reps=args.reps)
+
+    print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} x {jax.devices()[0].platform}, "
+          f"jax {jax.__version__}")
+    print(f"{args.alg} on {args.scenario}: B={B} envs x {T} steps x {R} agents = {agent_steps:,} agent-steps per update, "
+          f"{cfg.epochs} epochs x {cfg.minibatches} minibatches")
+    print(f"{'part':<28}{'median s/update':>16}{'agent-steps/s':>16}{'share of full':>15}")
+    for name, t in (("full fused update", t_full), ("environment alone", t_env), ("networks fwd+bwd alone", t_net)):
+        print(f"{name:<28}{t:>16.3f}{agent_steps / t:>16,.0f}{t / t_full:>15.2f}")
+    print(f"env + nets = {(t_env + t_net) / t_full:.2f} x full (the rest is GAE, shuffling and fusion overhead/savings)")
+
+
+if __name__ == "__main__":
+    main()

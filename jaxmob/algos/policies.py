@@ -1,0 +1,108 @@
+"""Parameter-sharing schemes as data: one actor-critic, many ways of sharing it.
+
+Parameters of each network are stacked along a leading *group* axis and an
+integer array maps agent -> group. Share-All, IPPO and MAPPO have one group,
+No-Share has one group per agent; HAG-PS (see `hagps.py`) moves agents between
+groups by rewriting the assignment, never by changing shapes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from ..nets import MLP
+
+ALGORITHMS = ("share_all", "ippo", "mappo", "no_share")
+
+
+def stacked_init(module, key, num_groups: int, dummy):
+    """Initialise `num_groups` independent parameter sets stacked on axis 0."""
+    return jax.vmap(lambda k: module.init(k, dummy))(jax.random.split(key, num_groups))
+
+
+def grouped_apply(module, params, groups, x):
+    """Apply per-agent parameters: agent r uses slice `groups[r]` of the stack.
+
+    x: (..., R, D). With a single group the slice is broadcast (one matmul);
+    otherwise each agent's weights are gathered and applied in a batched matmul.
+    """
+    num_groups = jax.tree.leaves(params)[0].shape[0]
+    if num_groups == 1:
+        return module.apply(jax.tree.map(lambda w: w[0], params), x)
+    per_agent = jax.tree.map(lambda w: w[groups], params)
+    return jax.vmap(module.apply, in_axes=(0, -2), out_axes=-2)(per_agent, x)
+
+
+@dataclass(frozen=True)
+class SharingPolicy:
+    """An actor-critic under one sharing scheme.
+
+    scheme: 'share_all' one network (shared torso, logits + value heads), no agent id;
+            'ippo'      shared actor, shared critic on the agent's local observation;
+            'mappo'     shared actor with a learned agent-id embedding, centralised
+                        critic on the global state plus the agent's embedding;
+            'no_share'  one actor and one critic per agent.
+    """
+
+    scheme: str
+    num_agents: int
+    num_actions: int
+    hidden: tuple = (64, 64)
+    id_dim: int = 8
+
+    def __post_init__(self):
+        if self.scheme not in ALGORITHMS:
+            raise ValueError(f"unknown sharing scheme {self.scheme!r}; choose from {ALGORITHMS}")
+
+    @property
+    def num_groups(self) -> int:
+        return self.num_agents if self.scheme == "no_share" else 1
+
+    def groups(self):
+        """The agent -> group assignment (data, not structure)."""
+        return jnp.arange(self.num_agents, dtype=jnp.int32) if self.scheme == "no_share" else jnp.zeros(self.num_agents, jnp.int32)
+
+    def _nets(self):
+        if self.scheme == "share_all":
+            return MLP(self.hidden, self.num_actions + 1, out_scale=0.01), None
+        return MLP(self.hidden, self.num_actions, out_scale=0.01), MLP(self.hidden, 1, out_scale=1.0)
+
+    def init(self, key, obs_dim: int, state_dim: int):
+        actor, critic = self._nets()
+        k_a, k_c, k_id = jax.random.split(key, 3)
+        id_dim = self.id_dim if self.scheme == "mappo" else 0
+        params = {"actor": stacked_init(actor, k_a, self.num_groups, jnp.zeros((obs_dim + id_dim,)))}
+        if critic is not None:
+            c_in = state_dim + id_dim if self.scheme == "mappo" else obs_dim
+            params["critic"] = stacked_init(critic, k_c, self.num_groups, jnp.zeros((c_in,)))
+        if id_dim:
+            params["agent_id"] = 0.1 * jax.random.normal(k_id, (self.num_agents, id_dim))
+        return params
+
+    def apply(self, params, groups, obs, state):
+        """obs (..., R, O), state (..., S) -> logits (..., R, A), values (..., R)."""
+        actor, critic = self._nets()
+        if self.scheme == "share_all":
+            out = grouped_apply(actor, params["actor"], groups, obs)
+            return out[..., :-1], out[..., -1]
+        if self.scheme == "mappo":
+            ids = jnp.broadcast_to(params["agent_id"], obs.shape[:-1] + params["agent_id"].shape[-1:])
+            actor_in = jnp.concatenate([obs, ids], -1)
+            gs = jnp.broadcast_to(state[..., None, :], obs.shape[:-1] + state.shape[-1:])
+            critic_in = jnp.concatenate([gs, ids], -1)
+        else:
+            actor_in, critic_in = obs, obs
+        logits = grouped_apply(actor, params["actor"], groups, actor_in)
+        values = grouped_apply(critic, params["critic"], groups, critic_in)[..., 0]
+        return logits, values
+
+
+def make_policy(alg: str, num_agents: int, num_actions: int, hidden=(64, 64), **kw):
+    """The policy object for algorithm name `alg` (HAG-PS lives in `hagps.py`)."""
+    if alg == "hagps":
+        from .hagps import HagpsPolicy
+
+        return HagpsPolicy(num_agents=num_agents, num_actions=num_actions, hidden=tuple(hidden), **kw)
+    return SharingPolicy(alg, num_agents, num_actions, tuple(hidden))

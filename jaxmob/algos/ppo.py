@@ -1,0 +1,265 @@
+"""The one PPO core: rollout, GAE, clipped losses, minibatch epochs.
+
+Every multi-agent algorithm (Share-All, IPPO, MAPPO, No-Share, HAG-PS) runs
+through this file; they differ only in the policy object (network + sharing
+scheme). A chunk of updates is one `lax.scan`, fused with the environment.
+Hyperparameters that can be traced live in `Hyper`, so a sweep vmaps over them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import distrax
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from ..envs.base import step_auto_reset
+
+NEG_INF = -1e9
+
+
+@struct.dataclass
+class Hyper:
+    """Traced hyperparameters: one value per run, vmappable over a sweep."""
+
+    lr: jax.Array
+    ent_coef: jax.Array
+    clip_eps: jax.Array
+    vf_coef: jax.Array
+    gamma: jax.Array
+    gae_lambda: jax.Array
+    algo: dict  # algorithm-specific traced values (HAG-PS thresholds), {} otherwise
+
+    @classmethod
+    def make(cls, lr=3e-4, ent_coef=0.01, clip_eps=0.2, vf_coef=0.5, gamma=0.995, gae_lambda=0.95, **algo):
+        f = lambda v: jnp.asarray(v, jnp.float32)
+        return cls(f(lr), f(ent_coef), f(clip_eps), f(vf_coef), f(gamma), f(gae_lambda),
+                   {k: f(v) for k, v in sorted(algo.items())})
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Static (shape-determining) PPO settings."""
+
+    num_envs: int = 8
+    rollout_steps: int = 144
+    epochs: int = 4
+    minibatches: int = 4
+    max_grad_norm: float = 0.5
+    reward_scale: float = 0.1
+    value_clip: float = 10.0
+    reward_sharing: str = "team"
+
+
+REWARD_SHARING = ("own", "neighbors", "team")
+
+
+def share_rewards(reward, city, how: str):
+    """Credit assignment: an agent's learning reward is its own ('own'), the mean
+    over itself and its grid neighbours ('neighbors': a region that sends bikes
+    is credited with what its neighbours then serve), or the mean over all real
+    agents ('team', fully cooperative). Padded agents get 0."""
+    mask = city.region_mask.astype(reward.dtype)
+    reward = reward * mask
+    if how == "own":
+        return reward
+    if how == "team":
+        return jnp.broadcast_to((reward.sum(-1, keepdims=True) / jnp.maximum(mask.sum(), 1.0)), reward.shape) * mask
+    if how == "neighbors":
+        nbr = jnp.take(reward, city.neighbors, axis=-1) * city.neighbor_mask  # (..., R, K)
+        count = 1.0 + city.neighbor_mask.sum(-1)
+        return (reward + nbr.sum(-1)) / count * mask
+    raise ValueError(f"reward_sharing must be one of {REWARD_SHARING}, got {how!r}")
+
+
+@struct.dataclass
+class Transition:
+    obs: jax.Array  # (B, R, O)
+    gstate: jax.Array  # (B, S)
+    action: jax.Array  # (B, R)
+    logp: jax.Array  # (B, R)
+    value: jax.Array  # (B, R)
+    reward: jax.Array  # (B, R)
+    done: jax.Array  # (B,)
+
+
+@struct.dataclass
+class RunnerState:
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    update: jax.Array
+    groups: Any
+    hyper: Hyper
+    extra: Any = None  # algorithm state (HAG-PS grouping), None otherwise
+
+
+def gae(rewards, values, dones, last_value, gamma, lam):
+    """Generalised advantage estimation over time axis 0.
+
+    rewards, values: (T, ..., R); dones: (T, ...) true where the episode ended
+    after step t (the next value belongs to a new episode); last_value (..., R).
+    Returns (advantages, returns)."""
+    not_done = 1.0 - dones.astype(jnp.float32)
+    not_done = not_done.reshape(not_done.shape + (1,) * (rewards.ndim - not_done.ndim))
+
+    def back(carry, xs):
+        adv_next, v_next = carry
+        r, v, nd = xs
+        delta = r + gamma * v_next * nd - v
+        adv = delta + gamma * lam * nd * adv_next
+        return (adv, v), adv
+
+    _, adv = jax.lax.scan(back, (jnp.zeros_like(last_value), last_value), (rewards, values, not_done), reverse=True)
+    return adv, adv + values
+
+
+def masked_mean(x, mask):
+    mask = jnp.broadcast_to(mask, x.shape).astype(x.dtype)
+    return (x * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+def ppo_loss(params, policy, groups, batch, adv, ret, action_mask, agent_mask, hyper: Hyper, value_clip):
+    """Clipped policy loss + clipped value loss - entropy bonus, averaged over real agents."""
+    logits, values = policy.apply(params, groups, batch.obs, batch.gstate)
+    dist = distrax.Categorical(logits=jnp.where(action_mask, logits, NEG_INF))
+    logp = dist.log_prob(batch.action)
+    ratio = jnp.exp(logp - batch.logp)
+    adv_n = (adv - masked_mean(adv, agent_mask)) / (jnp.sqrt(masked_mean((adv - masked_mean(adv, agent_mask)) ** 2, agent_mask)) + 1e-8)
+    pg = -jnp.minimum(ratio * adv_n, jnp.clip(ratio, 1.0 - hyper.clip_eps, 1.0 + hyper.clip_eps) * adv_n)
+    v_clipped = batch.value + jnp.clip(values - batch.value, -value_clip, value_clip)
+    vf = 0.5 * jnp.maximum((values - ret) ** 2, (v_clipped - ret) ** 2)
+    ent = dist.entropy()
+    pg_loss, vf_loss, entropy = masked_mean(pg, agent_mask), masked_mean(vf, agent_mask), masked_mean(ent, agent_mask)
+    total = pg_loss + hyper.vf_coef * vf_loss - hyper.ent_coef * entropy
+    approx_kl = masked_mean((ratio - 1.0) - jnp.log(ratio), agent_mask)
+    clip_frac = masked_mean((jnp.abs(ratio - 1.0) > hyper.clip_eps).astype(jnp.float32), agent_mask)
+    return total, dict(pg_loss=pg_loss, vf_loss=vf_loss, entropy=entropy, approx_kl=approx_kl, clip_frac=clip_frac)
+
+
+def make_optimizer(max_grad_norm: float):
+    """Adam with a traced learning rate (set from `Hyper.lr` every update)."""
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm),
+                       optax.inject_hyperparams(optax.adam)(learning_rate=3e-4, eps=1e-5))
+
+
+def _set_lr(opt_state, lr):
+    clip_state, adam_state = opt_state
+    hp = dict(adam_state.hyperparams)
+    hp["learning_rate"] = jnp.asarray(lr, hp["learning_rate"].dtype)
+    return (clip_state, adam_state._replace(hyperparams=hp))
+
+
+def sample_actions(key, policy, params, groups, obs, gstate, action_mask):
+    logits, value = policy.apply(params, groups, obs, gstate)
+    dist = distrax.Categorical(logits=jnp.where(action_mask, logits, NEG_INF))
+    action = dist.sample(seed=key)
+    return action.astype(jnp.int32), dist.log_prob(action), value
+
+
+def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | None" = None):
+    """Return `(init, update_chunk)`, pure functions of their inputs.
+
+    init(key, hyper) -> RunnerState
+    update_chunk(runner, num_updates) -> (runner, metrics with a leading update axis)
+
+    Both are jit-compiled by the caller (`jaxmob.train`), and vmappable over
+    (key, hyper) for sweeps. `hooks` lets an algorithm (HAG-PS) act between
+    updates on the rollout, inside the scan.
+    """
+    B = config.num_envs
+    action_mask = env.action_mask(env_params)  # (R, A)
+    agent_mask = env_params.city.region_mask  # (R,)
+    optimizer = make_optimizer(config.max_grad_norm)
+    hooks = hooks or AlgoHooks()
+
+    def init(key, hyper: Hyper) -> RunnerState:
+        k_env, k_pol, k_run, k_extra = jax.random.split(key, 4)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, B), env_params)
+        gstate = jax.vmap(env.global_state, in_axes=(0, None))(env_state, env_params)
+        params = policy.init(k_pol, obs.shape[-1], gstate.shape[-1])
+        opt_state = _set_lr(optimizer.init(params), hyper.lr)
+        return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=k_run,
+                           update=jnp.zeros((), jnp.int32), groups=policy.groups(), hyper=hyper,
+                           extra=hooks.init(k_extra, params))
+
+    def env_step(carry, _):
+        runner, reset_state, reset_obs = carry
+        key, k_act, k_env = jax.random.split(runner.key, 3)
+        gstate = jax.vmap(env.global_state, in_axes=(0, None))(runner.env_state, env_params)
+        action, logp, value = sample_actions(k_act, policy, runner.params, runner.groups, runner.obs, gstate, action_mask)
+        obs, env_state, reward, done, info = jax.vmap(
+            lambda k, s, a, rs, ro: step_auto_reset(env, k, s, a, env_params, ro, rs))(
+            jax.random.split(k_env, B), runner.env_state, action, reset_state, reset_obs)
+        learn_reward = share_rewards(reward, env_params.city, config.reward_sharing) * config.reward_scale
+        trans = Transition(runner.obs, gstate, action, logp, value, learn_reward, done)
+        stats = dict(served=info["served"].sum(), demand=info["demand"].sum(), relocated=info["relocated"].sum(),
+                     overflow=info["overflow"].sum(), reward=(reward * agent_mask).sum())
+        runner = runner.replace(key=key, env_state=env_state, obs=obs)
+        return (runner, reset_state, reset_obs), (trans, stats)
+
+    def update(runner: RunnerState, _):
+        key, k_reset = jax.random.split(runner.key)
+        reset_obs, reset_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, B), env_params)
+        (runner, _, _), (traj, stats) = jax.lax.scan(env_step, (runner.replace(key=key), reset_state, reset_obs),
+                                                     None, config.rollout_steps)
+        gstate = jax.vmap(env.global_state, in_axes=(0, None))(runner.env_state, env_params)
+        _, last_value = policy.apply(runner.params, runner.groups, runner.obs, gstate)
+        adv, ret = gae(traj.reward, traj.value, traj.done, last_value, runner.hyper.gamma, runner.hyper.gae_lambda)
+
+        def epoch(carry, _):
+            params, opt_state, key = carry
+            key, k_perm = jax.random.split(key)
+            n = config.rollout_steps * B
+            flat = jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), (traj, adv, ret))
+            perm = jax.random.permutation(k_perm, n)
+            mbs = jax.tree.map(lambda x: x[perm].reshape((config.minibatches, n // config.minibatches) + x.shape[1:]), flat)
+
+            def minibatch(carry, mb):
+                params, opt_state = carry
+                batch, a, r = mb
+                grads, aux = jax.grad(ppo_loss, has_aux=True)(params, policy, runner.groups, batch, a, r, action_mask,
+                                                              agent_mask, runner.hyper, config.value_clip)
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                aux["grad_norm"] = optax.tree.norm(grads)
+                return (optax.apply_updates(params, updates), opt_state), aux
+
+            (params, opt_state), aux = jax.lax.scan(minibatch, (params, opt_state), mbs)
+            return (params, opt_state, key), aux
+
+        key, k_epochs = jax.random.split(runner.key)
+        opt_state = _set_lr(runner.opt_state, runner.hyper.lr)
+        (params, opt_state, _), aux = jax.lax.scan(epoch, (runner.params, opt_state, k_epochs), None, config.epochs)
+        runner = runner.replace(params=params, opt_state=opt_state, key=key, update=runner.update + 1)
+        runner, hook_metrics = hooks.after_update(runner, traj)
+        s = jax.tree.map(jnp.sum, stats)
+        n_agents = jnp.maximum(agent_mask.sum(), 1)
+        metrics = {k: v.mean() for k, v in aux.items()}
+        metrics.update(
+            service_ratio=s["served"] / jnp.maximum(s["demand"], 1.0),
+            episode_return=s["reward"] / (B * n_agents) * (env.config.horizon / config.rollout_steps),
+            relocated=s["relocated"] / B, overflow=s["overflow"] / B, **hook_metrics)
+        return runner, metrics
+
+    def update_chunk(runner: RunnerState, num_updates: int):
+        return jax.lax.scan(update, runner, None, num_updates)
+
+    return init, update_chunk
+
+
+class AlgoHooks:
+    """Algorithm-specific state carried through training (HAG-PS regrouping)."""
+
+    def init(self, key, params):
+        return None
+
+    def after_update(self, runner: RunnerState, traj: Transition):
+        return runner, {}
+
+
+Policy = Callable

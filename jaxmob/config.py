@@ -1,0 +1,122 @@
+"""Training configuration: one dataclass, validated before anything compiles,
+and turned into `python -m jaxmob train` flags with their help text."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """An impossible configuration value; the message names the field."""
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    alg: str = _f("mappo", "algorithm: share_all | ippo | mappo | no_share | hagps")
+    scenario: str = _f("manhattan-citibike", "bundled scenario to train on (see `python -m jaxmob info`)")
+    seed: int = _f(0, "random seed; the same seed gives the same result")
+    total_updates: int = _f(120, "PPO updates in the whole run")
+    updates_per_chunk: int = _f(10, "updates fused into one compiled lax.scan between logging/checkpoints")
+    num_envs: int = _f(8, "parallel environments (days) per update")
+    rollout_steps: int = _f(144, "env steps per environment per update (must divide the horizon)")
+    epochs: int = _f(4, "PPO epochs per update")
+    minibatches: int = _f(4, "minibatches per epoch (must divide num_envs x rollout_steps)")
+    lr: float = _f(1e-3, "Adam learning rate")
+    gamma: float = _f(0.995, "discount (HAG-PS: 0.995)")
+    gae_lambda: float = _f(0.95, "GAE lambda (HAG-PS: 0.95)")
+    clip_eps: float = _f(0.2, "PPO ratio clip")
+    ent_coef: float = _f(0.01, "entropy bonus")
+    vf_coef: float = _f(0.5, "value-loss weight")
+    max_grad_norm: float = _f(0.5, "global gradient-norm clip")
+    reward_scale: float = _f(0.1, "multiplies rewards before GAE (keeps values O(10))")
+    reward_sharing: str = _f("team", "learning reward: team (mean over all agents: cooperative) | neighbors (mean over self and grid neighbours) | own")
+    hidden: tuple = _f((64, 64), "hidden layer sizes, comma separated")
+    train_mode: str = _f("poisson", "training demand: replay (the scenario's non-evaluation days) | poisson (estimated rates)")
+    demand_scale: float = _f(1.0, "multiplies the Poisson demand rates (train_mode poisson)")
+    horizon: int = _f(144, "steps per episode (144 x 10 min = one day)")
+    move_amounts: tuple = _f((5, 10), "bikes per relocation action level, comma separated")
+    alpha: float = _f(0.5, "reward weight of unserved demand")
+    beta: float = _f(0.1, "reward weight (cost) per relocated bike")
+    eval_every: int = _f(1, "evaluate on the held-out replay days every this many chunks (0: only at the end)")
+    eval_days: tuple = _f((), "replay days to evaluate on (default: the scenario's evaluation days)")
+    out_dir: str = _f("runs/{alg}-{scenario}-s{seed}", "folder for metrics, plots and checkpoints")
+    keep_last: int = _f(2, "checkpoints kept (plus the best by evaluation service ratio)")
+    progress: bool = _f(True, "show a progress bar")
+
+    @property
+    def run_dir(self) -> str:
+        return self.out_dir.format(alg=self.alg, scenario=self.scenario, seed=self.seed)
+
+    def validate(self, known_scenario: bool = True) -> "TrainConfig":
+        from .algos.policies import ALGORITHMS
+
+        algs = ALGORITHMS + ("hagps",)
+        check = lambda ok, name, msg: None if ok else (_ for _ in ()).throw(ConfigError(f"{name}: {msg}"))
+        check(self.alg in algs, "alg", f"unknown algorithm {self.alg!r}; choose from {', '.join(algs)}")
+        for name in ("total_updates", "updates_per_chunk", "num_envs", "rollout_steps", "epochs", "minibatches", "horizon"):
+            check(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
+        check(self.horizon % self.rollout_steps == 0, "rollout_steps",
+              f"must divide the horizon ({self.horizon}), got {self.rollout_steps}")
+        check((self.num_envs * self.rollout_steps) % self.minibatches == 0, "minibatches",
+              f"must divide num_envs x rollout_steps = {self.num_envs * self.rollout_steps}")
+        check(self.total_updates % self.updates_per_chunk == 0, "updates_per_chunk",
+              f"must divide total_updates ({self.total_updates}), got {self.updates_per_chunk}")
+        check(0 < self.lr < 1, "lr", f"must lie in (0, 1), got {self.lr}")
+        check(0 < self.gamma <= 1, "gamma", f"must lie in (0, 1], got {self.gamma}")
+        check(0 <= self.gae_lambda <= 1, "gae_lambda", f"must lie in [0, 1], got {self.gae_lambda}")
+        check(0 < self.clip_eps < 1, "clip_eps", f"must lie in (0, 1), got {self.clip_eps}")
+        for name in ("ent_coef", "vf_coef", "alpha", "beta"):
+            check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        check(self.max_grad_norm > 0, "max_grad_norm", f"must be positive, got {self.max_grad_norm}")
+        check(self.reward_sharing in ("own", "neighbors", "team"), "reward_sharing",
+              f"must be own, neighbors or team, got {self.reward_sharing!r}")
+        check(self.train_mode in ("replay", "poisson"), "train_mode", f"must be replay or poisson, got {self.train_mode!r}")
+        check(self.demand_scale > 0, "demand_scale", f"must be positive, got {self.demand_scale}")
+        check(self.reward_scale > 0, "reward_scale", f"must be positive, got {self.reward_scale}")
+        check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", f"needs positive sizes, got {self.hidden}")
+        check(len(self.move_amounts) >= 1 and all(m >= 1 for m in self.move_amounts), "move_amounts",
+              f"needs positive amounts, got {self.move_amounts}")
+        check(self.keep_last >= 1, "keep_last", f"must be >= 1, got {self.keep_last}")
+        check(self.eval_every >= 0, "eval_every", f"must be >= 0, got {self.eval_every}")
+        from .city import available
+
+        check(not known_scenario or self.scenario in available(), "scenario", f"unknown scenario {self.scenario!r}; available: {', '.join(available())}")
+        return self
+
+
+def _parse_tuple(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(x) for x in text.split(",") if x.strip())
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from e
+    return parse
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, skip=()) -> None:
+    """One flag per dataclass field, `--name VALUE`, with the field's help and default."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        help_text = f"{f.metadata.get('help', '')} (default: {default if not isinstance(default, tuple) else ','.join(map(str, default)) or 'none'})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif isinstance(default, tuple):
+            kind = type(default[0]) if default else str
+            parser.add_argument(flag, dest=f.name, type=_parse_tuple(kind), default=default, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(default), default=default, help=help_text)
+
+
+def config_from_args(args: argparse.Namespace, cls=TrainConfig, **overrides) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.update(overrides)
+    return cls(**values).validate()

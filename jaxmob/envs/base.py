@@ -1,0 +1,169 @@
+"""The environment protocol shared by every jaxmob environment (gymnax style).
+
+An environment object holds only static configuration; everything a step reads
+from the world lives in an explicit `params` pytree and everything it changes in
+a `state` pytree, so `jax.jit` compiles one program per configuration and
+`jax.vmap` over keys, states and params steps thousands of cities at once:
+
+    obs, state = env.reset(key, params)
+    obs, state, reward, done, info = env.step(key, state, action, params)
+
+Agents are an array axis (obs `(A, obs_dim)`, actions `(A,)`, rewards `(A,)`),
+with `agent_mask(params)` marking the real agents of a padded city. No method
+may branch in Python on a traced value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Shape and dtype of one array an environment consumes or produces.
+
+    `num_values` is the number of discrete choices for integer action specs
+    (values lie in `[0, num_values)`), None for continuous arrays.
+    """
+
+    shape: tuple
+    dtype: Any
+    num_values: int | None = None
+
+    def zeros(self) -> jax.Array:
+        """A placeholder array of this spec (for building buffers before a rollout)."""
+        return jnp.zeros(self.shape, self.dtype)
+
+
+class Environment:
+    """Base class of pure-function multi-agent environments.
+
+    Subclasses implement `reset`, `step`, `observation_spec`, `action_spec`,
+    `agent_mask` and `global_state`. `step_auto_reset` below turns any of them
+    into an endless stream of episodes for batched rollouts.
+    """
+
+    def reset(self, key: jax.Array, params) -> tuple[jax.Array, Any]:
+        raise NotImplementedError
+
+    def step(self, key: jax.Array, state, action: jax.Array, params):
+        """Returns `(obs, state, reward, done, info)`; `done` is a scalar bool."""
+        raise NotImplementedError
+
+    def observation_spec(self, params) -> Spec:
+        raise NotImplementedError
+
+    def action_spec(self, params) -> Spec:
+        raise NotImplementedError
+
+    def global_state_spec(self, params) -> Spec:
+        raise NotImplementedError
+
+    def agent_mask(self, params) -> jax.Array:
+        """`(A,)` bool: which agents are real (False for padding of a padded city)."""
+        raise NotImplementedError
+
+    def global_state(self, state, params) -> jax.Array:
+        """Flat float32 vector describing the whole world, for centralised critics."""
+        raise NotImplementedError
+
+    def num_agents(self, params) -> int:
+        return int(self.action_spec(params).shape[0])
+
+    def step_auto_reset(self, key, state, action, params, reset_obs, reset_state):
+        """`step`, restarting finished episodes from `(reset_obs, reset_state)`;
+        see the module function `step_auto_reset`."""
+        return step_auto_reset(self, key, state, action, params, reset_obs, reset_state)
+
+
+def select_tree(pred: jax.Array, on_true, on_false):
+    """Leafwise `where(pred, a, b)` for two pytrees of the same structure.
+
+    `pred` is a scalar bool (it broadcasts against every leaf), so this is the
+    branch-free way to swap whole states under `jit`/`vmap`.
+    """
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def accumulate(totals, increments):
+    """Add per-step counts to running episode totals, leaf by leaf (same structure).
+
+    Environments keep such totals in their state so episode metrics need no
+    Python-side bookkeeping and survive `vmap`/`scan` unchanged.
+    """
+    return jax.tree.map(lambda a, b: a + jnp.asarray(b, dtype=jnp.asarray(a).dtype), totals, increments)
+
+
+def step_auto_reset(env: Environment, key: jax.Array, state, action: jax.Array, params, reset_obs, reset_state):
+    """Step, and where the episode ended continue from a precomputed reset state.
+
+    `(reset_obs, reset_state)` come from one `env.reset` call made by the caller
+    (once per rollout chunk, say), not from a fresh reset inside every step: a
+    reset per step would double the work of thousands of batched cities for a
+    state that is used only at episode ends. Environments whose reset is
+    deterministic (Poisson demand) lose nothing; replay environments repeat the
+    pre-sampled day until the caller draws a new reset state.
+
+    Returns `(obs, state, reward, done, info)` where obs/state are already the
+    next episode's when `done`; `info["final_metrics"]` holds the finished
+    episode's totals (valid where `done`) and `info["final_obs"]` the last
+    observation of the finished episode (for bootstrapping truncated returns).
+    """
+    obs, next_state, reward, done, info = env.step(key, state, action, params)
+    info = dict(info)
+    info["final_obs"] = obs
+    metrics = getattr(next_state, "metrics", None)
+    if metrics is not None:
+        info["final_metrics"] = metrics
+    obs = jnp.where(done, reset_obs, obs)
+    next_state = select_tree(done, reset_state, next_state)
+    return obs, next_state, reward, done, info
+
+
+class AutoResetWrapper(Environment):
+    """Wraps an environment so `step` never ends: finished episodes restart from
+    a reset state kept inside the wrapped state (drawn once at `reset`).
+
+    The wrapped state is `(env_state, reset_obs, reset_state)`; keeping the reset
+    state in the state pytree makes the wrapper a plain environment that any
+    rollout loop can `vmap` and `scan` without extra arguments.
+    """
+
+    def __init__(self, env: Environment):
+        self.env = env
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def reset(self, key, params):
+        obs, state = self.env.reset(key, params)
+        return obs, (state, obs, state)
+
+    def step(self, key, wrapped_state, action, params):
+        state, reset_obs, reset_state = wrapped_state
+        obs, state, reward, done, info = step_auto_reset(self.env, key, state, action, params, reset_obs, reset_state)
+        return obs, (state, reset_obs, reset_state), reward, done, info
+
+    def observation_spec(self, params):
+        return self.env.observation_spec(params)
+
+    def action_spec(self, params):
+        return self.env.action_spec(params)
+
+    def global_state_spec(self, params):
+        return self.env.global_state_spec(params)
+
+    def agent_mask(self, params):
+        return self.env.agent_mask(params)
+
+    def global_state(self, wrapped_state, params):
+        return self.env.global_state(wrapped_state[0], params)
+
+
+def is_int(value) -> bool:
+    """True for Python/NumPy integers but not bools (config validation helper)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

@@ -1,0 +1,4 @@
+"""Flax (Linen) modules shared by the learners."""
+from .mlp import MLP
+
+__all__ = ["MLP"]

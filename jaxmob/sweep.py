@@ -1,0 +1,131 @@
+"""Sweeps as one program: seeds x hyperparameters vmapped through the fused trainer.
+
+Only traced hyperparameters (`Hyper`: lr, ent_coef, clip_eps, vf_coef, gamma,
+gae_lambda) can be swept this way; shape-changing ones (network size, number of
+envs) need separate runs.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .algos.ppo import Hyper
+from .config import TrainConfig
+from .train import build, hyper_of, make_evaluator
+
+SWEEPABLE = ("lr", "ent_coef", "clip_eps", "vf_coef", "gamma", "gae_lambda")
+
+
+def grid_runs(config: TrainConfig, seeds: int, grid: dict) -> list[dict]:
+    """Every (setting, seed) pair as a dict of hyperparameters plus the seed."""
+    for k in grid:
+        if k not in SWEEPABLE:
+            raise ValueError(f"cannot sweep {k!r} in one program; sweepable: {', '.join(SWEEPABLE)}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    names = sorted(grid)
+    runs = []
+    for values in itertools.product(*(grid[n] for n in names)):
+        setting = dict(zip(names, values))
+        for s in range(seeds):
+            runs.append({"setting": setting, "seed": config.seed + s})
+    return runs
+
+
+def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | None = None, progress: bool = True) -> dict:
+    """Train all runs as one vmapped program; write results.json, results.md and curves.png."""
+    from tqdm.auto import tqdm
+
+    config = config.validate()
+    runs = grid_runs(config, seeds, grid)
+    parts = build(config)
+    hypers = [hyper_of(replace(config, **r["setting"])) for r in runs]
+    hyper = jax.tree.map(lambda *xs: jnp.stack(xs), *hypers)
+    keys = jnp.stack([jax.random.PRNGKey(r["seed"]) for r in runs])
+    init = jax.jit(jax.vmap(parts["init"]))
+    chunk = jax.jit(jax.vmap(parts["update_chunk"], in_axes=(0, None)), static_argnums=1)
+    runner = init(keys, hyper)
+    curves = {}
+    bar = tqdm(total=config.total_updates, disable=not progress, desc=f"sweep {config.alg} x{len(runs)}", unit="upd")
+    for _ in range(config.total_updates // config.updates_per_chunk):
+        runner, m = chunk(runner, config.updates_per_chunk)
+        m = jax.device_get(m)
+        for k in ("episode_return", "service_ratio"):
+            curves.setdefault(k, []).append(np.asarray(m[k]))  # (N, chunk)
+        bar.update(config.updates_per_chunk)
+        bar.set_postfix(svc=f"{np.mean(m['service_ratio'][:, -1]):.3f}")
+    bar.close()
+    curves = {k: np.concatenate(v, axis=1) for k, v in curves.items()}
+    evaluate = make_evaluator(parts["policy"], parts["eval_env"], parts["eval_params"])
+    eval_key = jax.random.PRNGKey(10_000 + config.seed)
+    evals = []
+    for i in range(len(runs)):
+        p = jax.tree.map(lambda x: x[i], runner.params)
+        g = jax.tree.map(lambda x: x[i], runner.groups)
+        evals.append(evaluate(p, g, eval_key))
+    rows = summarise(runs, curves, evals)
+    out = Path(out_dir or f"runs/sweep-{config.alg}-{config.scenario}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"config": json.loads(json.dumps(config.__dict__, default=list)),
+                                                  "grid": grid, "seeds": seeds, "rows": rows,
+                                                  "runs": [{**r, "eval": e} for r, e in zip(runs, evals)]}, indent=1))
+    (out / "results.md").write_text(format_rows(rows) + "\n")
+    plot_curves(runs, curves, out / "curves.png", title=f"{config.alg} on {config.scenario}")
+    return {"rows": rows, "out_dir": str(out), "curves": curves, "evals": evals}
+
+
+def _label(setting: dict) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in setting.items()) or "default"
+
+
+def summarise(runs, curves, evals) -> list[dict]:
+    """Mean and std over seeds of each setting's final training and held-out metrics."""
+    groups = {}
+    for i, r in enumerate(runs):
+        groups.setdefault(_label(r["setting"]), []).append(i)
+    rows = []
+    for label, idx in groups.items():
+        svc = np.array([evals[i]["service_ratio"] for i in idx])
+        train_svc = curves["service_ratio"][idx, -1]
+        rows.append({"setting": label, "seeds": len(idx), "eval_service_ratio_mean": float(svc.mean()),
+                     "eval_service_ratio_std": float(svc.std()), "train_service_ratio_mean": float(train_svc.mean()),
+                     "train_service_ratio_std": float(train_svc.std())})
+    return rows
+
+
+def format_rows(rows) -> str:
+    lines = ["| setting | seeds | held-out service ratio | final training service ratio |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['setting']} | {r['seeds']} | {r['eval_service_ratio_mean']:.4f} ± {r['eval_service_ratio_std']:.4f} "
+                     f"| {r['train_service_ratio_mean']:.4f} ± {r['train_service_ratio_std']:.4f} |")
+    return "\n".join(lines)
+
+
+def plot_curves(runs, curves, path, title=""):
+    """Learning curves, mean ± std over seeds per setting."""
+    from .plots import plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    groups = {}
+    for i, r in enumerate(runs):
+        groups.setdefault(_label(r["setting"]), []).append(i)
+    for ax, key, name in zip(axes, ("episode_return", "service_ratio"), ("episode return per agent", "service ratio (training)")):
+        for label, idx in groups.items():
+            y = curves[key][idx]
+            x = np.arange(1, y.shape[1] + 1)
+            mu, sd = y.mean(0), y.std(0)
+            ax.plot(x, mu, label=label)
+            ax.fill_between(x, mu - sd, mu + sd, alpha=0.2)
+        ax.set_xlabel("update")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,200 @@
+"""The thin Python loop around compiled training chunks.
+
+Each chunk of `updates_per_chunk` PPO updates is one jitted `lax.scan`; between
+chunks this loop logs metrics (JSONL), shows progress, evaluates on held-out
+replay days, guards against NaNs and saves Orbax checkpoints (last N and best).
+`resume=True` continues from the latest checkpoint and ends exactly where an
+uninterrupted run ends, because a chunk is a pure function of the saved state.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .algos.policies import make_policy
+from .algos.ppo import Hyper, PPOConfig, make_train
+from .city import load
+from .config import TrainConfig
+from .envs.rebalance import RebalanceConfig, RebalanceEnv
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or parameter became NaN/inf; the last good checkpoint is kept."""
+
+
+def build(config: TrainConfig, scenario=None):
+    """Scenario, training env, evaluation env (held-out replay days), policy, PPO functions.
+
+    Training replays the scenario's other days (`train_mode='replay'`, the default:
+    real surges, never the evaluation days) or draws Poisson demand from the
+    estimated rates (`'poisson'`, scaled by `demand_scale`)."""
+    scenario = scenario if scenario is not None else load(config.scenario)
+    city = scenario.city
+    env_kw = dict(horizon=config.horizon, move_amounts=tuple(config.move_amounts))
+    days = tuple(config.eval_days) or tuple(scenario.evaluation_days)
+    env = RebalanceEnv(RebalanceConfig(mode=config.train_mode, **env_kw))
+    if config.train_mode == "replay":
+        train_days = [scenario.day(d) for d in scenario.days if d not in days]
+        env_params = env.make_params(city, days=train_days, alpha=config.alpha, beta=config.beta)
+    else:
+        env_params = env.make_params(city, alpha=config.alpha, beta=config.beta, demand_scale=config.demand_scale)
+    eval_env = RebalanceEnv(RebalanceConfig(mode="replay", **env_kw))
+    eval_params = {d: eval_env.make_params(city, days=[scenario.day(d)], alpha=config.alpha, beta=config.beta) for d in days}
+    policy = make_policy(config.alg, city.num_regions, env.num_actions(env_params), config.hidden)
+    ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
+                    minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale,
+                    reward_sharing=config.reward_sharing)
+    hooks = policy.hooks(env, env_params, ppo) if hasattr(policy, "hooks") else None
+    init, update_chunk = make_train(env, env_params, policy, ppo, hooks)
+    return dict(scenario=scenario, env=env, env_params=env_params, eval_env=eval_env, eval_params=eval_params,
+                policy=policy, init=init, update_chunk=update_chunk)
+
+
+def hyper_of(config: TrainConfig) -> Hyper:
+    return Hyper.make(lr=config.lr, ent_coef=config.ent_coef, clip_eps=config.clip_eps, vf_coef=config.vf_coef,
+                      gamma=config.gamma, gae_lambda=config.gae_lambda)
+
+
+def learned_policy(policy, params, groups):
+    """The learned policy as a heuristic-style policy `(key, state, env_params, env) -> actions`,
+    acting by argmax over valid actions (deterministic evaluation)."""
+    def act(key, state, env_params, env):
+        obs = env.observe(state, env_params)
+        logits, _ = policy.apply(params, groups, obs, env.global_state(state, env_params))
+        return jnp.argmax(jnp.where(env.action_mask(env_params), logits, -1e9), axis=-1).astype(jnp.int32)
+    return act
+
+
+def make_evaluator(policy, eval_env, eval_params: dict):
+    """Evaluation of the argmax policy on each held-out replay day (compiled once)."""
+    from .algos.heuristics import rollout
+
+    @jax.jit
+    def run(params, groups, day_params, key):
+        return rollout(learned_policy(policy, params, groups), eval_env, day_params, key)
+
+    def evaluate(params, groups, key) -> dict:
+        per_day = {d: {k: float(v) for k, v in jax.device_get(run(params, groups, p, key)).items()}
+                   for d, p in eval_params.items()}
+        out = {k: float(np.mean([m[k] for m in per_day.values()])) for k in next(iter(per_day.values()))}
+        out["per_day"] = per_day
+        return out
+
+    return evaluate
+
+
+def _finite(tree) -> bool:
+    return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree.leaves(tree)
+               if np.issubdtype(np.asarray(x).dtype, np.floating))
+
+
+def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None = None, log=print,
+          scenario=None) -> dict:
+    """Run (or resume) training; returns the summary written to `<run_dir>/summary.json`.
+
+    `scenario` overrides loading `config.scenario` by name (tests, notebooks);
+    `max_chunks` stops early (the run can be resumed)."""
+    import orbax.checkpoint as ocp
+    from tqdm.auto import tqdm
+
+    config = config.validate(known_scenario=scenario is None)
+    run_dir = Path(config.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    parts = build(config, scenario)
+    policy = parts["policy"]
+    init = jax.jit(parts["init"])
+    chunk_fn = jax.jit(parts["update_chunk"], static_argnums=1)
+    evaluate = make_evaluator(policy, parts["eval_env"], parts["eval_params"])
+    eval_key = jax.random.PRNGKey(10_000 + config.seed)
+
+    last = ocp.CheckpointManager(run_dir / "checkpoints" / "last",
+                                 options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_last, create=True))
+    best = ocp.CheckpointManager(run_dir / "checkpoints" / "best",
+                                 options=ocp.CheckpointManagerOptions(max_to_keep=1, best_fn=lambda m: m["service_ratio"],
+                                                                      best_mode="max", create=True))
+    runner = init(jax.random.PRNGKey(config.seed), hyper_of(config))
+    n_chunks = config.total_updates // config.updates_per_chunk
+    start_chunk, best_eval = 0, -np.inf
+    metrics_path = run_dir / "metrics.jsonl"
+    if resume and last.latest_step() is not None:
+        step = last.latest_step()
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, runner)
+        restored = last.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                                              meta=ocp.args.JsonRestore()))
+        runner, meta = restored["state"], restored["meta"]
+        if meta["config"] != _jsonable_config(config):
+            raise ValueError(f"cannot resume {run_dir}: the checkpoint was written with a different configuration")
+        start_chunk, best_eval = meta["chunk"], meta["best_eval"]
+        _truncate_jsonl(metrics_path, step)
+        _truncate_jsonl(run_dir / "eval.jsonl", step)
+        log(f"resumed from update {step} (chunk {start_chunk}/{n_chunks})")
+    elif metrics_path.exists():
+        metrics_path.unlink()
+
+    (run_dir / "config.json").write_text(json.dumps(_jsonable_config(config), indent=1))
+    bar = tqdm(total=config.total_updates, initial=start_chunk * config.updates_per_chunk, disable=not config.progress,
+               desc=f"{config.alg}", unit="upd", dynamic_ncols=True)
+    agent_steps_per_update = config.num_envs * config.rollout_steps * int(np.sum(parts["scenario"].city.region_mask))
+    eval_metrics = None
+    t_start = time.perf_counter()
+    for c in range(start_chunk, n_chunks if max_chunks is None else min(n_chunks, start_chunk + max_chunks)):
+        t0 = time.perf_counter()
+        new_runner, m = chunk_fn(runner, config.updates_per_chunk)
+        m = jax.device_get(m)
+        if not (_finite(m) and _finite(new_runner.params)):
+            bad = [k for k, v in m.items() if not np.all(np.isfinite(v))]
+            raise TrainingDiverged(
+                f"non-finite values after update {int(runner.update)} + chunk {c} (in {', '.join(bad) or 'parameters'}); "
+                f"the last good checkpoint (update {last.latest_step()}) in {run_dir / 'checkpoints'} is intact")
+        runner = new_runner
+        dt = time.perf_counter() - t0
+        update = int(runner.update)
+        with metrics_path.open("a") as fh:
+            for i in range(config.updates_per_chunk):
+                row = {k: float(v[i]) for k, v in m.items()}
+                row["update"] = update - config.updates_per_chunk + i + 1
+                fh.write(json.dumps(row) + "\n")
+        if config.eval_every and (c + 1) % config.eval_every == 0 or c + 1 == n_chunks:
+            eval_metrics = evaluate(runner.params, runner.groups, eval_key)
+            with (run_dir / "eval.jsonl").open("a") as fh:
+                fh.write(json.dumps({"update": update, **eval_metrics}) + "\n")
+        meta = {"chunk": c + 1, "update": update, "config": _jsonable_config(config), "best_eval": best_eval}
+        if eval_metrics is not None and eval_metrics["service_ratio"] > best_eval:
+            best_eval = meta["best_eval"] = eval_metrics["service_ratio"]
+            best.save(update, args=ocp.args.Composite(state=ocp.args.StandardSave(runner)),
+                      metrics={"service_ratio": best_eval}, force=True)
+        last.save(update, args=ocp.args.Composite(state=ocp.args.StandardSave(runner), meta=ocp.args.JsonSave(meta)),
+                  force=True)
+        bar.update(config.updates_per_chunk)
+        bar.set_postfix(ret=f"{m['episode_return'][-1]:.1f}", svc=f"{m['service_ratio'][-1]:.3f}",
+                        eval=f"{eval_metrics['service_ratio']:.3f}" if eval_metrics else "-",
+                        asps=f"{agent_steps_per_update * config.updates_per_chunk / dt:,.0f}")
+    last.wait_until_finished()
+    best.wait_until_finished()
+    bar.close()
+    summary = {"config": _jsonable_config(config), "updates": int(runner.update), "wall_s": time.perf_counter() - t_start,
+               "final_eval": eval_metrics, "best_eval_service_ratio": best_eval, "run_dir": str(run_dir)}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return {**summary, "runner": runner, "parts": parts}
+
+
+def _jsonable_config(config: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(config)))
+
+
+def _truncate_jsonl(path: Path, update: int) -> None:
+    """Drop metric rows written after the checkpoint we resume from."""
+    if path.exists():
+        rows = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l)["update"] <= update]
+        path.write_text("".join(r + "\n" for r in rows))
+
+
+def read_metrics(run_dir) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
