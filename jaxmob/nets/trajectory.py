@@ -79,19 +79,22 @@ class TrajectoryVAE(nn.Module):
         return self.decode(z, x.shape[-2]), mu, logvar
 
 
-def elbo_loss(vae: TrajectoryVAE, params, x, key, weight=None, kl_beta: float = 1.0):
+def elbo_loss(vae: TrajectoryVAE, params, x, key, weight=None, kl_beta: float = 1.0, kl_capacity: float = 0.0):
     """Negative ELBO per reconstructed element, averaged over sequences.
 
     x: (N, H, F); weight: (N,) (0 drops a sequence, e.g. a padded agent).
-    kl_beta = 1 is the true ELBO; larger values widen the posteriors, which
-    shrinks all symmetrised KLs (the grouping thresholds are in those units).
-    Returns (loss, dict(recon=..., kl=...)).
+    The prior term is kl_beta * |KL(q || N(0, I)) - kl_capacity| per sequence
+    (capacity-constrained beta-VAE): kl_beta = 1, kl_capacity = 0 is the true
+    ELBO. A capacity C with a large beta pins each posterior's information to
+    about C nats, which fixes the scale of the KLs between agents (the
+    grouping thresholds are in those units) instead of letting it grow as the
+    encoder learns. Returns (loss, dict(recon=..., kl=...)), kl in nats per sequence.
     """
     recon, mu, logvar = vae.apply(params, x, key)
     elements = x.shape[-2] * x.shape[-1]
     rec = 0.5 * jnp.sum((recon - x) ** 2, axis=(-2, -1)) / elements
-    kl = kl_to_standard_normal(mu, logvar) / elements
+    kl = kl_to_standard_normal(mu, logvar)
     weight = jnp.ones(x.shape[:-2]) if weight is None else weight.astype(x.dtype)
     norm = jnp.maximum(weight.sum(), 1.0)
-    rec_m, kl_m = (rec * weight).sum() / norm, (kl * weight).sum() / norm
-    return rec_m + kl_beta * kl_m, dict(recon=rec_m, kl=kl_m)
+    mean = lambda v: (v * weight).sum() / norm
+    return mean(rec) + kl_beta * mean(jnp.abs(kl - kl_capacity)) / elements, dict(recon=mean(rec), kl=mean(kl))
