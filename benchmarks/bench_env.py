@@ -62,7 +62,10 @@ def make_rollout(env: RebalanceEnv, params, batch: int, steps: int):
 
 
 def time_jax(env, params, batch: int, steps: int, reps: int):
-    """(compile seconds, list of run seconds) for `batch` cities x `steps` steps."""
+    """(compile seconds, run wall seconds, run CPU seconds) for `batch` cities x `steps` steps.
+
+    CPU seconds (all threads of this process) tell the cost apart from the
+    machine's load when other jobs share the cores."""
     _, states = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), batch), params)
     rollout = make_rollout(env, params, batch, steps)
     key = jax.random.key(1)
@@ -70,12 +73,13 @@ def time_jax(env, params, batch: int, steps: int, reps: int):
     compiled = rollout.lower(key, states).compile()
     compile_s = time.perf_counter() - start
     jax.block_until_ready(compiled(key, states))  # warm-up
-    runs = []
+    runs, cpu = [], []
     for rep in range(reps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         jax.block_until_ready(compiled(jax.random.key(2 + rep), states))
         runs.append(time.perf_counter() - start)
-    return compile_s, runs
+        cpu.append(time.process_time() - start_cpu)
+    return compile_s, runs, cpu
 
 
 def time_reference(env, params, steps: int, reps: int):
@@ -85,16 +89,17 @@ def time_reference(env, params, steps: int, reps: int):
     rate = np.asarray(city.demand_rate, np.float64) * float(params.demand_scale)
     R, A, M = city.num_regions, env.num_actions(params), params.max_trips
     rng = np.random.default_rng(0)
-    runs = []
+    runs, cpu = [], []
     for _ in range(reps):
         state = ref.initial_state()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for t in range(steps):
             demand = rng.poisson(rate[t % city.steps_per_day])
             dest_bits = rng.integers(0, 2**32, size=M, dtype=np.uint32)
             state, _, _ = ref.step(state, rng.integers(0, A, size=R), demand, dest_bits)
         runs.append(time.perf_counter() - start)
-    return runs
+        cpu.append(time.process_time() - start_cpu)
+    return runs, cpu
 
 
 def main(argv=None):
@@ -116,19 +121,20 @@ def main(argv=None):
     print(f"P = {params.pipeline_steps} pipeline steps, M = {M} trip slots, "
           f"random draws per city-step = {env.draws_per_step(params)} (R {R} demand + M {M} destinations)")
 
-    ref_runs = time_reference(env, params, args.steps, args.ref_reps)
+    ref_runs, ref_cpu = time_reference(env, params, args.steps, args.ref_reps)
     ref_rate = args.steps / statistics.median(ref_runs)
-
-    rows = [("numpy reference", 1, float("nan"), statistics.median(ref_runs), ref_rate)]
+    rows = [("numpy reference", 1, float("nan"), ref_runs, ref_cpu)]
     for batch in args.batch:
-        compile_s, runs = time_jax(env, params, batch, args.steps, args.reps)
-        rate = batch * args.steps / statistics.median(runs)
-        rows.append(("jax poisson", batch, compile_s, statistics.median(runs), rate))
+        rows.append(("jax poisson", batch, *time_jax(env, params, batch, args.steps, args.reps)))
 
-    print(f"\n{'impl':<16} {'B':>6} {'compile s':>10} {'run s (median)':>15} {'city-steps/s':>14} {'x numpy':>9}")
-    for name, batch, compile_s, run_s, rate in rows:
+    print(f"\n{'impl':<16} {'B':>6} {'compile s':>10} {'run s (median)':>15} {'city-steps/s':>14} "
+          f"{'x numpy':>9} {'CPU us/city-step':>17}")
+    for name, batch, compile_s, runs, cpu in rows:
         comp = "-" if np.isnan(compile_s) else f"{compile_s:.2f}"
-        print(f"{name:<16} {batch:>6} {comp:>10} {run_s:>15.4f} {rate:>14,.0f} {rate / ref_rate:>9.1f}")
+        run_s = statistics.median(runs)
+        rate = batch * args.steps / run_s
+        cpu_us = statistics.median(cpu) / (batch * args.steps) * 1e6
+        print(f"{name:<16} {batch:>6} {comp:>10} {run_s:>15.4f} {rate:>14,.0f} {rate / ref_rate:>9.1f} {cpu_us:>17.2f}")
     print(f"\n{args.steps} steps per run, median of {args.reps} runs (reference: {args.ref_reps}); "
           f"bar: >= 50,000 city-steps/s at B=1024 and >= 10x the NumPy reference")
 

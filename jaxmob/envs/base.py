@@ -164,6 +164,51 @@ class AutoResetWrapper(Environment):
         return self.env.global_state(wrapped_state[0], params)
 
 
+THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+THREEFRY_PARITY = 0x1BD11BDA
+
+
+def threefry2x32(key_words: jax.Array, x0: jax.Array, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The Threefry-2x32 block cipher (20 rounds; Salmon et al., SC'11) on uint32 lanes.
+
+    Written out round by round so XLA fuses the whole hash into one elementwise
+    loop: JAX's own CPU lowering loops over the rounds and streams every
+    intermediate through memory, several times slower for large batches.
+    """
+    k0, k1 = key_words[0], key_words[1]
+    schedule = (k0, k1, k0 ^ k1 ^ jnp.uint32(THREEFRY_PARITY))
+    x0, x1 = x0 + schedule[0], x1 + schedule[1]
+    for block in range(5):
+        for rotation in THREEFRY_ROTATIONS[block % 2]:
+            x0 = x0 + x1
+            x1 = (x1 << jnp.uint32(rotation)) | (x1 >> jnp.uint32(32 - rotation))
+            x1 = x1 ^ x0
+        x0 = x0 + schedule[(block + 1) % 3]
+        x1 = x1 + schedule[(block + 2) % 3] + jnp.uint32(block + 1)
+    return x0, x1
+
+
+def random_words(key: jax.Array, n: int) -> jax.Array:
+    """`n` uniform uint32 words from `key`, one Threefry block per two words.
+
+    For Threefry keys (JAX's default) the words equal `jax.random.bits(key, (n,))`
+    with `jax_threefry_partitionable=False` (counters 0..n-1, zero-padded to an
+    even length, first half paired with second half in a block): half the
+    hashing of the partitionable layout and no rolled CPU loop. Other key kinds
+    fall back to `jax.random.bits`.
+    """
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if str(jax.random.key_impl(key)) != "threefry2x32":
+            return jax.random.bits(key, (n,), jnp.uint32)
+        key_words = jax.random.key_data(key)
+    else:  # a raw uint32[2] key of the default implementation
+        key_words = key
+    half = (n + 1) // 2
+    counters = jnp.concatenate([jnp.arange(n, dtype=jnp.uint32), jnp.zeros(2 * half - n, jnp.uint32)])
+    x0, x1 = threefry2x32(key_words.astype(jnp.uint32), counters[:half], counters[half:])
+    return jnp.concatenate([x0, x1])[:n]
+
+
 def is_int(value) -> bool:
     """True for Python/NumPy integers but not bools (config validation helper)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

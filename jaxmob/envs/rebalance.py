@@ -6,9 +6,10 @@ step in plain NumPy and the tests check the two agree exactly.
 
 Design for speed (thousands of cities under `vmap` on a CPU):
 - every count is int32 and every table a step reads is precomputed in NumPy by
-  `make_params` (destination CDFs, travel lags, nearest-region order, replay
+  `make_params` (destination alias tables, relocation lags, nearest-region order, replay
   windows), so a step does only gathers, compares and scatters;
-- Poisson mode draws exactly `R + M` 32-bit words per city-step: one per region
+- Poisson mode draws exactly `R + M` 32-bit words per city-step (`random_words`:
+  a fused Threefry, half the hashing of `jax.random.bits`): one per region
   (demand, by Poisson inversion) and one per served-trip slot (destination, by
   Walker's alias method on the origin's `od_prob` row: one table lookup instead
   of a log2(R)-step CDF search); served trips fill the `M` slots grouped by
@@ -28,7 +29,7 @@ import numpy as np
 from flax import struct
 
 from ..city.core import City, DayTrips
-from .base import Environment, Spec, accumulate, is_int
+from .base import Environment, Spec, accumulate, is_int, random_words
 
 MODES = ("poisson", "replay")
 # Regions whose expected demand in one step exceeds this are sampled with a
@@ -427,7 +428,7 @@ class RebalanceEnv(Environment):
         R, M = city.num_regions, params.max_trips
         if self.config.mode == "replay":
             return RebalanceExogenous(demand=jnp.zeros((R,), jnp.int32), dest_bits=jnp.zeros((M,), jnp.uint32))
-        bits = jax.random.bits(key, (R + M,), jnp.uint32)
+        bits = random_words(key, R + M)
         rate = params.demand_scale * _take(city.demand_rate, state.t % city.steps_per_day)
         return RebalanceExogenous(demand=poisson_by_inversion(uniform_from_bits(bits[:R]), rate), dest_bits=bits[R:])
 

@@ -34,6 +34,9 @@ def test_step_auto_reset_restarts_from_the_precomputed_state():
 
     _, (t, done, finished_steps, obs) = run(reset_state)
     assert np.asarray(t).tolist() == [1, 2, 0, 1, 2, 0, 1]
+    three_steps_in = reset_state.replace(t=jnp.int32(2))  # the module function is the same thing
+    out = step_auto_reset(env, jax.random.key(2), three_steps_in, jnp.zeros(9, jnp.int32), params, reset_obs, reset_state)
+    assert bool(out[3]) and int(out[1].t) == 0 and int(out[4]["final_metrics"].steps) == 1
     assert np.asarray(done).tolist() == [False, False, True, False, False, True, False]
     assert np.asarray(finished_steps)[np.asarray(done)].tolist() == [3, 3]
     np.testing.assert_array_equal(np.asarray(obs[2]), np.asarray(reset_obs))
@@ -57,11 +60,16 @@ def test_auto_reset_wrapper_batches_and_never_ends():
     np.testing.assert_array_equal(np.asarray(fleet), city.fleet_size)
 
 
-def test_generic_function_matches_method():
-    city = synthetic_city("square", 2, 2, seed=0)
-    env = RebalanceEnv(RebalanceConfig(horizon=1))
-    params = env.make_params(city)
-    obs0, state0 = env.reset(jax.random.key(0), params)
-    a = jax.jit(lambda *args: step_auto_reset(env, *args))(jax.random.key(1), state0, jnp.zeros(4, jnp.int32), params,
-                                                          obs0, state0)
-    assert bool(a[3]) and int(a[1].t) == 0 and int(a[4]["final_metrics"].steps) == 1
+def test_random_words_are_jax_threefry_bits():
+    """The fused generator reproduces JAX's own Threefry bits (non-partitionable layout)."""
+    from jaxmob.envs.base import random_words
+
+    for n in (1, 2, 7, 300):
+        for key in (jax.random.key(3), jax.random.PRNGKey(11)):
+            with jax.threefry_partitionable(False):
+                expected = np.asarray(jax.random.bits(key, (n,), jnp.uint32))
+            np.testing.assert_array_equal(np.asarray(jax.jit(random_words, static_argnums=1)(key, n)), expected)
+    other = jax.random.key(0, impl="rbg")  # other key kinds fall back to jax.random.bits
+    np.testing.assert_array_equal(np.asarray(random_words(other, 5)), np.asarray(jax.random.bits(other, (5,), jnp.uint32)))
+    words = np.asarray(random_words(jax.random.key(1), 100_000))
+    assert abs(words.mean() / 2**32 - 0.5) < 0.005  # roughly uniform

@@ -154,15 +154,16 @@ def test_default_pipeline_covers_city_travel_times():
 
 
 # ----------------------------------------------------------------------- conservation (property)
-SHAPES = [("square", 3, 3), ("hex", 3, 3)]
+# (grid, cols, rows, relocation_delay): two compiled programs cover both grids and both delay kinds
+LAYOUTS = [("square", 3, 3, 1), ("hex", 3, 3, None)]
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(shape=st.sampled_from(SHAPES), delay=st.sampled_from([1, None]), seed=st.integers(0, 10_000),
+@given(layout=st.sampled_from(LAYOUTS), seed=st.integers(0, 10_000),
        docks=st.sampled_from([(1, 3), (3, 8), (10, 30)]), fill=st.sampled_from([0.0, 0.5, 1.0]),
        trips=st.sampled_from([300.0, 3000.0]), action_seed=st.integers(0, 10_000))
-def test_fleet_is_conserved_every_step(shape, delay, seed, docks, fill, trips, action_seed):
-    grid, cols, rows = shape
+def test_fleet_is_conserved_every_step(layout, seed, docks, fill, trips, action_seed):
+    grid, cols, rows, delay = layout
     city = small_city(grid, cols, rows, seed=seed, docks=docks, trips=trips, fill=fill)
     env, rollout = rollout_fn(RebalanceConfig(relocation_delay=delay, pipeline_steps=3, max_trips_per_step=24), 20)
     params = env.make_params(city)
@@ -288,31 +289,25 @@ def test_move_takes_at_most_the_docked_bikes_after_demand():
 
 
 # ----------------------------------------------------------------------- overflow
-def test_overflow_goes_to_nearest_free_region():
+def test_overflow_goes_to_nearest_free_region_or_stays_over_capacity():
     city = small_city("square", 3, 1, docks=(4, 4), fill=0.0)  # regions 0-1-2 in a row
-    city = city.replace(init_inventory=np.array([0, 4, 0], np.int32))
     env = RebalanceEnv(RebalanceConfig(pipeline_steps=2))
     params = env.make_params(city, demand_scale=0.0)
-    state = env.initial_state(params)
-    state = state.replace(inventory=jnp.asarray([4, 4, 3], jnp.int32),
-                          riding=state.riding.at[0, 1].set(3))  # 3 bikes come back to the full middle
-    exog = env.sample_exogenous(jax.random.key(0), state, params)
-    _, state, _, _, info = jax.jit(env.step_with)(exog, state, jnp.zeros(3, jnp.int32), params)
+    step_with = jax.jit(env.step_with)
+    start = env.initial_state(params)
+    exog = env.sample_exogenous(jax.random.key(0), start, params)
+    stay = jnp.zeros(3, jnp.int32)
+    # 3 bikes come back to the full middle region: all go on to region 2, the only free one
+    state = start.replace(inventory=jnp.asarray([4, 4, 3], jnp.int32), riding=start.riding.at[0, 1].set(3))
+    _, state, _, _, info = step_with(exog, state, stay, params)
     assert int(info["overflow"][1]) == 3 and int(info["over_capacity"].sum()) == 0
     travel = int(city.travel_steps[1, 2])
-    assert int(state.riding[min(travel, 2) - 1, 2]) == 3  # sent on to region 2, the only free one
-
-
-def test_no_free_dock_keeps_excess_over_capacity():
-    city = small_city("square", 2, 1, docks=(2, 2), fill=1.0)
-    env = RebalanceEnv(RebalanceConfig(pipeline_steps=2))
-    params = env.make_params(city, demand_scale=0.0)
-    state = env.initial_state(params)
-    state = state.replace(riding=state.riding.at[0, 0].set(2))
-    exog = env.sample_exogenous(jax.random.key(0), state, params)
-    _, state, _, _, info = jax.jit(env.step_with)(exog, state, jnp.zeros(2, jnp.int32), params)
+    assert int(state.riding[min(travel, 2) - 1, 2]) == 3
+    # every dock taken: the excess stays docked above capacity
+    state = start.replace(inventory=jnp.asarray([4, 4, 4], jnp.int32), riding=start.riding.at[0, 0].set(2))
+    _, state, _, _, info = step_with(exog, state, stay, params)
     assert int(info["over_capacity"][0]) == 2 and int(info["overflow"].sum()) == 0
-    assert int(state.inventory[0]) == 4
+    assert int(state.inventory[0]) == 6
 
 
 # ----------------------------------------------------------------------- randomness
@@ -445,3 +440,29 @@ def test_episode_ends_at_horizon_and_metrics_add_up():
     assert int(m.invalid_action) == int(info["invalid_action"].sum())
     np.testing.assert_allclose(float(m.reward), float(reward.sum()), rtol=1e-5)
     np.testing.assert_allclose(float(m.fulfilled_service_ratio), int(m.served) / max(int(m.demand), 1), rtol=1e-6)
+
+
+def test_observation_columns_follow_the_documented_layout():
+    city = small_city("square", 3, 3, docks=(10, 20))
+    env = RebalanceEnv(RebalanceConfig(obs_arrival_steps=2))
+    params = env.make_params(city, demand_scale=2.0)
+    state = env.initial_state(params)
+    state = state.replace(t=jnp.int32(36), riding=state.riding.at[1, 4].set(3), last_demand=jnp.arange(9, dtype=jnp.int32))
+    obs = np.asarray(jax.jit(env.observe)(state, params))
+    cap = np.asarray(city.capacity, np.float64)
+    angle = 2 * np.pi * 36 / city.steps_per_day
+    np.testing.assert_allclose(obs[:, 0], np.sin(angle), rtol=1e-5)
+    np.testing.assert_allclose(obs[:, 1], np.cos(angle), atol=1e-6)
+    np.testing.assert_allclose(obs[:, 2], np.asarray(city.init_inventory) / cap, rtol=1e-6)
+    np.testing.assert_allclose(obs[:, 3], np.arange(9) / cap, rtol=1e-6)
+    rate = np.asarray(city.demand_rate, np.float64)
+    np.testing.assert_allclose(obs[:, 4], 2.0 * rate[36] / cap, rtol=1e-5)
+    np.testing.assert_allclose(obs[:, 5], 2.0 * rate[36:42].sum(0) / cap, rtol=1e-5)
+    np.testing.assert_allclose(obs[4, 6:8], [0.0, 3 / cap[4]], rtol=1e-6)  # arrivals in 1 and 2 steps
+    K = 4
+    nbr_inv = obs[:, 8:8 + K]
+    expected = np.where(np.asarray(city.neighbor_mask), obs[np.asarray(city.neighbors), 2], 0.0)
+    np.testing.assert_allclose(nbr_inv, expected, rtol=1e-6)
+    features = obs[:, 8 + 2 * K:-1]
+    np.testing.assert_allclose(features.mean(0), 0.0, atol=1e-5)
+    assert np.all(obs[:, -1] == 1.0) and obs.shape[1] == env.obs_dim(params) == 7 + 2 + 2 * K + 3
