@@ -47,6 +47,15 @@ class TrainConfig:
     out_dir: str = _f("runs/{alg}-{scenario}-s{seed}", "folder for metrics, plots and checkpoints")
     keep_last: int = _f(2, "checkpoints kept (plus the best by evaluation service ratio)")
     progress: bool = _f(True, "show a progress bar")
+    # HAG-PS (alg hagps); thresholds are traced, so sweeps vmap over them
+    d_split: float = _f(2.0, "HAG-PS: split a local group when its KL dispersion (nats) exceeds this")
+    tau_merge: float = _f(0.5, "HAG-PS: merge two local groups whose symmetrised KL is below this")
+    d_split_global: float = _f(4.0, "HAG-PS: the same for global (trunk) groups")
+    tau_merge_global: float = _f(0.5, "HAG-PS: the same for global (trunk) groups")
+    g_max: int = _f(4, "HAG-PS: cap on global groups (trunks)")
+    l_max: int = _f(8, "HAG-PS: cap on local groups (actor-critic heads)")
+    id_dim: int = _f(8, "HAG-PS: identity embedding size (0 disables)")
+    window: int = _f(24, "HAG-PS: trajectory steps per agent fed to the encoder (<= rollout_steps)")
 
     @property
     def run_dir(self) -> str:
@@ -81,6 +90,11 @@ class TrainConfig:
         check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", f"needs positive sizes, got {self.hidden}")
         check(len(self.move_amounts) >= 1 and all(m >= 1 for m in self.move_amounts), "move_amounts",
               f"needs positive amounts, got {self.move_amounts}")
+        check(1 <= self.g_max <= self.l_max, "g_max", f"need 1 <= g_max <= l_max, got g_max={self.g_max}, l_max={self.l_max}")
+        check(self.id_dim >= 0, "id_dim", f"must be >= 0, got {self.id_dim}")
+        check(1 <= self.window <= self.rollout_steps, "window", f"must lie in [1, rollout_steps={self.rollout_steps}], got {self.window}")
+        for name in ("d_split", "tau_merge", "d_split_global", "tau_merge_global"):
+            check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         check(self.keep_last >= 1, "keep_last", f"must be >= 1, got {self.keep_last}")
         check(self.eval_every >= 0, "eval_every", f"must be >= 0, got {self.eval_every}")
         from .city import available

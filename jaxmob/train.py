@@ -46,7 +46,8 @@ def build(config: TrainConfig, scenario=None):
         env_params = env.make_params(city, alpha=config.alpha, beta=config.beta, demand_scale=config.demand_scale)
     eval_env = RebalanceEnv(RebalanceConfig(mode="replay", **env_kw))
     eval_params = {d: eval_env.make_params(city, days=[scenario.day(d)], alpha=config.alpha, beta=config.beta) for d in days}
-    policy = make_policy(config.alg, city.num_regions, env.num_actions(env_params), config.hidden)
+    hagps = dict(g_max=config.g_max, l_max=config.l_max, id_dim=config.id_dim, window=config.window) if config.alg == "hagps" else {}
+    policy = make_policy(config.alg, city.num_regions, env.num_actions(env_params), config.hidden, **hagps)
     ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
                     minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale,
                     reward_sharing=config.reward_sharing)
@@ -56,9 +57,14 @@ def build(config: TrainConfig, scenario=None):
                 policy=policy, init=init, update_chunk=update_chunk)
 
 
+HAGPS_THRESHOLDS = ("d_split", "tau_merge", "d_split_global", "tau_merge_global")
+
+
 def hyper_of(config: TrainConfig) -> Hyper:
+    """The traced hyperparameters of a config (HAG-PS thresholds only for hagps)."""
+    algo = {k: getattr(config, k) for k in HAGPS_THRESHOLDS} if config.alg == "hagps" else {}
     return Hyper.make(lr=config.lr, ent_coef=config.ent_coef, clip_eps=config.clip_eps, vf_coef=config.vf_coef,
-                      gamma=config.gamma, gae_lambda=config.gae_lambda)
+                      gamma=config.gamma, gae_lambda=config.gae_lambda, **algo)
 
 
 def learned_policy(policy, params, groups):

@@ -310,7 +310,7 @@ class RebalanceEnv(Environment):
         cfg, city = self.config, params.city
         dim = 2 + 4 + cfg.obs_arrival_steps + 1
         if cfg.obs_neighbors:
-            dim += 2 * city.num_directions
+            dim += 3 * city.num_directions
         if cfg.obs_features:
             dim += int(city.features.shape[-1])
         return dim
@@ -568,7 +568,9 @@ class RebalanceEnv(Environment):
         """(R, obs_dim) float32 per agent, bike counts as fractions of its docks:
         [sin, cos of time of day, inventory, last step's demand, expected demand
         now, expected demand over the lookahead, arrivals in each of the next A
-        steps, (neighbours' inventory and expected demand now, 0 where absent),
+        steps, (neighbours' inventory, expected demand now and expected balance
+        over the lookahead = inventory + arrivals - expected demand: the deficit a
+        greedy operator would fill; 0 where absent),
         (standardised city features), region mask]; padding agents' rows are 0."""
         city = params.city
         R = city.num_regions
@@ -578,7 +580,9 @@ class RebalanceEnv(Environment):
                    rate_ahead[:, None], arrivals.T]
         if self.config.obs_neighbors:
             nbr, nbr_mask = jnp.asarray(city.neighbors), jnp.asarray(city.neighbor_mask)
-            columns += [jnp.where(nbr_mask, inventory[nbr], 0.0), jnp.where(nbr_mask, rate_now[nbr], 0.0)]
+            balance = inventory + arrivals.sum(0) - rate_ahead
+            columns += [jnp.where(nbr_mask, inventory[nbr], 0.0), jnp.where(nbr_mask, rate_now[nbr], 0.0),
+                        jnp.where(nbr_mask, balance[nbr], 0.0)]
         if self.config.obs_features:
             columns.append(params.features)
         obs = jnp.concatenate(columns, axis=-1) * mask[:, None]

@@ -463,6 +463,9 @@ def test_observation_columns_follow_the_documented_layout():
     nbr_inv = obs[:, 8:8 + K]
     expected = np.where(np.asarray(city.neighbor_mask), obs[np.asarray(city.neighbors), 2], 0.0)
     np.testing.assert_allclose(nbr_inv, expected, rtol=1e-6)
-    features = obs[:, 8 + 2 * K:-1]
+    balance = obs[:, 2] + obs[:, 6:8].sum(1) - obs[:, 5]
+    expected = np.where(np.asarray(city.neighbor_mask), balance[np.asarray(city.neighbors)], 0.0)
+    np.testing.assert_allclose(obs[:, 8 + 2 * K:8 + 3 * K], expected, rtol=1e-5, atol=1e-6)
+    features = obs[:, 8 + 3 * K:-1]
     np.testing.assert_allclose(features.mean(0), 0.0, atol=1e-5)
-    assert np.all(obs[:, -1] == 1.0) and obs.shape[1] == env.obs_dim(params) == 7 + 2 + 2 * K + 3
+    assert np.all(obs[:, -1] == 1.0) and obs.shape[1] == env.obs_dim(params) == 7 + 2 + 3 * K + 3
