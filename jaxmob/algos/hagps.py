@@ -90,6 +90,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from ..nets.init import orthogonal
 from ..nets.trajectory import TrajectoryVAE, elbo_loss, symmetric_kl
 from .policies import grouped_apply, stacked_init
 from .ppo import AlgoHooks, RunnerState, Transition
@@ -108,7 +109,7 @@ class Trunk(nn.Module):
     @nn.compact
     def __call__(self, x):
         for h in self.hidden:
-            x = nn.tanh(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
+            x = nn.tanh(nn.Dense(h, kernel_init=orthogonal(np.sqrt(2.0)))(x))
         return x
 
 
@@ -123,10 +124,10 @@ class ActorCriticHead(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        z = nn.tanh(nn.Dense(self.hidden, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
-        logits = nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(0.01),
+        z = nn.tanh(nn.Dense(self.hidden, kernel_init=orthogonal(np.sqrt(2.0)))(x))
+        logits = nn.Dense(self.num_actions, kernel_init=orthogonal(0.01),
                           bias_init=nn.initializers.zeros)(z)
-        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), bias_init=nn.initializers.zeros)(z)
+        value = nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros)(z)
         return jnp.concatenate([logits, value], axis=-1)
 
 

@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from .init import orthogonal
+
 
 class MLP(nn.Module):
     """tanh hidden layers; the output layer's init scale is separate because
@@ -19,8 +21,8 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x):
         for h in self.hidden:
-            x = nn.tanh(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
-        return nn.Dense(self.out, kernel_init=nn.initializers.orthogonal(self.out_scale),
+            x = nn.tanh(nn.Dense(h, kernel_init=orthogonal(np.sqrt(2.0)))(x))
+        return nn.Dense(self.out, kernel_init=orthogonal(self.out_scale),
                         bias_init=nn.initializers.zeros)(x)
 
 

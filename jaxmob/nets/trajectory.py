@@ -23,6 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from .init import orthogonal
+
 LOGVAR_BOUNDS = (-8.0, 8.0)  # keeps exp(logvar) finite in the KL terms
 
 
@@ -55,7 +57,8 @@ class TrajectoryVAE(nn.Module):
     latent_dim: int = 8
 
     def setup(self):
-        self.encoder_rnn = nn.RNN(nn.OptimizedLSTMCell(self.hidden), return_carry=True)
+        # our orthogonal init: flax's default (QR via LAPACK) can hang XLA:CPU, see nets/init.py
+        self.encoder_rnn = nn.RNN(nn.OptimizedLSTMCell(self.hidden, recurrent_kernel_init=orthogonal()), return_carry=True)
         self.to_stats = nn.Dense(2 * self.latent_dim)
         self.decoder_hidden = nn.Dense(self.hidden)
         self.to_features = nn.Dense(self.feature_dim)
