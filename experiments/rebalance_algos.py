@@ -1,4 +1,5 @@
-"""Issue 4 table: Share-All, IPPO, MAPPO, No-Share vs no-op, greedy and the bound.
+"""The algorithms table: Share-All, IPPO, MAPPO, No-Share and HAG-PS vs no-op,
+greedy and the clairvoyant bound.
 
 Every algorithm trains with the same env-step budget (updates x envs x steps),
 its seeds vmapped into one program, then acts by argmax on the held-out replay
@@ -25,7 +26,7 @@ from jaxmob.nets.mlp import count_params
 from jaxmob.report import baseline_rows, mean_rows
 from jaxmob.sweep import run_sweep
 
-ALGS = ("share_all", "ippo", "mappo", "no_share")
+ALGS = ("share_all", "ippo", "mappo", "no_share", "hagps")
 
 
 def main(argv=None):
@@ -54,15 +55,13 @@ def main(argv=None):
         out = run_sweep(cfg, args.seeds, {}, out_dir=f"runs/experiment-{alg}", progress=True)
         svc = np.array([e["service_ratio"] for e in out["evals"]])
         moved = np.array([e["rebalanced"] for e in out["evals"]])
-        from jaxmob.train import build
-
-        policy = build(cfg)["policy"]
-        n_params = count_params(policy.init(jax.random.PRNGKey(0), *_dims(cfg)))
+        n_params, peak = _size(cfg)
         results["algorithms"][alg] = {
             "service_ratio_mean": float(svc.mean()), "service_ratio_std": float(svc.std()),
             "rebalanced_mean": float(moved.mean()),
             "relocation_cost_mean": float(np.mean([e["relocation_cost"] for e in out["evals"]])),
-            "per_seed": out["evals"], "parameters": n_params, "wall_s": time.perf_counter() - t0}
+            "per_seed": out["evals"], "parameters": n_params, "update_program_bytes": peak,
+            "wall_s": time.perf_counter() - t0}
         curves[alg] = out["curves"]["service_ratio"]
     base_rows = mean_rows(baseline_rows(scenario, days, base))
     results["baselines"] = base_rows
@@ -73,22 +72,30 @@ def main(argv=None):
     print(table(results))
 
 
-def _dims(cfg):
-    from jaxmob.train import build
+def _size(cfg):
+    """Parameter count, and the peak memory XLA plans for one compiled update of one run
+    (arguments + outputs + temporaries, from the compiled program's memory analysis)."""
+    from jaxmob.train import build, hyper_of
 
     parts = build(cfg)
-    env, p = parts["env"], parts["env_params"]
-    return env.obs_dim(p), env.global_state_dim(p)
+    runner = jax.jit(parts["init"])(jax.random.PRNGKey(0), hyper_of(cfg))
+    stats = jax.jit(parts["update_chunk"], static_argnums=1).lower(runner, 1).compile().memory_analysis()
+    peak = None
+    if stats is not None:
+        peak = int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+                   - stats.alias_size_in_bytes)
+    return count_params(runner.params), peak
 
 
 def table(results) -> str:
-    lines = ["| policy | fulfilled service ratio | bikes rebalanced | relocation cost | parameters |",
-             "|---|---|---|---|---|"]
+    lines = ["| policy | fulfilled service ratio | bikes rebalanced | relocation cost | parameters | update memory (MB) |",
+             "|---|---|---|---|---|---|"]
     for alg, r in results["algorithms"].items():
+        mem = f"{r['update_program_bytes'] / 2**20:,.0f}" if r.get("update_program_bytes") else "-"
         lines.append(f"| {alg} | {r['service_ratio_mean']:.4f} ± {r['service_ratio_std']:.4f} | "
-                     f"{r['rebalanced_mean']:,.0f} | {r['relocation_cost_mean']:,.1f} | {r['parameters']:,} |")
+                     f"{r['rebalanced_mean']:,.0f} | {r['relocation_cost_mean']:,.1f} | {r['parameters']:,} | {mem} |")
     for b in results["baselines"]:
-        lines.append(f"| {b['policy']} | {b['service_ratio']:.4f} | {b['rebalanced']:,.0f} | {b['relocation_cost']:,.1f} | - |")
+        lines.append(f"| {b['policy']} | {b['service_ratio']:.4f} | {b['rebalanced']:,.0f} | {b['relocation_cost']:,.1f} | - | - |")
     return "\n".join(lines)
 
 

@@ -92,7 +92,7 @@ class TrainConfig:
               f"needs positive amounts, got {self.move_amounts}")
         check(1 <= self.g_max <= self.l_max, "g_max", f"need 1 <= g_max <= l_max, got g_max={self.g_max}, l_max={self.l_max}")
         check(self.id_dim >= 0, "id_dim", f"must be >= 0, got {self.id_dim}")
-        check(1 <= self.window <= self.rollout_steps, "window", f"must lie in [1, rollout_steps={self.rollout_steps}], got {self.window}")
+        check(self.alg != "hagps" or 1 <= self.window <= self.rollout_steps, "window", f"must lie in [1, rollout_steps={self.rollout_steps}], got {self.window}")
         for name in ("d_split", "tau_merge", "d_split_global", "tau_merge_global"):
             check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         check(self.keep_last >= 1, "keep_last", f"must be >= 1, got {self.keep_last}")

@@ -57,8 +57,8 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     for _ in range(config.total_updates // config.updates_per_chunk):
         runner, m = chunk(runner, config.updates_per_chunk)
         m = jax.device_get(m)
-        for k in ("episode_return", "service_ratio"):
-            curves.setdefault(k, []).append(np.asarray(m[k]))  # (N, chunk)
+        for k, v in m.items():
+            curves.setdefault(k, []).append(np.asarray(v))  # (N, chunk)
         bar.update(config.updates_per_chunk)
         bar.set_postfix(svc=f"{np.mean(m['service_ratio'][:, -1]):.3f}")
     bar.close()

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .algos.policies import make_policy
-from .algos.ppo import Hyper, PPOConfig, make_train
+from .algos.ppo import Hyper, PPOConfig, action_logits, make_train
 from .city import load
 from .config import TrainConfig
 from .envs.rebalance import RebalanceConfig, RebalanceEnv
@@ -73,7 +73,7 @@ def learned_policy(policy, params, groups):
     def act(key, state, env_params, env):
         obs = env.observe(state, env_params)
         logits, _ = policy.apply(params, groups, obs, env.global_state(state, env_params))
-        return jnp.argmax(jnp.where(env.action_mask(env_params), logits, -1e9), axis=-1).astype(jnp.int32)
+        return jnp.argmax(action_logits(logits, env.action_mask(env_params)), axis=-1).astype(jnp.int32)
     return act
 
 

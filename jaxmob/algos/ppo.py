@@ -19,6 +19,18 @@ from flax import struct
 from ..envs.base import step_auto_reset
 
 NEG_INF = -1e9
+STAY_BIAS = 2.0
+
+
+def action_logits(logits, action_mask, stay_bias=STAY_BIAS):
+    """Masked logits with a fixed prior toward action 0 (stay).
+
+    With 1 + K*L actions a uniform start moves bikes at almost every step (a
+    random operator: more relocation and overflow than doing nothing); the prior
+    makes the initial policy stay with probability ~1/2, so exploration starts
+    near the no-op operator and learning adds moves where they pay."""
+    logits = logits.at[..., 0].add(stay_bias)
+    return jnp.where(action_mask, logits, NEG_INF)
 
 
 @struct.dataclass
@@ -127,7 +139,7 @@ def masked_mean(x, mask):
 def ppo_loss(params, policy, groups, batch, adv, ret, action_mask, agent_mask, hyper: Hyper, value_clip):
     """Clipped policy loss + clipped value loss - entropy bonus, averaged over real agents."""
     logits, values = policy.apply(params, groups, batch.obs, batch.gstate)
-    dist = distrax.Categorical(logits=jnp.where(action_mask, logits, NEG_INF))
+    dist = distrax.Categorical(logits=action_logits(logits, action_mask))
     logp = dist.log_prob(batch.action)
     ratio = jnp.exp(logp - batch.logp)
     adv_n = (adv - masked_mean(adv, agent_mask)) / (jnp.sqrt(masked_mean((adv - masked_mean(adv, agent_mask)) ** 2, agent_mask)) + 1e-8)
@@ -157,7 +169,7 @@ def _set_lr(opt_state, lr):
 
 def sample_actions(key, policy, params, groups, obs, gstate, action_mask):
     logits, value = policy.apply(params, groups, obs, gstate)
-    dist = distrax.Categorical(logits=jnp.where(action_mask, logits, NEG_INF))
+    dist = distrax.Categorical(logits=action_logits(logits, action_mask))
     action = dist.sample(seed=key)
     return action.astype(jnp.int32), dist.log_prob(action), value
 

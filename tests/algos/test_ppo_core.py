@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxmob.algos.policies import SharingPolicy, grouped_apply
-from jaxmob.algos.ppo import Hyper, Transition, gae, ppo_loss
+from jaxmob.algos.ppo import STAY_BIAS, Hyper, Transition, gae, ppo_loss
 from jaxmob.nets import MLP
 
 
@@ -62,7 +62,8 @@ def test_ppo_loss_hand_computed():
     logits = np.array([0.2, -0.1, 0.5], np.float32)
     params = {"logits": jnp.asarray(logits), "v": jnp.asarray(1.5)}
     N, R = 2, 2
-    p = np.exp(logits) / np.exp(logits).sum()
+    biased = logits + np.array([STAY_BIAS, 0.0, 0.0], np.float32)  # the fixed prior toward "stay"
+    p = np.exp(biased) / np.exp(biased).sum()
     actions = np.array([[0, 2], [1, 2]])
     old_logp = np.log(p[actions]) - np.array([[0.3, -0.1], [0.0, 0.05]])  # ratios exp(0.3) etc.
     old_v = np.array([[1.0, 2.0], [1.4, 1.5]], np.float32)
