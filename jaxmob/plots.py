@@ -104,3 +104,40 @@ def plot_learning_curve(rows: list[dict], path: Path, *, evals: list[dict] | Non
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_group_evolution(city: City, snapshots: list[dict], rows: list[dict], path: Path) -> Path:
+    """HAG-PS groups: the local-group assignment on the city map at the first,
+    middle and last logged update (hatched edges mark global groups), and the
+    group counts over training."""
+    picks = [snapshots[0], snapshots[len(snapshots) // 2], snapshots[-1]] if len(snapshots) >= 3 else snapshots
+    fig, axes = plt.subplots(1, len(picks) + 1, figsize=(4.2 * (len(picks) + 1), 4.6), constrained_layout=True)
+    cmap = plt.get_cmap("tab10")
+    for ax, snap in zip(axes, picks):
+        local = np.asarray(snap["local"])
+        pc = _cells(city, local.astype(float), cmap=cmap, norm=matplotlib.colors.Normalize(0, 9))
+        pc.set_edgecolor([("black" if g % 2 else "white") for g in np.asarray(snap["global"])[np.asarray(city.region_mask)]])
+        ax.add_collection(pc)
+        xy = np.asarray(city.xy_km)[np.asarray(city.region_mask)]
+        ax.set_xlim(xy[:, 0].min() - city.cell_km, xy[:, 0].max() + city.cell_km)
+        ax.set_ylim(xy[:, 1].min() - city.cell_km, xy[:, 1].max() + city.cell_km)
+        ax.set_aspect("equal")
+        ax.set_title(f"update {snap['update']}: {len(set(local.tolist()))} local, "
+                     f"{len(set(np.asarray(snap['global']).tolist()))} global groups")
+        ax.set_xlabel("km east")
+    ax = axes[-1]
+    x = [r["update"] for r in rows]
+    for key, label in (("local_groups", "local groups"), ("global_groups", "global groups")):
+        if rows and key in rows[0]:
+            ax.step(x, [r[key] for r in rows], where="post", label=label)
+    if rows and "regroup_period" in rows[0]:
+        ax.plot(x, [r["regroup_period"] for r in rows], ":", label="regroup period (updates)")
+    ax.set_xlabel("update")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"HAG-PS groups on {city.name} (colour: local group)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -58,4 +58,11 @@ def training_report(result: dict, *, bound: bool = True) -> str:
     png = plot_learning_curve(read_metrics(run_dir), run_dir / "learning_curve.png", evals=evals,
                               baselines=baselines, title=f"{config.alg} on {config.scenario}")
     header = f"{config.alg} on {config.scenario}, mean over held-out replay days {', '.join(days)}"
-    return f"{header}\n{format_table(rows)}\nwrote {png} and {run_dir / 'report.json'}"
+    written = [png, run_dir / "report.json"]
+    groups_log = run_dir / "groups.jsonl"
+    if groups_log.exists():
+        from .plots import plot_group_evolution
+
+        snaps = [json.loads(l) for l in groups_log.read_text().splitlines() if l.strip()]
+        written.append(plot_group_evolution(scenario.city, snaps, read_metrics(run_dir), run_dir / "groups.png"))
+    return f"{header}\n{format_table(rows)}\nwrote {', '.join(map(str, written))}"

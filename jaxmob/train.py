@@ -139,9 +139,11 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
         start_chunk, best_eval = meta["chunk"], meta["best_eval"]
         _truncate_jsonl(metrics_path, step)
         _truncate_jsonl(run_dir / "eval.jsonl", step)
+        _truncate_jsonl(run_dir / "groups.jsonl", step)
         log(f"resumed from update {step} (chunk {start_chunk}/{n_chunks})")
-    elif metrics_path.exists():
-        metrics_path.unlink()
+    else:
+        for stale in ("metrics.jsonl", "eval.jsonl", "groups.jsonl"):
+            (run_dir / stale).unlink(missing_ok=True)
 
     (run_dir / "config.json").write_text(json.dumps(_jsonable_config(config), indent=1))
     bar = tqdm(total=config.total_updates, initial=start_chunk * config.updates_per_chunk, disable=not config.progress,
@@ -166,6 +168,11 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
                 row = {k: float(v[i]) for k, v in m.items()}
                 row["update"] = update - config.updates_per_chunk + i + 1
                 fh.write(json.dumps(row) + "\n")
+        if hasattr(runner.groups, "agent_local"):  # HAG-PS: log the assignment for the group map
+            g = jax.device_get(runner.groups)
+            with (run_dir / "groups.jsonl").open("a") as fh:
+                fh.write(json.dumps({"update": update, "local": np.asarray(g.agent_local).tolist(),
+                                     "global": np.asarray(g.agent_global).tolist()}) + "\n")
         if config.eval_every and (c + 1) % config.eval_every == 0 or c + 1 == n_chunks:
             eval_metrics = evaluate(runner.params, runner.groups, eval_key)
             with (run_dir / "eval.jsonl").open("a") as fh:

@@ -167,3 +167,20 @@ def test_ppo_learns_to_rebalance_the_corridor(tmp_path):
     base_random = np.mean([float(rollout(random_policy, env, params, jax.random.PRNGKey(s))["service_ratio"])
                            for s in range(5)])
     assert learned > base_random + 0.1 and learned > base_noop + 0.1, (learned, base_random, base_noop)
+
+
+def test_hagps_cli_logs_groups_and_draws_the_group_map(tmp_path):
+    out = tmp_path / "hagps"
+    proc = subprocess.run([sys.executable, "-m", "jaxmob", "train", "--alg", "hagps", "--scenario", "synthetic-square",
+                           "--total-updates", "4", "--updates-per-chunk", "2", "--num-envs", "2", "--rollout-steps", "24",
+                           "--horizon", "24", "--window", "12", "--epochs", "1", "--minibatches", "2", "--hidden", "16",
+                           "--no-progress", "--no-bound", "--out-dir", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "hagps (learned, argmax)" in proc.stdout and "greedy" in proc.stdout
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"local_groups", "global_groups", "group_kl_avg", "regroup_period", "regroup_event"} <= set(rows[-1])
+    assert all(1 <= r["local_groups"] <= 8 and 1 <= r["global_groups"] <= 4 for r in rows)
+    snaps = [json.loads(l) for l in (out / "groups.jsonl").read_text().splitlines()]
+    assert [s["update"] for s in snaps] == [2, 4] and len(snaps[0]["local"]) == 64
+    assert (out / "groups.png").read_bytes()[:4] == b"\x89PNG" and (out / "learning_curve.png").exists()
