@@ -44,11 +44,10 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from .algos.heuristics import random_policy
-from .algos.ppo import (Hyper, PPOConfig, RunnerState, Transition, _set_lr, gae, make_optimizer, ppo_loss,
+from .algos.ppo import (Hyper, PPOConfig, RunnerState, Transition, _set_lr, gae, make_optimizer, sgd_step,
                         sample_actions, share_rewards)
 from .city.core import City
 from .city.pad import stack_cities, take_city
@@ -347,13 +346,10 @@ def make_dp_train(env, policy, config: PPOConfig, mesh: Mesh | None = None):
             perm = jax.random.permutation(k_perm, T).reshape(n_mb, T // n_mb)
 
             def minibatch(carry, steps):
-                params, opt_state = carry
-                batch, a, r = jax.tree.map(lambda x: jnp.take(x, steps, axis=1), (traj, adv, ret))
-                grads, aux = jax.grad(ppo_loss, has_aux=True)(params, policy, runner.groups, batch, a, r, action_mask,
-                                                              agent_mask, runner.hyper, config.value_clip)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                aux["grad_norm"] = optax.tree.norm(grads)
-                return (optax.apply_updates(params, updates), opt_state), aux
+                mb = jax.tree.map(lambda x: jnp.take(x, steps, axis=1), (traj, adv, ret))
+                params, opt_state, aux = sgd_step(optimizer, policy, runner.groups, runner.hyper, action_mask,
+                                                  agent_mask, config.value_clip, *carry, *mb)
+                return (params, opt_state), aux
 
             (params, opt_state), aux = jax.lax.scan(minibatch, (params, opt_state), perm)
             return (params, opt_state, key), aux

@@ -154,6 +154,15 @@ def ppo_loss(params, policy, groups, batch, adv, ret, action_mask, agent_mask, h
     return total, dict(pg_loss=pg_loss, vf_loss=vf_loss, entropy=entropy, approx_kl=approx_kl, clip_frac=clip_frac)
 
 
+def sgd_step(optimizer, policy, groups, hyper, action_mask, agent_mask, value_clip, params, opt_state, batch, adv, ret):
+    """One minibatch gradient step of the PPO loss: (params, opt_state, loss metrics)."""
+    grads, aux = jax.grad(ppo_loss, has_aux=True)(params, policy, groups, batch, adv, ret, action_mask, agent_mask,
+                                                  hyper, value_clip)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    aux["grad_norm"] = optax.tree.norm(grads)
+    return optax.apply_updates(params, updates), opt_state, aux
+
+
 def make_optimizer(max_grad_norm: float):
     """Adam with a traced learning rate (set from `Hyper.lr` every update)."""
     return optax.chain(optax.clip_by_global_norm(max_grad_norm),
@@ -233,13 +242,9 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
             mbs = jax.tree.map(lambda x: x[perm].reshape((config.minibatches, n // config.minibatches) + x.shape[1:]), flat)
 
             def minibatch(carry, mb):
-                params, opt_state = carry
-                batch, a, r = mb
-                grads, aux = jax.grad(ppo_loss, has_aux=True)(params, policy, runner.groups, batch, a, r, action_mask,
-                                                              agent_mask, runner.hyper, config.value_clip)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                aux["grad_norm"] = optax.tree.norm(grads)
-                return (optax.apply_updates(params, updates), opt_state), aux
+                params, opt_state, aux = sgd_step(optimizer, policy, runner.groups, runner.hyper, action_mask,
+                                                  agent_mask, config.value_clip, *carry, *mb)
+                return (params, opt_state), aux
 
             (params, opt_state), aux = jax.lax.scan(minibatch, (params, opt_state), mbs)
             return (params, opt_state, key), aux
