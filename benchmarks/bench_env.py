@@ -18,23 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmob.city import synthetic_city
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 from jaxmob.envs.reference import ReferenceRebalance
 
-FALLBACK = "synthetic-square-11x10"
-
-
 def load_city(name: str):
-    """The named scenario's City, or an 11x10 synthetic grid while `jaxmob.city.load` is unavailable."""
-    try:
-        from jaxmob.city import load
+    """The named bundled scenario's City (see `python -m jaxmob info`)."""
+    from jaxmob.city import load
 
-        loaded = load(name)
-        return getattr(loaded, "city", loaded), name
-    except Exception as err:  # the loader or its bundled file may not exist yet
-        print(f"note: scenario {name!r} unavailable ({type(err).__name__}: {err}); using {FALLBACK}")
-        return synthetic_city("square", 11, 10, seed=0, name=FALLBACK), FALLBACK
+    return load(name).city, name
 
 
 def make_rollout(env: RebalanceEnv, params, batch: int, steps: int):

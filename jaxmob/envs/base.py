@@ -14,6 +14,7 @@ may branch in Python on a traced value.
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +36,11 @@ class Spec:
     num_values: int | None = None
 
     def zeros(self) -> jax.Array:
-        """A placeholder array of this spec (for building buffers before a rollout)."""
+        """An all-zero array of this spec (for building buffers before a rollout)."""
         return jnp.zeros(self.shape, self.dtype)
 
 
-class Environment:
+class Environment(abc.ABC):
     """Base class of pure-function multi-agent environments.
 
     Subclasses implement `reset`, `step`, `observation_spec`, `action_spec`,
@@ -47,29 +48,36 @@ class Environment:
     into an endless stream of episodes for batched rollouts.
     """
 
+    @abc.abstractmethod
     def reset(self, key: jax.Array, params) -> tuple[jax.Array, Any]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def step(self, key: jax.Array, state, action: jax.Array, params):
         """Returns `(obs, state, reward, done, info)`; `done` is a scalar bool."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def observation_spec(self, params) -> Spec:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def action_spec(self, params) -> Spec:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def global_state_spec(self, params) -> Spec:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def agent_mask(self, params) -> jax.Array:
         """`(A,)` bool: which agents are real (False for padding of a padded city)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def global_state(self, state, params) -> jax.Array:
         """Flat float32 vector describing the whole world, for centralised critics."""
-        raise NotImplementedError
+        ...
 
     def num_agents(self, params) -> int:
         return int(self.action_spec(params).shape[0])
