@@ -22,7 +22,7 @@ ablation.cells = [
          "                       rollout_steps=24, horizon=24, window=12, epochs=1, minibatches=2, progress=False)\n"
          "    D_SPLIT, TAU_MERGE, ID_DIMS, SEEDS = [1.0, 4.0], [0.25, 1.0], [0, 4], 1\n"
          "else:\n"
-         "    base = TrainConfig(alg='hagps', scenario='manhattan-citibike', total_updates=60, updates_per_chunk=10,\n"
+         "    base = TrainConfig(alg='hagps', scenario='manhattan-citibike', total_updates=40, updates_per_chunk=10,\n"
          "                       num_envs=4, progress=False)\n"
          "    D_SPLIT, TAU_MERGE, ID_DIMS, SEEDS = [1.0, 2.0, 4.0], [0.25, 0.5, 1.0], [0, 4, 8, 16, 32], 1\n"
          "base = base.validate()\nprint(base.scenario, base.total_updates, 'updates x', base.num_envs, 'envs')"),
