@@ -4,15 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep inline
+import numpy as np
+from matplotlib.collections import PatchCollection
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.patches import RegularPolygon, Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.collections import PatchCollection  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from matplotlib.patches import RegularPolygon, Rectangle  # noqa: E402
-
-from .city.core import City  # noqa: E402
+from .city.core import City
 
 
 def daily_departures(city: City) -> np.ndarray:
