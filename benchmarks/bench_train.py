@@ -73,7 +73,7 @@ def main(argv=None):
     t_env = timed(env_only, jax.random.PRNGKey(1), reps=args.reps)
 
     obs = jnp.asarray(np.random.default_rng(0).normal(size=(T, B) + runner.obs.shape[1:]), jnp.float32)
-    gstate = jax.vmap(jax.vmap(env.global_state, in_axes=(0, None)), in_axes=(None, None))(runner.env_state, params)
+    gstate = jax.vmap(env.global_state, in_axes=(0, None))(runner.env_state, params)
     gstate = jnp.broadcast_to(gstate, (T,) + gstate.shape)
     optimizer = make_optimizer(cfg.max_grad_norm)
 
