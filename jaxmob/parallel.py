@@ -130,7 +130,7 @@ def stack_params(env, cities, *, days: Sequence | None = None, pipeline_steps: i
     NumPy arrays, ready for `shard_batch`. Each city is first checked by
     `City.create` (`validate=False` skips that, e.g. for trusted batches).
     """
-    from .envs.rebalance import RebalanceEnv
+    from .envs.rebalance import RebalanceEnv, default_max_trips, default_pipeline_steps
 
     batch = jax.tree.map(np.asarray, cities if isinstance(cities, City) else stack_cities(cities))
     n = batch_size(batch)
@@ -139,35 +139,13 @@ def stack_params(env, cities, *, days: Sequence | None = None, pipeline_steps: i
         raise ValueError(f"stack_params: days must hold one list of DayTrips per city ({n}), got {len(days)}")
     per_city_days = list(days) if days is not None else [None] * n
     cfg = env.config
-    P = pipeline_steps or cfg.pipeline_steps or max(_default_pipeline(c, cfg) for c in singles)
+    P = pipeline_steps or cfg.pipeline_steps or max(default_pipeline_steps(c, cfg.relocation_delay) for c in singles)
     M = max_trips or cfg.max_trips_per_step or max(
-        _default_slots(c, d, cfg.mode, make_params_kw.get("demand_scale", 1.0)) for c, d in zip(singles, per_city_days))
+        default_max_trips(c, d or [], float(np.max(make_params_kw.get("demand_scale", 1.0))), cfg.mode)
+        for c, d in zip(singles, per_city_days))
     env_b = RebalanceEnv(replace(cfg, pipeline_steps=int(P), max_trips_per_step=int(M)))
     params = [env_b.make_params(c, days=d, **make_params_kw) for c, d in zip(singles, per_city_days)]
     return env_b, jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *params)
-
-
-def _default_pipeline(city: City, cfg) -> int:
-    """The env's default P for one city: its longest travel time between real
-    regions or relocation (docs/rebalance-dynamics.md, State)."""
-    real = np.asarray(city.region_mask)
-    travel = int(np.asarray(city.travel_steps)[np.ix_(real, real)].max()) if real.any() else 1
-    mask = np.asarray(city.neighbor_mask)
-    if cfg.relocation_delay is not None:
-        move = cfg.relocation_delay if mask.any() else 1
-    else:
-        steps = np.asarray(city.relocation_steps)[np.arange(city.num_regions)[:, None], np.asarray(city.neighbors)]
-        move = int(steps[mask].max()) if mask.any() else 1
-    return max(travel, int(move), 1)
-
-
-def _default_slots(city: City, days, mode: str, demand_scale) -> int:
-    """The env's default M for one city (docs/rebalance-dynamics.md, Random draws)."""
-    if mode == "replay":
-        busiest = [int(np.bincount(np.asarray(d.depart_step)).max()) for d in (days or []) if d.num_trips]
-        return max(busiest + [1])
-    peak = float(np.max(demand_scale)) * float(np.asarray(city.demand_rate, np.float64).sum(axis=1).max())
-    return max(1, min(int(np.ceil(peak + 6.0 * np.sqrt(peak) + 8.0)), city.fleet_size))
 
 
 # ----------------------------------------------------------------------- (a) batched env stepping

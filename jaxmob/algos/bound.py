@@ -71,6 +71,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from jaxmob.city.core import City, DayTrips
+from jaxmob.envs.rebalance import default_pipeline_steps
 
 
 class BoundError(RuntimeError):
@@ -142,21 +143,6 @@ class BoundLP:
     @property
     def num_nonzeros(self) -> int:
         return self.A_eq.nnz + self.A_ub.nnz
-
-
-def default_pipeline_steps(city: City, relocation_delay: int | None) -> int:
-    """The simulator's default pipeline length P (as `RebalanceEnv.make_params`): the
-    longest travel time between real regions or relocation toward a real neighbour."""
-    real = np.asarray(city.region_mask, dtype=bool)
-    nbr = np.asarray(city.neighbors)
-    ok = np.asarray(city.neighbor_mask, dtype=bool)
-    longest = int(np.asarray(city.travel_steps)[np.ix_(real, real)].max()) if real.any() else 1
-    if relocation_delay is None:
-        moves = np.asarray(city.relocation_steps)[np.arange(len(nbr))[:, None], nbr]
-        longest_move = int(moves[ok].max()) if ok.any() else 1
-    else:
-        longest_move = int(relocation_delay)
-    return max(longest, longest_move, 1)
 
 
 def build_bound_lp(

@@ -375,14 +375,14 @@ class RebalanceEnv(Environment):
         longest_move = int(move_steps[nbr_mask].max()) if nbr_mask.any() else 1
         P = cfg.pipeline_steps
         if P is None:
-            P = max(int(travel[np.ix_(real, real)].max()), longest_move, 1)
+            P = default_pipeline_steps(city, cfg.relocation_delay)
         elif P < longest_move:
             raise ValueError(f"RebalanceConfig.pipeline_steps: ({P}) is shorter than the longest relocation "
                              f"({longest_move} steps) of city {city.name!r}")
 
         M = cfg.max_trips_per_step
         if M is None:
-            M = _auto_max_trips(city, day_list, float(np.max(np.asarray(demand_scale))), cfg.mode)
+            M = default_max_trips(city, day_list, float(np.max(np.asarray(demand_scale))), cfg.mode)
         replay = _replay_windows(day_list, R, T, P, M) if cfg.mode == "replay" else None
         keep, alias = alias_tables(np.asarray(city.od_prob))
 
@@ -652,7 +652,21 @@ def _day_list(days, mode: str, city: City) -> list:
     return days
 
 
-def _auto_max_trips(city: City, days: Sequence[DayTrips], demand_scale: float, mode: str) -> int:
+def default_pipeline_steps(city: City, relocation_delay: int | None) -> int:
+    """The default pipeline length P: the longest travel time between real regions
+    or relocation toward a real neighbour, so nothing sampled is clipped."""
+    real = np.asarray(city.region_mask, dtype=bool)
+    nbr, ok = np.asarray(city.neighbors), np.asarray(city.neighbor_mask, dtype=bool)
+    longest = int(np.asarray(city.travel_steps)[np.ix_(real, real)].max()) if real.any() else 1
+    if relocation_delay is None:
+        moves = np.asarray(city.relocation_steps)[np.arange(len(nbr))[:, None], nbr]
+        longest_move = int(moves[ok].max()) if ok.any() else 1
+    else:
+        longest_move = int(relocation_delay) if ok.any() else 1
+    return max(longest, longest_move, 1)
+
+
+def default_max_trips(city: City, days: Sequence[DayTrips], demand_scale: float, mode: str) -> int:
     """Slots for served trips: in replay the busiest step of any day; in Poisson
     mode a far quantile of the busiest step's total demand, never above the fleet."""
     if mode == "replay":
