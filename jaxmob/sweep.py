@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .algos.ppo import Hyper
 from .config import TrainConfig
 from .train import build, hyper_of, make_evaluator
 

@@ -6,7 +6,6 @@ fresh clone); CI always has it. `JAXMOB_SHARED_DATA` overrides the location.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,4 @@
 """The notebooks run top to bottom (on tiny configurations), so they cannot rot."""
-import os
 from pathlib import Path
 
 import nbformat

@@ -8,7 +8,7 @@ Hyperparameters that can be traced live in `Hyper`, so a sweep vmaps over them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import distrax
 import jax
@@ -279,4 +279,3 @@ class AlgoHooks:
         return runner, {}
 
 
-Policy = Callable

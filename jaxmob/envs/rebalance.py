@@ -367,7 +367,6 @@ class RebalanceEnv(Environment):
         real = np.asarray(city.region_mask)
         nbr = np.asarray(city.neighbors)
         nbr_mask = np.asarray(city.neighbor_mask)
-        travel = np.asarray(city.travel_steps)
         if cfg.relocation_delay is None:
             move_steps = np.asarray(city.relocation_steps)[np.arange(R)[:, None], nbr]
         else:
