@@ -363,3 +363,13 @@ def jit_dp_train(init, update, mesh: Mesh | None):
     rep, bat, runner = replicated(mesh), batch_sharding(mesh), runner_shardings(mesh)
     return (jax.jit(init, in_shardings=(rep, rep, bat), out_shardings=runner),
             jax.jit(update, in_shardings=(runner, bat), out_shardings=(runner, rep)))
+
+
+def restart_cities(env, runner: RunnerState, env_params, key) -> RunnerState:
+    """Move a data-parallel runner onto a new batch of cities (same shapes):
+    every environment starts a fresh episode of its new city, while the policy,
+    optimiser and key carry on. Training on a city distribution redraws the
+    batch between updates this way."""
+    B = batch_size(env_params.city.region_mask)
+    obs, env_state = jax.vmap(env.reset)(jax.random.split(key, B), env_params)
+    return runner.replace(env_state=env_state, obs=obs)

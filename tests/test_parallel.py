@@ -257,5 +257,33 @@ def test_stack_params_uses_common_static_sizes():
     assert obs.shape[:2] == (2, 15)
 
 
+
+def test_restart_cities_moves_training_onto_a_new_batch():
+    """Training on a city distribution swaps the city batch between updates:
+    the environments restart on the new cities, the policy carries on, and
+    the next update runs without recompiling."""
+    import chex
+    import jax
+
+    from jaxmob.algos.policies import SharingPolicy
+    from jaxmob.algos.ppo import Hyper, PPOConfig
+    from jaxmob.parallel import make_dp_train, restart_cities
+
+    env, params = _small_problem()
+    first, second = (jax.tree.map(lambda x: x[i:i + 4], params) for i in (0, 4))
+    policy = SharingPolicy("ippo", 9, env.num_actions(jax.tree.map(lambda x: x[0], params)), (8,))
+    init, update = make_dp_train(env, policy, PPOConfig(rollout_steps=4, epochs=1, minibatches=2))
+    update = jax.jit(chex.assert_max_traces(update, n=1))
+    runner, _ = update(jax.jit(init)(jax.random.key(0), Hyper.make(lr=1e-3), first), first)
+    moved = jax.jit(lambda r, p, k: restart_cities(env, r, p, k))(runner, second, jax.random.key(1))
+    fresh_obs, fresh_state = jax.vmap(env.reset)(jax.random.split(jax.random.key(1), 4), second)
+    np.testing.assert_array_equal(np.asarray(moved.obs), np.asarray(fresh_obs))
+    np.testing.assert_array_equal(np.asarray(moved.env_state.inventory), np.asarray(second.city.init_inventory))
+    assert int(moved.env_state.t.max()) == 0 and int(runner.env_state.t.max()) == 4
+    assert _max_diff(moved.params, runner.params) == 0.0
+    moved, metrics = update(moved, second)
+    assert np.isfinite(float(metrics["service_ratio"])) and int(moved.update) == 2
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["worker"]:
     worker()
