@@ -105,7 +105,7 @@ def real_pool(scenario, cfg: TrainConfig):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--updates", type=int, default=200)
+    ap.add_argument("--updates", type=int, default=150)
     ap.add_argument("--batch", type=int, default=16, help="city-days per update (every arm)")
     ap.add_argument("--pool", type=int, default=256, help="sampled cities the distribution arm draws from")
     ap.add_argument("--quick", action="store_true", help="tiny cities, 2 updates, 1 seed: checks the pipeline only")
