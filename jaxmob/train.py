@@ -9,6 +9,7 @@ uninterrupted run ends, because a chunk is a pure function of the saved state.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -119,6 +120,8 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     evaluate = make_evaluator(policy, parts["eval_env"], parts["eval_params"])
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
 
+    if not resume:  # a fresh run never inherits an older run's checkpoints (its "best" would win)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     last = ocp.CheckpointManager(run_dir / "checkpoints" / "last",
                                  options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_last, create=True))
     best = ocp.CheckpointManager(run_dir / "checkpoints" / "best",

@@ -90,6 +90,19 @@ def test_same_seed_same_result(tmp_path):
     assert a["final_eval"]["service_ratio"] == b["final_eval"]["service_ratio"]
 
 
+
+def test_fresh_run_replaces_an_older_runs_checkpoints(tmp_path):
+    """Re-running into the same folder without --resume must not keep the older
+    run's checkpoints: its "best" could outrank the new run's and be restored."""
+    scen = corridor_scenario()
+    steps = lambda kind: sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints" / kind).iterdir()
+                                if p.name.isdigit())
+    train(tiny(tmp_path), scenario=scen, log=lambda *_: None)
+    assert steps("last") == [2, 4] and steps("best")
+    train(tiny(tmp_path, seed=1, total_updates=2), scenario=scen, log=lambda *_: None)
+    assert steps("last") == [2] and steps("best") == [2]
+
+
 def test_sigkill_and_resume_matches_uninterrupted(tmp_path):
     """Kill a CLI run with SIGKILL after its first checkpoint, resume it, compare parameters."""
     args = ["--alg", "ippo", "--scenario", "synthetic-square", "--total-updates", "6", "--updates-per-chunk", "1",
