@@ -61,7 +61,7 @@ def make_greedy(lookahead_steps: int = 6) -> Policy:
         raise ValueError(f"make_greedy: lookahead_steps must be >= 1, got {lookahead_steps}")
 
     def greedy(key, state, params, env) -> jax.Array:
-        surplus, deficit = _surplus_deficit(state, params, window)
+        surplus, deficit = _surplus_deficit(state, params, env, window)
         return _dispatch(surplus, deficit, state.inventory, params, env)
 
     greedy.__name__ = f"greedy_{window}"
@@ -71,15 +71,9 @@ def make_greedy(lookahead_steps: int = 6) -> Policy:
 greedy = make_greedy()
 
 
-def _surplus_deficit(state, params, window: int):
+def _surplus_deficit(state, params, env, window: int):
     """Per-region (surplus, deficit) in bikes, as float32 (see `make_greedy`)."""
-    city = params.city
-    T = city.steps_per_day
-    steps = (state.t + jnp.arange(window)) % T
-    expected = params.demand_scale * jnp.asarray(city.demand_rate)[steps].sum(axis=0)
-    in_transit = state.riding + state.relocating  # row i docks in i + 1 steps
-    arrivals = in_transit[:window].sum(axis=0)
-    balance = state.inventory.astype(jnp.float32) + arrivals - expected
+    balance = env.expected_balance(state, params, window)
     return jnp.maximum(balance, 0.0), jnp.maximum(-balance, 0.0)
 
 

@@ -64,6 +64,8 @@ class PPOConfig:
     reward_scale: float = 0.1
     value_clip: float = 10.0
     reward_sharing: str = "team"
+    move_credit: float = 0.0
+    credit_window: int = 6
 
 
 REWARD_SHARING = ("own", "neighbors", "team")
@@ -217,7 +219,12 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
         obs, env_state, reward, done, info = jax.vmap(
             lambda k, s, a, rs, ro: step_auto_reset(env, k, s, a, env_params, ro, rs))(
             jax.random.split(k_env, B), runner.env_state, action, reset_state, reset_obs)
-        learn_reward = share_rewards(reward, env_params.city, config.reward_sharing) * config.reward_scale
+        learn_reward = share_rewards(reward, env_params.city, config.reward_sharing)
+        if config.move_credit:
+            credit = jax.vmap(lambda s, a, m: env.move_credit(s, a, m, env_params, config.credit_window))(
+                runner.env_state, action, info["relocated"])
+            learn_reward = learn_reward + config.move_credit * credit * agent_mask
+        learn_reward = learn_reward * config.reward_scale
         trans = Transition(runner.obs, gstate, action, logp, value, learn_reward, done)
         stats = dict(served=info["served"].sum(), demand=info["demand"].sum(), relocated=info["relocated"].sum(),
                      overflow=info["overflow"].sum(), reward=(reward * agent_mask).sum())

@@ -540,6 +540,46 @@ class RebalanceEnv(Environment):
         lag = _take(params.move_lag.reshape(-1), rk)
         return moved, (lag - 1) * R + target, invalid
 
+    # ------------------------------------------------------------ operator's view
+    def expected_balance(self, state: RebalanceState, params: RebalanceParams, window: int) -> jax.Array:
+        """(R,) float32 bikes a region will have left after the next `window` steps
+        if nothing else moves: inventory + bikes docking within the window -
+        expected departures over it (`demand_scale * city.demand_rate`, wrapping
+        at midnight). Negative = the expected shortfall an operator would fill.
+        Uses only what a real operator knows (rates, bikes in transit), never the
+        replayed day's trips."""
+        city = params.city
+        steps = (state.t + jnp.arange(window)) % city.steps_per_day
+        expected = params.demand_scale * _take(city.demand_rate, steps).sum(axis=0)
+        arrivals = (state.riding + state.relocating)[:window].sum(axis=0)
+        return state.inventory.astype(jnp.float32) + arrivals - expected
+
+    def move_credit(self, state: RebalanceState, action: jax.Array, moved: jax.Array, params: RebalanceParams,
+                    window: int) -> jax.Array:
+        """(R,) float32 the reward-equivalent of each agent's own move:
+        (1 + alpha) x the expected shortfall (bikes) it avoids - beta x bikes moved.
+
+        The avoided shortfall is a difference measure: the shortfall `max(-balance, 0)` of the sender and
+        its target with every move made, against the same with this agent's move
+        undone and everyone else's kept (so two senders feeding one deficit
+        share the credit, and overfilling it earns nothing). `state` is the state
+        the step started from, `moved` the bikes each agent actually sent
+        (`info['relocated']`). Balances over `window` steps, as `expected_balance`."""
+        city = params.city
+        R, L = city.num_regions, len(self.config.move_amounts)
+        direction = jnp.maximum(jnp.asarray(action, jnp.int32) - 1, 0) // L
+        target = _take(jnp.asarray(city.neighbors).reshape(-1), jnp.arange(R) * city.num_directions
+                       + jnp.minimum(direction, city.num_directions - 1))
+        moved = moved.astype(jnp.float32)
+        after = self.expected_balance(state, params, window) - moved
+        after = _scatter_add(after, target, moved)
+        short = lambda b: jnp.maximum(-b, 0.0)
+        at_target = _take(after, target)
+        undone = short(after + moved) + short(at_target - moved)
+        done = short(after) + short(at_target)
+        avoided = jnp.where(moved > 0, undone - done, 0.0)
+        return (1.0 + params.alpha) * avoided - params.beta * moved
+
     # ------------------------------------------------------------ observations
     def _arrivals_ahead(self, state: RebalanceState, params) -> jax.Array:
         """(A, R) bikes docking in each of the next A steps (zeros past P)."""

@@ -469,3 +469,70 @@ def test_observation_columns_follow_the_documented_layout():
     features = obs[:, 8 + 3 * K:-1]
     np.testing.assert_allclose(features.mean(0), 0.0, atol=1e-5)
     assert np.all(obs[:, -1] == 1.0) and obs.shape[1] == env.obs_dim(params) == 7 + 2 + 3 * K + 3
+
+
+# ----------------------------------------------------------------------- operator's view
+def _shortfall_total(balance):
+    return np.maximum(-balance, 0.0).sum()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), steps=st.integers(0, 40), window=st.integers(1, 8))
+def test_move_credit_is_the_shortfall_each_move_avoids(seed, steps, window):
+    """Against NumPy: each agent's credit is (1 + alpha) x (city-wide shortfall with
+    its move undone - shortfall with every move) - beta x its bikes, where the
+    balance is inventory + arrivals within the window - expected departures."""
+    city = small_city(seed=seed, trips=4000.0)
+    env = RebalanceEnv(RebalanceConfig(move_amounts=(2, 5)))
+    params = env.make_params(city, alpha=0.7, beta=0.3)
+    rng = np.random.default_rng(seed)
+    R, A = city.num_regions, env.num_actions(params)
+    _, rollout = rollout_fn(env.config, max(steps, 1))
+    state = env.initial_state(params)
+    if steps:
+        state, _ = rollout(jax.random.PRNGKey(seed), state, jnp.asarray(random_actions(rng, steps, R, A)), params)
+    action = jnp.asarray(random_actions(rng, 1, R, A)[0])
+    _, _, _, _, info = env.step(jax.random.PRNGKey(seed + 1), state, action, params)
+    moved = np.asarray(info["relocated"], np.float64)
+    credit = np.asarray(env.move_credit(state, action, info["relocated"], params, window))
+
+    t = np.asarray((int(state.t) + np.arange(window)) % city.steps_per_day)
+    expected = np.asarray(city.demand_rate, np.float64)[t].sum(0)
+    arrivals = (np.asarray(state.riding) + np.asarray(state.relocating))[:window].sum(0)
+    balance = np.asarray(state.inventory, np.float64) + arrivals - expected
+    L = len(env.config.move_amounts)
+    K = city.num_directions  # out-of-range actions move nothing, so their target is never used
+    target = np.array([np.asarray(city.neighbors)[r, min(max(int(a) - 1, 0) // L, K - 1)]
+                       for r, a in enumerate(np.asarray(action))])
+    flows = np.zeros(R)
+    for r in range(R):
+        flows[r] -= moved[r]
+        flows[target[r]] += moved[r]
+    with_all = _shortfall_total(balance + flows)
+    for r in range(R):
+        undone = flows.copy()
+        undone[r] += moved[r]
+        undone[target[r]] -= moved[r]
+        want = 1.7 * (_shortfall_total(balance + undone) - with_all) - 0.3 * moved[r]
+        np.testing.assert_allclose(credit[r], want, rtol=1e-5, atol=1e-3, err_msg=f"agent {r}")
+
+
+def test_two_senders_share_the_credit_for_one_deficit():
+    """The middle of three regions expects 5 departures in the next hour and has
+    no bikes. One neighbour sending 5 avoids the whole shortfall; when both
+    neighbours send 5, undoing either move loses nothing: neither gets credit,
+    both pay the cost."""
+    city = small_city(cols=3, rows=1, docks=(40, 40), trips=1.0)
+    rate = np.zeros_like(np.asarray(city.demand_rate))
+    rate[:, 1] = 5.0 / 6.0
+    city = city.replace(demand_rate=jnp.asarray(rate, jnp.float32))
+    env = RebalanceEnv(RebalanceConfig(move_amounts=(5,)))
+    params = env.make_params(city, alpha=0.5, beta=0.1)
+    state = env.initial_state(params).replace(inventory=jnp.asarray([20, 0, 20], jnp.int32))
+    assert float(env.expected_balance(state, params, 6)[1]) == pytest.approx(-5.0, abs=1e-4)
+    nbr, ok = np.asarray(city.neighbors), np.asarray(city.neighbor_mask)
+    to_middle = lambda r: 1 + int(np.flatnonzero((nbr[r] == 1) & ok[r])[0])
+    one = env.move_credit(state, jnp.asarray([to_middle(0), 0, 0]), jnp.asarray([5, 0, 0]), params, 6)
+    both = env.move_credit(state, jnp.asarray([to_middle(0), 0, to_middle(2)]), jnp.asarray([5, 0, 5]), params, 6)
+    np.testing.assert_allclose(np.asarray(one), [1.5 * 5 - 0.5, 0.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(np.asarray(both), [-0.5, 0.0, -0.5], atol=1e-4)
