@@ -48,7 +48,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from .algos.heuristics import random_policy
 from .algos.ppo import (Hyper, PPOConfig, RunnerState, Transition, _set_lr, gae, make_optimizer, sgd_step,
-                        sample_actions, share_rewards)
+                        learning_reward, sample_actions)
 from .city.core import City
 from .city.pad import stack_cities, take_city
 from .envs.base import step_auto_reset
@@ -284,13 +284,13 @@ def make_dp_train(env, policy, config: PPOConfig, mesh: Mesh | None = None):
             key, k_act, k_env = jax.random.split(key, 3)
             gstate = env.global_state(env_state, env_params)
             action, logp, value = sample_actions(k_act, policy, policy_params, groups, obs, gstate, action_mask)
-            next_obs, env_state, reward, done, info = step_auto_reset(env, k_env, env_state, action, env_params,
-                                                                      reset_obs, reset_state)
-            learn = share_rewards(reward, env_params.city, config.reward_sharing) * config.reward_scale
+            next_obs, next_state, reward, done, info = step_auto_reset(env, k_env, env_state, action, env_params,
+                                                                       reset_obs, reset_state)
+            learn = learning_reward(env, env_params, config, hyper, env_state, action, reward, info["relocated"])
             stats = dict(served=info["served"].sum(), demand=info["demand"].sum(),
                          relocated=info["relocated"].sum(), overflow=info["overflow"].sum(),
                          reward=(reward * real).sum())
-            return (env_state, next_obs, key), (Transition(obs, gstate, action, logp, value, learn, done), stats)
+            return (next_state, next_obs, key), (Transition(obs, gstate, action, logp, value, learn, done), stats)
 
         (env_state, obs, _), (traj, stats) = jax.lax.scan(step, (env_state, obs, key), None, T)
         _, last_value = policy.apply(policy_params, groups, obs, env.global_state(env_state, env_params))

@@ -1,7 +1,7 @@
 """Sweeps as one program: seeds x hyperparameters vmapped through the fused trainer.
 
 Only traced hyperparameters (`Hyper`: lr, ent_coef, clip_eps, vf_coef, gamma,
-gae_lambda, and HAG-PS's split/merge thresholds) can be swept this way; shape-changing ones (network size, number of
+gae_lambda, move_credit, and HAG-PS's split/merge thresholds) can be swept this way; shape-changing ones (network size, number of
 envs) need separate runs.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from .config import TrainConfig
 from .train import build, hyper_of, make_evaluator
 
-SWEEPABLE = ("lr", "ent_coef", "clip_eps", "vf_coef", "gamma", "gae_lambda",
+SWEEPABLE = ("lr", "ent_coef", "clip_eps", "vf_coef", "gamma", "gae_lambda", "move_credit",
              "d_split", "tau_merge", "d_split_global", "tau_merge_global")  # the last four: HAG-PS
 
 

@@ -51,8 +51,7 @@ def build(config: TrainConfig, scenario=None):
     policy = make_policy(config.alg, city.num_regions, env.num_actions(env_params), config.hidden, **hagps)
     ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
                     minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale,
-                    reward_sharing=config.reward_sharing, move_credit=config.move_credit,
-                    credit_window=config.credit_window)
+                    reward_sharing=config.reward_sharing, credit_window=config.credit_window)
     hooks = policy.hooks(env, env_params, ppo) if hasattr(policy, "hooks") else None
     init, update_chunk = make_train(env, env_params, policy, ppo, hooks)
     return dict(scenario=scenario, env=env, env_params=env_params, eval_env=eval_env, eval_params=eval_params,
@@ -66,7 +65,7 @@ def hyper_of(config: TrainConfig) -> Hyper:
     """The traced hyperparameters of a config (HAG-PS thresholds only for hagps)."""
     algo = {k: getattr(config, k) for k in HAGPS_THRESHOLDS} if config.alg == "hagps" else {}
     return Hyper.make(lr=config.lr, ent_coef=config.ent_coef, clip_eps=config.clip_eps, vf_coef=config.vf_coef,
-                      gamma=config.gamma, gae_lambda=config.gae_lambda, **algo)
+                      gamma=config.gamma, gae_lambda=config.gae_lambda, move_credit=config.move_credit, **algo)
 
 
 def learned_policy(policy, params, groups):

@@ -43,12 +43,14 @@ class Hyper:
     vf_coef: jax.Array
     gamma: jax.Array
     gae_lambda: jax.Array
+    move_credit: jax.Array
     algo: dict  # algorithm-specific traced values (HAG-PS thresholds), {} otherwise
 
     @classmethod
-    def make(cls, lr=3e-4, ent_coef=0.01, clip_eps=0.2, vf_coef=0.5, gamma=0.995, gae_lambda=0.95, **algo):
+    def make(cls, lr=3e-4, ent_coef=0.01, clip_eps=0.2, vf_coef=0.5, gamma=0.995, gae_lambda=0.95, move_credit=0.0,
+             **algo):
         f = lambda v: jnp.asarray(v, jnp.float32)
-        return cls(f(lr), f(ent_coef), f(clip_eps), f(vf_coef), f(gamma), f(gae_lambda),
+        return cls(f(lr), f(ent_coef), f(clip_eps), f(vf_coef), f(gamma), f(gae_lambda), f(move_credit),
                    {k: f(v) for k, v in sorted(algo.items())})
 
 
@@ -64,7 +66,6 @@ class PPOConfig:
     reward_scale: float = 0.1
     value_clip: float = 10.0
     reward_sharing: str = "team"
-    move_credit: float = 0.0
     credit_window: int = 6
 
 
@@ -87,6 +88,23 @@ def share_rewards(reward, city, how: str):
         count = 1.0 + city.neighbor_mask.sum(-1)
         return (reward + nbr.sum(-1)) / count * mask
     raise ValueError(f"reward_sharing must be one of {REWARD_SHARING}, got {how!r}")
+
+
+def learning_reward(env, env_params, config: PPOConfig, hyper: Hyper, state, action, reward, moved):
+    """The reward one city's agents learn from: the env reward shared per
+    `config.reward_sharing`, plus `hyper.move_credit` x each agent's own-move
+    credit (`env.move_credit`: the expected shortfall its move avoids, valued
+    as trips, minus its cost), times `config.reward_scale`.
+
+    Why the credit: under the team reward an agent's own move is 1/R of a noisy
+    signal that arrives hours later, and under local rewards a sender only sees
+    its own loss; the credit tells each agent at once what its move did."""
+    city = env_params.city
+    learn = share_rewards(reward, city, config.reward_sharing)
+    if hasattr(env, "move_credit"):
+        credit = env.move_credit(state, action, moved, env_params, config.credit_window)
+        learn = learn + hyper.move_credit * credit * city.region_mask
+    return learn * config.reward_scale
 
 
 @struct.dataclass
@@ -219,12 +237,8 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
         obs, env_state, reward, done, info = jax.vmap(
             lambda k, s, a, rs, ro: step_auto_reset(env, k, s, a, env_params, ro, rs))(
             jax.random.split(k_env, B), runner.env_state, action, reset_state, reset_obs)
-        learn_reward = share_rewards(reward, env_params.city, config.reward_sharing)
-        if config.move_credit:
-            credit = jax.vmap(lambda s, a, m: env.move_credit(s, a, m, env_params, config.credit_window))(
-                runner.env_state, action, info["relocated"])
-            learn_reward = learn_reward + config.move_credit * credit * agent_mask
-        learn_reward = learn_reward * config.reward_scale
+        learn_reward = jax.vmap(learning_reward, in_axes=(None, None, None, None, 0, 0, 0, 0))(
+            env, env_params, config, runner.hyper, runner.env_state, action, reward, info["relocated"])
         trans = Transition(runner.obs, gstate, action, logp, value, learn_reward, done)
         stats = dict(served=info["served"].sum(), demand=info["demand"].sum(), relocated=info["relocated"].sum(),
                      overflow=info["overflow"].sum(), reward=(reward * agent_mask).sum())

@@ -132,3 +132,53 @@ def test_sharing_schemes_shapes_and_param_counts(scheme):
     # No-Share agents really differ; shared schemes give identical outputs for identical inputs
     same = np.allclose(np.asarray(logits[:, 0]), np.asarray(logits[:, 1]))
     assert same == (scheme in ("share_all", "ippo"))
+
+
+def _grid_env_state(seed):
+    from jaxmob.city import synthetic_city
+    from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
+
+    city = synthetic_city("square", 3, 3, seed=seed, docks_per_region=(3, 8), trips_per_day=3000.0)
+    env = RebalanceEnv(RebalanceConfig(move_amounts=(2, 5)))
+    params = env.make_params(city)
+    return env, params, env.initial_state(params)
+
+
+def test_share_rewards_matches_numpy():
+    from jaxmob.algos.ppo import share_rewards
+
+    env, params, _ = _grid_env_state(0)
+    city = params.city
+    reward = np.random.default_rng(0).normal(size=city.num_regions).astype(np.float32)
+    nbr, ok = np.asarray(city.neighbors), np.asarray(city.neighbor_mask)
+    own = np.asarray(share_rewards(jnp.asarray(reward), city, "own"))
+    team = np.asarray(share_rewards(jnp.asarray(reward), city, "team"))
+    local = np.asarray(share_rewards(jnp.asarray(reward), city, "neighbors"))
+    np.testing.assert_allclose(own, reward)
+    np.testing.assert_allclose(team, np.full_like(reward, reward.mean()), rtol=1e-6)
+    want = [(reward[r] + reward[nbr[r][ok[r]]].sum()) / (1 + ok[r].sum()) for r in range(city.num_regions)]
+    np.testing.assert_allclose(local, want, rtol=1e-6)
+    with pytest.raises(ValueError, match="reward_sharing"):
+        share_rewards(jnp.asarray(reward), city, "everyone")
+
+
+@pytest.mark.parametrize("sharing", ["team", "own"])
+def test_learning_reward_adds_each_agents_move_credit(sharing):
+    """learning reward = (shared env reward + move_credit x env.move_credit) x reward_scale;
+    with move_credit 0 or nobody moving it is the shared reward alone."""
+    from jaxmob.algos.ppo import PPOConfig, learning_reward, share_rewards
+
+    env, params, state = _grid_env_state(1)
+    R = params.city.num_regions
+    config = PPOConfig(reward_scale=0.1, reward_sharing=sharing, credit_window=4)
+    action = jnp.asarray(np.random.default_rng(1).integers(0, env.num_actions(params), R), jnp.int32)
+    _, _, reward, _, info = env.step(jax.random.PRNGKey(0), state, action, params)
+    shared = np.asarray(share_rewards(reward, params.city, sharing)) * 0.1
+    credit = np.asarray(env.move_credit(state, action, info["relocated"], params, 4))
+    assert np.any(np.asarray(info["relocated"]) > 0) and np.any(credit != 0)
+    learn = lambda c, a, m: np.asarray(learning_reward(env, params, config, Hyper.make(move_credit=c), state, a,
+                                                       reward, m))
+    np.testing.assert_allclose(learn(0.0, action, info["relocated"]), shared, rtol=1e-6)
+    np.testing.assert_allclose(learn(2.0, action, info["relocated"]), shared + 0.2 * credit, rtol=1e-5, atol=1e-6)
+    stay = jnp.zeros((R,), jnp.int32)
+    np.testing.assert_allclose(learn(2.0, stay, jnp.zeros((R,), jnp.int32)), shared, rtol=1e-6)
