@@ -37,6 +37,7 @@ class TrainConfig:
     reward_sharing: str = _f("team", "learning reward: team (mean over all agents: cooperative) | neighbors (mean over self and grid neighbours) | own")
     move_credit: float = _f(0.0, "weight of each agent's own-move credit added to its learning reward: the expected one-hour shortfall its move avoids, valued as served trips, minus its relocation cost (0: off)")
     credit_window: int = _f(6, "steps ahead over which move credit counts expected shortfall (6 = one hour)")
+    credit_model: str = _f("mean", "trips a region loses in move credit: mean (expected shortfall) | poisson (its expectation under Poisson departures)")
     hidden: tuple = _f((64, 64), "hidden layer sizes, comma separated")
     train_mode: str = _f("poisson", "training demand: replay (the scenario's non-evaluation days) | poisson (estimated rates)")
     demand_scale: float = _f(1.0, "multiplies the Poisson demand rates (train_mode poisson)")
@@ -90,6 +91,7 @@ class TrainConfig:
         check(self.demand_scale > 0, "demand_scale", f"must be positive, got {self.demand_scale}")
         check(self.move_credit >= 0, "move_credit", f"must be >= 0, got {self.move_credit}")
         check(self.credit_window >= 1, "credit_window", f"must be >= 1, got {self.credit_window}")
+        check(self.credit_model in ("mean", "poisson"), "credit_model", f"must be mean or poisson, got {self.credit_model!r}")
         check(self.reward_scale > 0, "reward_scale", f"must be positive, got {self.reward_scale}")
         check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", f"needs positive sizes, got {self.hidden}")
         check(len(self.move_amounts) >= 1 and all(m >= 1 for m in self.move_amounts), "move_amounts",

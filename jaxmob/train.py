@@ -51,7 +51,8 @@ def build(config: TrainConfig, scenario=None):
     policy = make_policy(config.alg, city.num_regions, env.num_actions(env_params), config.hidden, **hagps)
     ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
                     minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale,
-                    reward_sharing=config.reward_sharing, credit_window=config.credit_window)
+                    reward_sharing=config.reward_sharing, credit_window=config.credit_window,
+                    credit_model=config.credit_model)
     hooks = policy.hooks(env, env_params, ppo) if hasattr(policy, "hooks") else None
     init, update_chunk = make_train(env, env_params, policy, ppo, hooks)
     return dict(scenario=scenario, env=env, env_params=env_params, eval_env=eval_env, eval_params=eval_params,

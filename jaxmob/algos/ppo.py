@@ -67,6 +67,7 @@ class PPOConfig:
     value_clip: float = 10.0
     reward_sharing: str = "team"
     credit_window: int = 6
+    credit_model: str = "mean"
 
 
 REWARD_SHARING = ("own", "neighbors", "team")
@@ -102,7 +103,7 @@ def learning_reward(env, env_params, config: PPOConfig, hyper: Hyper, state, act
     city = env_params.city
     learn = share_rewards(reward, city, config.reward_sharing)
     if hasattr(env, "move_credit"):
-        credit = env.move_credit(state, action, moved, env_params, config.credit_window)
+        credit = env.move_credit(state, action, moved, env_params, config.credit_window, config.credit_model)
         learn = learn + hyper.move_credit * credit * city.region_mask
     return learn * config.reward_scale
 

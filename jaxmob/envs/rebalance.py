@@ -541,44 +541,50 @@ class RebalanceEnv(Environment):
         return moved, (lag - 1) * R + target, invalid
 
     # ------------------------------------------------------------ operator's view
-    def expected_balance(self, state: RebalanceState, params: RebalanceParams, window: int) -> jax.Array:
-        """(R,) float32 bikes a region will have left after the next `window` steps
-        if nothing else moves: inventory + bikes docking within the window -
-        expected departures over it (`demand_scale * city.demand_rate`, wrapping
-        at midnight). Negative = the expected shortfall an operator would fill.
-        Uses only what a real operator knows (rates, bikes in transit), never the
-        replayed day's trips."""
+    def supply_and_demand(self, state: RebalanceState, params: RebalanceParams, window: int):
+        """(R,) float32 pair over the next `window` steps: bikes a region will have
+        if nothing else moves (docked + docking within the window) and its
+        expected departures (`demand_scale * city.demand_rate`, wrapping at
+        midnight). Only what a real operator knows, never the replayed trips."""
         city = params.city
         steps = (state.t + jnp.arange(window)) % city.steps_per_day
         expected = params.demand_scale * _take(city.demand_rate, steps).sum(axis=0)
         arrivals = (state.riding + state.relocating)[:window].sum(axis=0)
-        return state.inventory.astype(jnp.float32) + arrivals - expected
+        return state.inventory.astype(jnp.float32) + arrivals, expected
+
+    def expected_balance(self, state: RebalanceState, params: RebalanceParams, window: int) -> jax.Array:
+        """(R,) supply - expected departures over `window` steps (`supply_and_demand`);
+        negative = the shortfall a greedy operator would fill."""
+        supply, expected = self.supply_and_demand(state, params, window)
+        return supply - expected
 
     def move_credit(self, state: RebalanceState, action: jax.Array, moved: jax.Array, params: RebalanceParams,
-                    window: int) -> jax.Array:
+                    window: int, model: str = "mean") -> jax.Array:
         """(R,) float32 the reward-equivalent of each agent's own move:
-        (1 + alpha) x the expected shortfall (bikes) it avoids - beta x bikes moved.
+        (1 + alpha) x the trips it is expected to save - beta x bikes moved.
 
-        The avoided shortfall is a difference measure: the shortfall `max(-balance, 0)` of the sender and
-        its target with every move made, against the same with this agent's move
-        undone and everyone else's kept (so two senders feeding one deficit
-        share the credit, and overfilling it earns nothing). `state` is the state
-        the step started from, `moved` the bikes each agent actually sent
-        (`info['relocated']`). Balances over `window` steps, as `expected_balance`."""
+        Trips lost in a region over the window: `model='mean'` the shortfall
+        max(expected - supply, 0); `'poisson'` its expectation when departures
+        are Poisson, E[(D - supply)+], which also values a safety stock.
+        The saving is a difference: the loss of the sender and its target with
+        every move made, against the same with this agent's move undone and
+        everyone else's kept (two senders feeding one deficit share the credit,
+        overfilling it earns nothing). `state` is the state the step started
+        from, `moved` the bikes each agent actually sent (`info['relocated']`)."""
         city = params.city
         R, L = city.num_regions, len(self.config.move_amounts)
         direction = jnp.maximum(jnp.asarray(action, jnp.int32) - 1, 0) // L
         target = _take(jnp.asarray(city.neighbors).reshape(-1), jnp.arange(R) * city.num_directions
                        + jnp.minimum(direction, city.num_directions - 1))
         moved = moved.astype(jnp.float32)
-        after = self.expected_balance(state, params, window) - moved
-        after = _scatter_add(after, target, moved)
-        short = lambda b: jnp.maximum(-b, 0.0)
-        at_target = _take(after, target)
-        undone = short(after + moved) + short(at_target - moved)
-        done = short(after) + short(at_target)
-        avoided = jnp.where(moved > 0, undone - done, 0.0)
-        return (1.0 + params.alpha) * avoided - params.beta * moved
+        supply, expected = self.supply_and_demand(state, params, window)
+        after = _scatter_add(supply - moved, target, moved)
+        loss = {"mean": lambda s, lam: jnp.maximum(lam - s, 0.0), "poisson": expected_poisson_excess}[model]
+        at_target, lam_target = _take(after, target), _take(expected, target)
+        undone = loss(after + moved, expected) + loss(at_target - moved, lam_target)
+        done = loss(after, expected) + loss(at_target, lam_target)
+        saved = jnp.where(moved > 0, undone - done, 0.0)
+        return (1.0 + params.alpha) * saved - params.beta * moved
 
     # ------------------------------------------------------------ observations
     def _arrivals_ahead(self, state: RebalanceState, params) -> jax.Array:
@@ -633,6 +639,17 @@ class RebalanceEnv(Environment):
         progress = (state.t.astype(jnp.float32) / self.config.horizon)[None]
         return jnp.concatenate([inventory, last, rate_now, rate_ahead, arrivals.reshape(-1), clock, progress]
                                ).astype(jnp.float32)
+
+
+def expected_poisson_excess(supply: jax.Array, lam: jax.Array) -> jax.Array:
+    """E[(D - supply)+] for D ~ Poisson(lam) and integer supply >= 0: the trips
+    expected to find no bike. Uses sum_{k>s} k p(k) = lam P(D >= s), so it is
+    lam P(D >= s) - s P(D >= s + 1), with P(D >= a) the regularised lower
+    incomplete gamma function P(a, lam) (1 for a <= 0)."""
+    supply = jnp.maximum(supply, 0.0)
+    lam = jnp.maximum(lam, 0.0)
+    at_least = lambda a: jnp.where(a > 0, jax.scipy.special.gammainc(jnp.maximum(a, 1.0), lam), 1.0)
+    return jnp.maximum(lam * at_least(supply) - supply * at_least(supply + 1.0), 0.0)
 
 
 # ----------------------------------------------------------------------- overflow search
