@@ -14,7 +14,7 @@ import argparse
 import json
 import platform
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import jax
@@ -34,7 +34,7 @@ def main(argv=None):
     ap.add_argument("--scenario", default="manhattan-citibike")
     ap.add_argument("--algs", default=",".join(ALGS))
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--updates", type=int, default=200)
+    ap.add_argument("--updates", type=int, default=300)
     ap.add_argument("--quick", action="store_true", help="4 updates, 2 seeds: checks the pipeline only")
     ap.add_argument("--out", default="results/rebalance_algos")
     args = ap.parse_args(argv)
@@ -47,6 +47,7 @@ def main(argv=None):
     results = {"scenario": args.scenario, "eval_days": days, "seeds": args.seeds, "updates": args.updates,
                "env_steps_per_run": args.updates * base.num_envs * base.rollout_steps,
                "machine": f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}",
+               "config": json.loads(json.dumps(asdict(base))),
                "algorithms": {}}
     curves = {}
     for alg in args.algs.split(","):

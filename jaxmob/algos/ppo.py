@@ -67,7 +67,7 @@ class PPOConfig:
     value_clip: float = 10.0
     reward_sharing: str = "team"
     credit_window: int = 6
-    credit_model: str = "mean"
+    credit_model: str = "poisson"
 
 
 REWARD_SHARING = ("own", "neighbors", "team")
