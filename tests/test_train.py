@@ -165,13 +165,17 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 
 def test_ppo_learns_to_rebalance_the_corridor(tmp_path):
-    """Fixed seed: the learned policy clearly beats random and no-op on a replayed day."""
+    """Fixed seed: the learned policy clearly beats random and no-op on a replayed day.
+
+    Learned from the environment's reward alone (move_credit 0): the corridor needs a
+    relay (west -> middle -> east) and the middle region has no shortfall of its
+    own, so move credit would charge the first hop its cost and credit nothing."""
     from jaxmob.algos.heuristics import noop, random_policy, rollout
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
     scen = corridor_scenario()
     config = tiny(tmp_path, total_updates=60, updates_per_chunk=20, num_envs=4, rollout_steps=48, hidden=(32,),
-                  epochs=4, minibatches=4, lr=3e-3, eval_every=0)
+                  epochs=4, minibatches=4, lr=3e-3, eval_every=0, move_credit=0.0)
     result = train(config, scenario=scen, log=lambda *_: None)
     learned = result["final_eval"]["service_ratio"]
     env = RebalanceEnv(RebalanceConfig(mode="replay", horizon=48))
