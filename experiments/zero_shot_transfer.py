@@ -114,8 +114,7 @@ def main(argv=None):
     spec = SPEC
     if args.quick:
         args.seeds, args.updates, args.batch, args.pool, spec = 1, 2, 4, 8, QUICK_SPEC
-    # the committed results learn from the env reward alone (they predate move credit, whose
-    # one-hour shortfall reads the rates of cities the policy never sees at test time)
+    # the committed results learn from the env reward alone: they were measured before move credit
     cfg = TrainConfig(alg="ippo", move_credit=0.0).validate()
     scenarios = {name: load(name) for name in TARGETS}
 
