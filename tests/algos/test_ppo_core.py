@@ -174,7 +174,7 @@ def test_learning_reward_adds_each_agents_move_credit(sharing):
     action = jnp.asarray(np.random.default_rng(1).integers(0, env.num_actions(params), R), jnp.int32)
     _, _, reward, _, info = env.step(jax.random.PRNGKey(0), state, action, params)
     shared = np.asarray(share_rewards(reward, params.city, sharing)) * 0.1
-    credit = np.asarray(env.move_credit(state, action, info["relocated"], params, 4))
+    credit = np.asarray(env.move_credit(state, action, info["relocated"], params, 4, config.credit_model))
     assert np.any(np.asarray(info["relocated"]) > 0) and np.any(credit != 0)
     learn = lambda c, a, m: np.asarray(learning_reward(env, params, config, Hyper.make(move_credit=c), state, a,
                                                        reward, m))
