@@ -20,7 +20,7 @@ class TrainConfig:
     alg: str = _f("mappo", "algorithm: share_all | ippo | mappo | no_share | hagps")
     scenario: str = _f("manhattan-citibike", "bundled scenario to train on (see `python -m jaxmob info`)")
     seed: int = _f(0, "random seed; the same seed gives the same result")
-    total_updates: int = _f(800, "PPO updates in the whole run (MAPPO on manhattan-citibike: about 9 minutes on a 2-core CPU)")
+    total_updates: int = _f(800, "PPO updates in the whole run (MAPPO on manhattan-citibike: about 10 minutes on a 2-core CPU)")
     updates_per_chunk: int = _f(10, "updates fused into one compiled lax.scan between logging/checkpoints")
     num_envs: int = _f(8, "parallel environments (days) per update")
     rollout_steps: int = _f(144, "env steps per environment per update (must divide the horizon)")
