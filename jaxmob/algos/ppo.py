@@ -94,8 +94,8 @@ def share_rewards(reward, city, how: str):
 def learning_reward(env, env_params, config: PPOConfig, hyper: Hyper, state, action, reward, moved):
     """The reward one city's agents learn from: the env reward shared per
     `config.reward_sharing`, plus `hyper.move_credit` x each agent's own-move
-    credit (`env.move_credit`: the expected shortfall its move avoids, valued
-    as trips, minus its cost), times `config.reward_scale`.
+    credit (`env.move_credit`: the trips its move is expected to save, valued
+    as reward, minus its cost), times `config.reward_scale`.
 
     Why the credit: under the team reward an agent's own move is 1/R of a noisy
     signal that arrives hours later, and under local rewards a sender only sees

@@ -579,7 +579,10 @@ class RebalanceEnv(Environment):
         moved = moved.astype(jnp.float32)
         supply, expected = self.supply_and_demand(state, params, window)
         after = _scatter_add(supply - moved, target, moved)
-        loss = {"mean": lambda s, lam: jnp.maximum(lam - s, 0.0), "poisson": expected_poisson_excess}[model]
+        losses = {"mean": lambda s, lam: jnp.maximum(lam - s, 0.0), "poisson": expected_poisson_excess}
+        if model not in losses:
+            raise ValueError(f"move_credit: model must be one of {sorted(losses)}, got {model!r}")
+        loss = losses[model]
         at_target, lam_target = _take(after, target), _take(expected, target)
         undone = loss(after + moved, expected) + loss(at_target - moved, lam_target)
         done = loss(after, expected) + loss(at_target, lam_target)
