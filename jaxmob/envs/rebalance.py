@@ -559,7 +559,7 @@ class RebalanceEnv(Environment):
         return supply - expected
 
     def move_credit(self, state: RebalanceState, action: jax.Array, moved: jax.Array, params: RebalanceParams,
-                    window: int, model: str = "mean") -> jax.Array:
+                    window: int, model: str) -> jax.Array:
         """(R,) float32 the reward-equivalent of each agent's own move:
         (1 + alpha) x the trips it is expected to save - beta x bikes moved.
 
