@@ -31,7 +31,7 @@ def main(argv=None):
     cfg = TrainConfig(scenario=args.scenario).validate()
     scenario = load(args.scenario)
     env = RebalanceEnv(RebalanceConfig(mode="replay", horizon=cfg.horizon, move_amounts=cfg.move_amounts))
-    days = list(scenario.evaluation_days)
+    days = list(scenario.test_days)
     params = {d: env.make_params(scenario.city, days=[scenario.day(d)], alpha=cfg.alpha, beta=cfg.beta) for d in days}
     rows = []
     print("| look-ahead (steps) | held-out service | bikes moved/day |\n|---|---|---|")

@@ -43,7 +43,7 @@ def main(argv=None):
     base = TrainConfig(scenario=args.scenario, total_updates=args.updates,
                        updates_per_chunk=min(10, args.updates), progress=True).validate()
     scenario = load(args.scenario)
-    days = list(scenario.evaluation_days)
+    days = list(scenario.test_days)
     results = {"scenario": args.scenario, "eval_days": days, "seeds": args.seeds, "updates": args.updates,
                "env_steps_per_run": args.updates * base.num_envs * base.rollout_steps,
                "machine": f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}",

@@ -91,14 +91,14 @@ def evaluate_on(params, scenario, cfg: TrainConfig, seed: int) -> dict:
     env = env_for("replay", cfg)
     city = scenario.city
     eval_params = {d: env.make_params(city, days=[scenario.day(d)], alpha=cfg.alpha, beta=cfg.beta)
-                   for d in scenario.evaluation_days}
+                   for d in scenario.test_days}
     policy = make_policy("ippo", city.num_regions, env.num_actions(next(iter(eval_params.values()))), cfg.hidden)
     return make_evaluator(policy, env, eval_params)(params, policy.groups(), jax.random.key(10_000 + seed))
 
 
 def real_pool(scenario, cfg: TrainConfig):
     """Params of one real city replaying its non-evaluation days (the direct arm)."""
-    train_days = [scenario.day(d) for d in scenario.days if d not in scenario.evaluation_days]
+    train_days = [scenario.day(d) for d in scenario.days if d not in scenario.test_days]
     return stack_params(env_for("replay", cfg), [scenario.city], days=[train_days], alpha=cfg.alpha, beta=cfg.beta)
 
 
@@ -154,8 +154,8 @@ def main(argv=None):
         "targets": {},
     }
     for name, scenario in scenarios.items():
-        base = mean_rows(baseline_rows(scenario, list(scenario.evaluation_days), cfg, bound=False))
-        entry = {"eval_days": list(scenario.evaluation_days),
+        base = mean_rows(baseline_rows(scenario, list(scenario.test_days), cfg, bound=False))
+        entry = {"eval_days": list(scenario.test_days),
                  "baselines": {b["policy"].split(" (")[0]: b for b in base if not b["policy"].startswith("random")},
                  "policies": {}}
         for arm, per in arms.items():

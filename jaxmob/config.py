@@ -15,6 +15,9 @@ def _f(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
 
+TRAIN_MODES = ("poisson", "levels", "replay")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     alg: str = _f("mappo", "algorithm: share_all | ippo | mappo | no_share | hagps")
@@ -39,16 +42,18 @@ class TrainConfig:
     credit_window: int = _f(6, "steps ahead over which move credit counts expected shortfall (6 = one hour)")
     credit_model: str = _f("poisson", "trips a region loses in move credit: mean (expected shortfall) | poisson (its expectation under Poisson departures)")
     hidden: tuple = _f((64, 64), "hidden layer sizes, comma separated")
-    train_mode: str = _f("poisson", "training demand: replay (the scenario's non-evaluation days) | poisson (estimated rates)")
-    demand_scale: float = _f(1.0, "multiplies the Poisson demand rates (train_mode poisson)")
+    train_mode: str = _f("poisson", "training demand: poisson (the estimated rates) | levels (Poisson, each episode at the demand level of a random training day) | replay (the training days' real trips)")
+    demand_scale: float = _f(1.0, "multiplies the Poisson demand rates (train_mode poisson or levels)")
     horizon: int = _f(144, "steps per episode (144 x 10 min = one day)")
     move_amounts: tuple = _f((5, 10), "bikes per relocation action level, comma separated")
     alpha: float = _f(0.5, "reward weight of unserved demand")
     beta: float = _f(0.1, "reward weight (cost) per relocated bike")
-    eval_every: int = _f(1, "evaluate on the held-out replay days every this many chunks (0: only at the end)")
-    eval_days: tuple = _f((), "replay days to evaluate on (default: the scenario's evaluation days)")
+    eval_every: int = _f(1, "evaluate on the validation days every this many chunks (0: only at the end)")
+    validation_days: tuple = _f((), "days that choose the best checkpoint (default: the scenario's validation days)")
+    test_days: tuple = _f((), "days of the final report, never used to choose anything (default: the scenario's test days)")
+    eval_episodes: int = _f(5, "sampled-policy episodes per test day in the final report")
     out_dir: str = _f("runs/{alg}-{scenario}-s{seed}", "folder for metrics, plots and checkpoints")
-    keep_last: int = _f(2, "checkpoints kept (plus the best by evaluation service ratio)")
+    keep_last: int = _f(2, "checkpoints kept (plus the best by validation service ratio)")
     progress: bool = _f(True, "show a progress bar")
     # HAG-PS (alg hagps); thresholds are traced, so sweeps vmap over them
     d_split: float = _f(2.0, "HAG-PS: split a local group when its KL dispersion (nats) exceeds this")
@@ -87,7 +92,10 @@ class TrainConfig:
         check(self.max_grad_norm > 0, "max_grad_norm", f"must be positive, got {self.max_grad_norm}")
         check(self.reward_sharing in ("own", "neighbors", "team"), "reward_sharing",
               f"must be own, neighbors or team, got {self.reward_sharing!r}")
-        check(self.train_mode in ("replay", "poisson"), "train_mode", f"must be replay or poisson, got {self.train_mode!r}")
+        check(self.train_mode in TRAIN_MODES, "train_mode", f"must be one of {', '.join(TRAIN_MODES)}, got {self.train_mode!r}")
+        check(self.eval_episodes >= 1, "eval_episodes", f"must be >= 1, got {self.eval_episodes}")
+        check(not set(self.validation_days) & set(self.test_days), "test_days",
+              f"must be disjoint from the validation days, both hold {sorted(set(self.validation_days) & set(self.test_days))}")
         check(self.demand_scale > 0, "demand_scale", f"must be positive, got {self.demand_scale}")
         check(self.move_credit >= 0, "move_credit", f"must be >= 0, got {self.move_credit}")
         check(self.credit_window >= 1, "credit_window", f"must be >= 1, got {self.credit_window}")

@@ -29,13 +29,13 @@ HEADERS = ("policy", "fulfilled ratio", "served", "demand", "bikes rebalanced", 
 
 def evaluate(scenario: str, day: str | None = None, *, seed: int = 0, **kwargs) -> list[dict]:
     """Rows for no-op, random, greedy and the bound on replay `day` of bundled `scenario`
-    (`day=None`: the scenario's first evaluation day). Keyword arguments go to
+    (`day=None`: the scenario's first test day). Keyword arguments go to
     `evaluate_day` (horizon, move_amounts, relocation_delay, alpha, beta, ...)."""
     from .city import load
 
     loaded = load(scenario)
     if day is None:
-        day = (loaded.evaluation_days or tuple(loaded.days))[0]
+        day = (loaded.test_days or tuple(loaded.days))[0]
     rows = evaluate_day(loaded.city, loaded.day(day), seed=seed, **kwargs)
     for row in rows:
         row.update(scenario=scenario, day=day)
@@ -98,7 +98,8 @@ def _policy_row(name: str, metrics: dict) -> dict:
 
 def format_table(rows: list[dict]) -> str:
     """A plain-text table of the rows, with the overflow caveat of the bound when it applies."""
-    cells = [list(HEADERS)] + [[_cell(row[c], c) for c in COLUMNS] for row in rows]
+    cells = [list(HEADERS)] + [[_cell(row[c], c) + (f" ± {_cell(row[c + '_std'], c)}" if c + "_std" in row else "")
+                                for c in COLUMNS] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
     line = lambda r: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
     out = [line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]]

@@ -34,30 +34,75 @@ def mean_rows(rows_by_day: dict) -> list[dict]:
     return out
 
 
+def learned_rows(evaluation: dict, name: str) -> dict:
+    """{day: [argmax row, sampled row]} from a `make_evaluator(..., episodes>0)` result.
+    The sampled row holds per-column means and `<column>_std` over its episodes."""
+    out = {}
+    for d, m in evaluation["per_day"].items():
+        rows = [{"policy": f"{name} (argmax)", **{c: m[c] for c in COLUMNS[1:]}}]
+        if "sampled" in evaluation:
+            s = evaluation["sampled"]["per_day"][d]
+            n = evaluation["sampled"]["episodes_per_day"]
+            rows.append({"policy": f"{name} (sampled, {n} episodes)", **{c: s[c]["mean"] for c in COLUMNS[1:]},
+                         **{f"{c}_std": s[c]["std"] for c in COLUMNS[1:]}})
+        out[d] = rows
+    return out
+
+
+def comparison(scenario, days, config, evaluation: dict, name: str, *, bound: bool = True) -> dict:
+    """Learned rows then baselines per day, their means over days, and the gaps
+    that matter: learned argmax and sampled minus greedy, and bound minus learned."""
+    per_day = baseline_rows(scenario, days, config, bound=bound)
+    learned = learned_rows(evaluation, name)
+    for d in days:
+        per_day[d] = learned[d] + per_day[d]
+    mean = mean_rows(per_day)
+    if "sampled" in evaluation:  # the std of the mean row pools every episode of every day
+        for c in COLUMNS[1:]:
+            mean[1][f"{c}_std"] = evaluation["sampled"]["mean"][c]["std"]
+    svc = {r["policy"]: r["service_ratio"] for r in mean}
+    greedy = next(v for k, v in svc.items() if k.startswith("greedy"))
+    gaps = {"argmax_minus_greedy": mean[0]["service_ratio"] - greedy}
+    if "sampled" in evaluation:
+        gaps["sampled_minus_greedy"] = mean[1]["service_ratio"] - greedy
+    if bound:
+        b = next(v for k, v in svc.items() if k.startswith("bound"))
+        gaps["bound_minus_argmax"] = b - mean[0]["service_ratio"]
+        if "sampled" in evaluation:
+            gaps["bound_minus_sampled"] = b - mean[1]["service_ratio"]
+    return {"days": list(days), "per_day": per_day, "mean": mean, "gaps": gaps}
+
+
+def format_comparison(table: dict) -> str:
+    """Per-day tables, the mean table and the gaps, as text."""
+    out = []
+    for d in table["days"]:
+        out += [f"-- day {d}", format_table(table["per_day"][d])]
+    out += [f"-- mean over {len(table['days'])} days", format_table(table["mean"])]
+    out.append("gaps (service ratio): " + ", ".join(f"{k.replace('_', ' ')} {v:+.4f}" for k, v in table["gaps"].items()))
+    return "\n".join(out)
+
+
 def training_report(result: dict, *, bound: bool = True) -> str:
-    """Table of the learned policy vs baselines on the evaluation days; writes
-    `report.json` and `learning_curve.png` into the run folder."""
+    """The best-on-validation checkpoint vs baselines on the test days, per day and
+    on average; writes `report.json` and `learning_curve.png` into the run folder."""
     config_d = result["config"]
     parts = result["parts"]
     scenario = parts["scenario"]
     from .config import TrainConfig
 
     config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config_d.items()})
-    days = list(parts["eval_params"])
-    per_day = baseline_rows(scenario, days, config, bound=bound)
-    learned = result["final_eval"]["per_day"]
-    name = f"{config.alg} (learned, argmax)"
-    for d in days:
-        m = learned[d]
-        per_day[d].insert(0, {"policy": name, **{c: m[c] for c in COLUMNS[1:]}})
-    rows = mean_rows(per_day)
+    days = list(parts["test_params"])
+    table = comparison(scenario, days, config, result["test"], config.alg, bound=bound)
     run_dir = Path(result["run_dir"])
-    (run_dir / "report.json").write_text(json.dumps({"days": days, "mean": rows, "per_day": per_day}, indent=1))
+    (run_dir / "report.json").write_text(json.dumps({**table, "checkpoint_update": result["test_checkpoint_update"],
+                                                     "validation_days": result["validation_days"]}, indent=1))
     evals = [json.loads(l) for l in (run_dir / "eval.jsonl").read_text().splitlines() if l.strip()]
-    baselines = {r["policy"]: r["service_ratio"] for r in rows[1:] if not r["policy"].startswith("random")}
+    baselines = {r["policy"]: r["service_ratio"] for r in table["mean"][2:] if not r["policy"].startswith("random")}
     png = plot_learning_curve(read_metrics(run_dir), run_dir / "learning_curve.png", evals=evals,
-                              baselines=baselines, title=f"{config.alg} on {config.scenario}")
-    header = f"{config.alg} on {config.scenario}, mean over held-out replay days {', '.join(days)}"
+                              baselines=baselines, title=f"{config.alg} on {config.scenario} (baselines: test days)")
+    header = (f"{config.alg} on {config.scenario}: checkpoint of update {result['test_checkpoint_update']} "
+              f"(best on validation days {', '.join(result['validation_days'])}) on test days {', '.join(days)}")
     written = [png, run_dir / "report.json"]
     groups_log = run_dir / "groups.jsonl"
     if groups_log.exists():
@@ -65,4 +110,4 @@ def training_report(result: dict, *, bound: bool = True) -> str:
 
         snaps = [json.loads(l) for l in groups_log.read_text().splitlines() if l.strip()]
         written.append(plot_group_evolution(scenario.city, snaps, read_metrics(run_dir), run_dir / "groups.png"))
-    return f"{header}\n{format_table(rows)}\nwrote {', '.join(map(str, written))}"
+    return f"{header}\n{format_comparison(table)}\nwrote {', '.join(map(str, written))}"

@@ -29,24 +29,39 @@ class TrainingDiverged(RuntimeError):
     """A loss or parameter became NaN/inf; the last good checkpoint is kept."""
 
 
-def build(config: TrainConfig, scenario=None):
-    """Scenario, training env, evaluation env (held-out replay days), policy, PPO functions.
+def day_levels(scenario, days) -> np.ndarray:
+    """Each day's total trips relative to the estimated daily demand: the spread of
+    real demand levels that `train_mode='levels'` draws an episode's level from."""
+    return np.array([scenario.day(d).num_trips for d in days], np.float64) / float(scenario.city.trips_per_day)
 
-    Training replays the scenario's other days (`train_mode='replay'`, the default:
-    real surges, never the evaluation days) or draws Poisson demand from the
-    estimated rates (`'poisson'`, scaled by `demand_scale`)."""
+
+def build(config: TrainConfig, scenario=None):
+    """Scenario, training env, validation and test envs, policy, PPO functions.
+
+    Training sees only the training days: their estimated rates
+    (`train_mode='poisson'`, scaled by `demand_scale`), the same with each
+    episode at the level of a random training day (`'levels'`), or their real
+    trips (`'replay'`). Validation days choose the checkpoint; test days are
+    only reported."""
     scenario = scenario if scenario is not None else load(config.scenario)
     city = scenario.city
     env_kw = dict(horizon=config.horizon, move_amounts=tuple(config.move_amounts))
-    days = tuple(config.eval_days) or tuple(scenario.evaluation_days)
-    env = RebalanceEnv(RebalanceConfig(mode=config.train_mode, **env_kw))
+    validation = tuple(config.validation_days) or tuple(scenario.validation_days) or tuple(scenario.test_days)
+    test = tuple(config.test_days) or tuple(scenario.test_days)
+    training = [d for d in scenario.days if d not in set(validation) | set(test)]
+    if not training and config.train_mode != "poisson":
+        raise ValueError(f"train_mode {config.train_mode!r} needs training days; {city.name} has none left "
+                         f"after validation {validation} and test {test}")
+    mode = "replay" if config.train_mode == "replay" else "poisson"
+    env = RebalanceEnv(RebalanceConfig(mode=mode, **env_kw))
+    weights = dict(alpha=config.alpha, beta=config.beta)
     if config.train_mode == "replay":
-        train_days = [scenario.day(d) for d in scenario.days if d not in days]
-        env_params = env.make_params(city, days=train_days, alpha=config.alpha, beta=config.beta)
+        env_params = env.make_params(city, days=[scenario.day(d) for d in training], **weights)
     else:
-        env_params = env.make_params(city, alpha=config.alpha, beta=config.beta, demand_scale=config.demand_scale)
+        levels = day_levels(scenario, training) if config.train_mode == "levels" else None
+        env_params = env.make_params(city, demand_scale=config.demand_scale, demand_levels=levels, **weights)
     eval_env = RebalanceEnv(RebalanceConfig(mode="replay", **env_kw))
-    eval_params = {d: eval_env.make_params(city, days=[scenario.day(d)], alpha=config.alpha, beta=config.beta) for d in days}
+    day_params = lambda days: {d: eval_env.make_params(city, days=[scenario.day(d)], **weights) for d in days}
     hagps = dict(g_max=config.g_max, l_max=config.l_max, id_dim=config.id_dim, window=config.window) if config.alg == "hagps" else {}
     policy = make_policy(config.alg, city.num_regions, env.num_actions(env_params), config.hidden, **hagps)
     ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
@@ -55,8 +70,9 @@ def build(config: TrainConfig, scenario=None):
                     credit_model=config.credit_model)
     hooks = policy.hooks(env, env_params, ppo) if hasattr(policy, "hooks") else None
     init, update_chunk = make_train(env, env_params, policy, ppo, hooks)
-    return dict(scenario=scenario, env=env, env_params=env_params, eval_env=eval_env, eval_params=eval_params,
-                policy=policy, init=init, update_chunk=update_chunk)
+    return dict(scenario=scenario, env=env, env_params=env_params, eval_env=eval_env,
+                eval_params=day_params(validation), test_params=day_params(test), day_params=day_params,
+                training_days=tuple(training), policy=policy, init=init, update_chunk=update_chunk)
 
 
 HAGPS_THRESHOLDS = ("d_split", "tau_merge", "d_split_global", "tau_merge_global")
@@ -69,32 +85,58 @@ def hyper_of(config: TrainConfig) -> Hyper:
                       gamma=config.gamma, gae_lambda=config.gae_lambda, move_credit=config.move_credit, **algo)
 
 
-def learned_policy(policy, params, groups):
+def learned_policy(policy, params, groups, sample: bool = False):
     """The learned policy as a heuristic-style policy `(key, state, env_params, env) -> actions`,
-    acting by argmax over valid actions (deterministic evaluation)."""
+    acting by argmax over valid actions (deterministic) or, with `sample`, by
+    drawing from its action distribution (the policy PPO trained)."""
     def act(key, state, env_params, env):
         obs = env.observe(state, env_params)
         logits, _ = policy.apply(params, groups, obs, env.global_state(state, env_params))
-        return jnp.argmax(action_logits(logits, env.action_mask(env_params)), axis=-1).astype(jnp.int32)
+        masked = action_logits(logits, env.action_mask(env_params))
+        chosen = jax.random.categorical(key, masked, axis=-1) if sample else jnp.argmax(masked, axis=-1)
+        return chosen.astype(jnp.int32)
     return act
 
 
-def make_evaluator(policy, eval_env, eval_params: dict):
-    """Evaluation of the argmax policy on each held-out replay day (compiled once)."""
+def make_evaluator(policy, eval_env, eval_params: dict, episodes: int = 0):
+    """Evaluation on each replay day in `eval_params` (compiled once per day shape):
+    the argmax policy, and with `episodes` > 0 also the sampled policy over that
+    many episodes (`out['sampled']`: per-day and overall mean and std)."""
     from .algos.heuristics import rollout
 
     @jax.jit
     def run(params, groups, day_params, key):
         return rollout(learned_policy(policy, params, groups), eval_env, day_params, key)
 
+    @jax.jit
+    def run_sampled(params, groups, day_params, keys):
+        return jax.vmap(lambda k: rollout(learned_policy(policy, params, groups, sample=True), eval_env,
+                                          day_params, k))(keys)
+
     def evaluate(params, groups, key) -> dict:
         per_day = {d: {k: float(v) for k, v in jax.device_get(run(params, groups, p, key)).items()}
                    for d, p in eval_params.items()}
         out = {k: float(np.mean([m[k] for m in per_day.values()])) for k in next(iter(per_day.values()))}
         out["per_day"] = per_day
+        if episodes:
+            keys = jax.random.split(jax.random.fold_in(key, 1), episodes)
+            runs = {d: jax.device_get(run_sampled(params, groups, p, keys)) for d, p in eval_params.items()}
+            out["sampled"] = sampled_summary(runs)
         return out
 
     return evaluate
+
+
+def sampled_summary(runs: dict) -> dict:
+    """{day: metric arrays over episodes} -> per-day mean/std and the mean over days
+    (its std: over every episode of every day)."""
+    per_day = {d: {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in m.items()}
+               for d, m in runs.items()}
+    keys = next(iter(runs.values())).keys()
+    pooled = {k: np.concatenate([np.asarray(m[k], np.float64).ravel() for m in runs.values()]) for k in keys}
+    mean = {k: {"mean": float(np.mean([per_day[d][k]["mean"] for d in runs])), "std": float(np.std(v))}
+            for k, v in pooled.items()}
+    return {"per_day": per_day, "mean": mean, "episodes_per_day": int(len(next(iter(pooled.values()))) // len(runs))}
 
 
 def _finite(tree) -> bool:
@@ -118,7 +160,7 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     policy = parts["policy"]
     init = jax.jit(parts["init"])
     chunk_fn = jax.jit(parts["update_chunk"], static_argnums=1)
-    evaluate = make_evaluator(policy, parts["eval_env"], parts["eval_params"])
+    evaluate = make_evaluator(policy, parts["eval_env"], parts["eval_params"])  # validation days: argmax
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
 
     if not resume:  # a fresh run never inherits an older run's checkpoints (its "best" would win)
@@ -196,9 +238,26 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     best.wait_until_finished()
     bar.close()
     summary = {"config": _jsonable_config(config), "updates": int(runner.update), "wall_s": time.perf_counter() - t_start,
-               "final_eval": eval_metrics, "best_eval_service_ratio": best_eval, "run_dir": str(run_dir)}
+               "final_eval": eval_metrics, "best_eval_service_ratio": best_eval, "run_dir": str(run_dir),
+               "validation_days": list(parts["eval_params"]), "test_days": list(parts["test_params"]),
+               "training_days": list(parts["training_days"]), "train_mode": config.train_mode}
+    test = None
+    if int(runner.update) == config.total_updates:  # finished: the best-on-validation checkpoint meets the test days
+        chosen = restore(best, runner, best.best_step()) if best.best_step() is not None else runner
+        summary["test_checkpoint_update"] = int(chosen.update)
+        test_eval = make_evaluator(policy, parts["eval_env"], parts["test_params"], episodes=config.eval_episodes)
+        test = test_eval(chosen.params, chosen.groups, jax.random.PRNGKey(20_000 + config.seed))
+        summary["test"] = test
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return {**summary, "runner": runner, "parts": parts}
+
+
+def restore(manager, like, step):
+    """The runner state saved at `step` by a checkpoint manager, shaped like `like`."""
+    import orbax.checkpoint as ocp
+
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
 
 
 def _jsonable_config(config: TrainConfig) -> dict:

@@ -28,6 +28,6 @@ def test_greedy_lookahead_sweep_reproduces_the_default_greedy(tmp_path):
     scenario = load("manhattan-citibike")
     env = RebalanceEnv(RebalanceConfig(mode="replay"))
     ratios = [float(rollout(greedy, env, env.make_params(scenario.city, days=[scenario.day(d)]),
-                            jax.random.PRNGKey(0))["service_ratio"]) for d in scenario.evaluation_days]
+                            jax.random.PRNGKey(0))["service_ratio"]) for d in scenario.test_days]
     assert rows[6]["service_ratio"] == pytest.approx(sum(ratios) / len(ratios), abs=1e-6)
     assert rows[2]["service_ratio"] != rows[6]["service_ratio"]

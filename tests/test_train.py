@@ -36,7 +36,7 @@ def corridor_scenario() -> Scenario:
         travel_steps=np.full((R, R), 2), demand_rate=rate, od_prob=od,
         init_inventory=[6, 6, 6], capacity=[60, 60, 60], grid_shape=(3, 1))
     days = {f"d{i}": sample_day(city, seed=i, date=f"d{i}") for i in range(2)}
-    return Scenario(city, days, estimation_days=(), evaluation_days=("d1",))
+    return Scenario(city, days, estimation_days=(), test_days=("d1",), validation_days=("d0",))
 
 
 def tiny(tmp_path, **kw) -> TrainConfig:
@@ -194,7 +194,7 @@ def test_hagps_cli_logs_groups_and_draws_the_group_map(tmp_path):
                            "--no-progress", "--no-bound", "--out-dir", str(out)],
                           capture_output=True, text=True, timeout=900, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "hagps (learned, argmax)" in proc.stdout and "greedy" in proc.stdout
+    assert "hagps (argmax)" in proc.stdout and "hagps (sampled, 5 episodes)" in proc.stdout and "greedy" in proc.stdout
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert {"local_groups", "global_groups", "group_kl_avg", "regroup_period", "regroup_event"} <= set(rows[-1])
     assert all(1 <= r["local_groups"] <= 8 and 1 <= r["global_groups"] <= 4 for r in rows)

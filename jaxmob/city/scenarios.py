@@ -20,42 +20,83 @@ from .core import City, DayTrips
 from .estimate import EstimationOptions, day_trips, estimate_city
 from .grid import synthetic_city
 from .regions import grid_stations
+from .stations import StationMap, map_day_file
 
 NYC_2017_DAYS = ["2017-04-01", "2017-04-18", "2017-05-21", "2017-05-22", "2017-06-03",
                  "2017-06-04", "2017-06-05", "2017-06-09", "2017-07-15", "2017-07-16"]
-# Held out from estimation: a Tuesday, a Friday and a Sunday.
-NYC_EVAL_DAYS = ["2017-04-18", "2017-06-09", "2017-07-16"]
+# Test days, held out from estimation and from every choice: a Tuesday, a Friday and a Sunday.
+NYC_TEST_DAYS = ["2017-04-18", "2017-06-09", "2017-07-16"]
+# Validation days (checkpoint selection, early stopping, tuning): a September 2016
+# weekend from another file with its own station table, mapped by the station map.
+NYC_VALIDATION = ("citibike-nyc/trips-20160910-11.csv", "citibike-nyc/stations-2016-09.csv",
+                  ("2016-09-10", "2016-09-11"))
 JC_DAYS = [f"2017-04-{d:02d}" for d in range(1, 31)]
-JC_EVAL_DAYS = [f"2017-04-{d:02d}" for d in range(24, 31)]  # the last week of April
+JC_VALIDATION_DAYS = [f"2017-04-{d:02d}" for d in range(17, 24)]  # the third full week of April
+JC_TEST_DAYS = [f"2017-04-{d:02d}" for d in range(24, 31)]  # the last week of April
 
 
 @dataclass(frozen=True)
 class ScenarioSpec:
-    """How a real scenario is built: sources (relative to the data folder), region options, day split."""
+    """How a real scenario is built: sources (relative to the data folder), region
+    and fleet options, and the three disjoint day sets.
+
+    Training days are `days` minus the validation and test days: they alone
+    estimate the rates and are replayed in training. Validation days come from
+    `days` or, with `validation_files` = (trip file, stations file or None,
+    dates), from another file mapped by the station map. `fill` and
+    `docks_per_station` set the fleet (the public trip files carry neither)."""
 
     name: str
     description: str
     trip_files: tuple
     stations_file: str | None
     days: tuple
-    eval_days: tuple
+    test_days: tuple
+    validation_days: tuple = ()
+    validation_files: tuple | None = None
     clip: str | None = None
     cell_km: float = 1.0
+    fill: float = 0.3
+    docks_per_station: int = 30
     licence: str = "Citi Bike Data License Agreement (https://ride.citibikenyc.com/data-sharing-policy)"
 
+    def __post_init__(self):
+        val = tuple(self.validation_files[2]) if self.validation_files else tuple(self.validation_days)
+        if set(val) & set(self.test_days) or (self.validation_files is None and not set(val) <= set(self.days)):
+            raise ValueError(f"scenario {self.name}: validation days {val} must be disjoint from the test days "
+                             f"{self.test_days} and among its days")
+        if not set(self.test_days) <= set(self.days):
+            raise ValueError(f"scenario {self.name}: test days {self.test_days} are not among its days")
 
+    @property
+    def all_validation_days(self) -> tuple:
+        return tuple(self.validation_files[2]) if self.validation_files else tuple(self.validation_days)
+
+    @property
+    def training_days(self) -> tuple:
+        held = set(self.test_days) | set(self.all_validation_days)
+        return tuple(d for d in self.days if d not in held)
+
+
+_NYC_FILES = tuple(f"citibike-nyc/trips-{d}.csv" for d in NYC_2017_DAYS)
 SPECS = {
     "manhattan-citibike": ScenarioSpec(
-        "manhattan-citibike", "NYC Citi Bike, trips within Manhattan, 1 km grid (the HAG-PS setting)",
-        tuple(f"citibike-nyc/trips-{d}.csv" for d in NYC_2017_DAYS), "citibike-nyc/stations.csv",
-        tuple(NYC_2017_DAYS), tuple(NYC_EVAL_DAYS), clip="manhattan"),
+        "manhattan-citibike", "NYC Citi Bike, trips within Manhattan, 1 km grid, 30% fill",
+        _NYC_FILES, "citibike-nyc/stations.csv", tuple(NYC_2017_DAYS), tuple(NYC_TEST_DAYS),
+        validation_files=NYC_VALIDATION, clip="manhattan"),
+    "manhattan-106": ScenarioSpec(
+        "manhattan-106", "NYC Citi Bike, trips within Manhattan, 0.6 km grid (108 regions, the closest to the "
+        "HAG-PS paper's 106), scarce fleet: 15% of 30 docks per station",
+        _NYC_FILES, "citibike-nyc/stations.csv", tuple(NYC_2017_DAYS), tuple(NYC_TEST_DAYS),
+        validation_files=NYC_VALIDATION, clip="manhattan", cell_km=0.6, fill=0.15),
     "nyc-citibike": ScenarioSpec(
         "nyc-citibike", "NYC Citi Bike, whole 2017 system (Manhattan, Brooklyn, Queens, Jersey City), 1 km grid",
-        tuple(f"citibike-nyc/trips-{d}.csv" for d in NYC_2017_DAYS), "citibike-nyc/stations.csv",
-        tuple(NYC_2017_DAYS), tuple(NYC_EVAL_DAYS)),
+        _NYC_FILES, "citibike-nyc/stations.csv", tuple(NYC_2017_DAYS), tuple(NYC_TEST_DAYS),
+        validation_files=NYC_VALIDATION),
     "jersey-city-citibike": ScenarioSpec(
         "jersey-city-citibike", "Citi Bike Jersey City, April 2017 (official monthly file), 1 km grid",
-        ("citibike-jc/JC-201704-citibike-tripdata.csv",), None, tuple(JC_DAYS), tuple(JC_EVAL_DAYS)),
+        ("citibike-jc/JC-201704-citibike-tripdata.csv",), None, tuple(JC_DAYS), tuple(JC_TEST_DAYS),
+        validation_days=tuple(JC_VALIDATION_DAYS)),
 }
 SYNTHETIC = {
     "synthetic-square": dict(grid="square", cols=8, rows=8, seed=0),
@@ -66,28 +107,41 @@ MAX_TRIP_HOURS = 24.0
 
 @dataclass
 class Scenario:
-    """A city with its replay days, which of them estimated the rates, and where it came from."""
+    """A city with its replay days and their three disjoint roles.
+
+    estimation_days: training days (they estimated the rates; training replays them);
+    validation_days: checkpoint selection, early stopping and every tuning choice;
+    test_days: reported, never used to choose anything.
+    station_map: station -> region (real scenarios), to map any new day onto the regions."""
 
     city: City
     days: dict  # date -> DayTrips
     estimation_days: tuple
-    evaluation_days: tuple
+    test_days: tuple
+    validation_days: tuple = ()
     provenance: dict = field(default_factory=dict)
+    station_map: StationMap | None = None
 
     def day(self, date: str) -> DayTrips:
         if date not in self.days:
             raise KeyError(f"{self.city.name} has no replay day {date!r}; it has {sorted(self.days)}")
         return self.days[date]
 
+    @property
+    def training_days(self) -> tuple:
+        """Replay days that are neither validation nor test days."""
+        held = set(self.validation_days) | set(self.test_days)
+        return tuple(d for d in self.days if d not in held)
+
     def __repr__(self) -> str:
-        trips = [self.days[d].num_trips for d in self.evaluation_days if d in self.days]
+        trips = lambda days: f"{int(np.mean([self.days[d].num_trips for d in days])):,}" if days else "-"
         return (f"Scenario({self.city.name}: {int(np.sum(self.city.region_mask))} regions, "
                 f"{self.city.trips_per_day:,.0f} trips/day "
                 + (f"estimated from {len(self.estimation_days)} days, " if self.estimation_days else "(generated), ")
-                + 
-                f"fleet {self.city.fleet_size:,} bikes, {int(np.sum(self.city.capacity)):,} docks; "
-                f"replay days {len(self.days)} (evaluation: {', '.join(self.evaluation_days)}"
-                + (f"; {int(np.mean(trips)):,} trips/day" if trips else "") + "))")
+                + f"fleet {self.city.fleet_size:,} bikes, {int(np.sum(self.city.capacity)):,} docks; "
+                f"days: training {len(self.training_days)} ({trips(self.training_days)} trips/day), "
+                f"validation {', '.join(self.validation_days) or '-'} ({trips(self.validation_days)}), "
+                f"test {', '.join(self.test_days)} ({trips(self.test_days)}))")
 
 
 def available() -> list[str]:
@@ -110,7 +164,7 @@ def _synthetic(name: str) -> Scenario:
     city = synthetic_city(name=name, **SYNTHETIC[name])
     dates = [f"synthetic-{i}" for i in range(4)]
     days = {d: sample_day(city, seed=i, date=d) for i, d in enumerate(dates)}
-    return Scenario(city, days, estimation_days=(), evaluation_days=tuple(dates[-1:]),
+    return Scenario(city, days, estimation_days=(), test_days=tuple(dates[-1:]), validation_days=tuple(dates[-2:-1]),
                     provenance={"source": "generated by jaxmob.city.grid.synthetic_city", **SYNTHETIC[name]})
 
 
@@ -142,6 +196,7 @@ def build(name: str, data_dir: Path) -> Scenario:
         stations, _ = read_stations(data_dir / spec.stations_file)
     table = read_trips_many(paths, stations)
     grid = grid_stations(table.stations, cell_km=spec.cell_km, clip=spec.clip)
+    station_map = StationMap.from_grid(grid, table.stations, spec.clip)
     trips = table.trips
     origin = trips["start_station"].map(grid.station_region)
     dest = trips["end_station"].map(grid.station_region)
@@ -150,14 +205,22 @@ def build(name: str, data_dir: Path) -> Scenario:
     on_days = trips["start_time"].dt.strftime("%Y-%m-%d").isin(spec.days)
     keep = inside & ~too_long & on_days
     trips = trips[keep].assign(origin=origin[keep].astype(np.int64), dest=dest[keep].astype(np.int64))
-    estimation_days = tuple(d for d in spec.days if d not in spec.eval_days)
-    city = estimate_city(trips, grid, list(estimation_days), name=name)
+    options = EstimationOptions(fill=spec.fill, docks_per_station=spec.docks_per_station)
+    estimation_days = spec.training_days
+    city = estimate_city(trips, grid, list(estimation_days), name=name, options=options)
     days = {d: day_trips(trips, d, num_regions=grid.num_regions) for d in spec.days}
+    sources = list(spec.trip_files) + ([spec.stations_file] if spec.stations_file else [])
+    validation_report = None
+    if spec.validation_files:
+        val_file, val_stations, val_days = spec.validation_files
+        mapped, validation_report = map_day_file(station_map, data_dir / val_file, days=val_days,
+                                                 stations_file=data_dir / val_stations if val_stations else None)
+        days.update(mapped)
+        sources += [val_file] + ([val_stations] if val_stations else [])
     provenance = {
         "description": spec.description,
         "licence": spec.licence,
-        "sources": [{"file": f, "sha256": _sha256(data_dir / f)} for f in
-                    list(spec.trip_files) + ([spec.stations_file] if spec.stations_file else [])],
+        "sources": [{"file": f, "sha256": _sha256(data_dir / f)} for f in sources],
         "load_report": str(table.report),
         "trips_loaded": int(len(table.trips)),
         "trips_leaving_area": int((~inside).sum()),
@@ -168,10 +231,17 @@ def build(name: str, data_dir: Path) -> Scenario:
         "regions": grid.num_regions,
         "cell_km": spec.cell_km,
         "clip": spec.clip,
+        "fill": spec.fill,
+        "docks_per_station": spec.docks_per_station,
         "projection_origin": list(grid.origin),
-        "estimation": EstimationOptions().__dict__,
+        "estimation": EstimationOptions(fill=spec.fill, docks_per_station=spec.docks_per_station).__dict__,
+        "day_split": {"training": list(estimation_days), "validation": list(spec.all_validation_days),
+                      "test": list(spec.test_days)},
     }
-    return Scenario(city, days, estimation_days, tuple(spec.eval_days), provenance)
+    if validation_report is not None:
+        provenance["validation_mapping"] = validation_report
+    return Scenario(city, days, estimation_days, tuple(spec.test_days), spec.all_validation_days, provenance,
+                    station_map)
 
 
 def _sha256(path: Path) -> str:
@@ -197,6 +267,8 @@ def save(scenario: Scenario, path: Path) -> None:
     arrays["days/depart_step"] = cat("depart_step", np.int16)
     arrays["days/arrive_step"] = cat("arrive_step", np.int16)
     arrays["days/count"] = np.array([scenario.days[d].num_trips for d in dates], dtype=np.int64)
+    if scenario.station_map is not None:
+        arrays.update(scenario.station_map.to_arrays())
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key in sorted(arrays):
             info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
@@ -208,9 +280,12 @@ def save(scenario: Scenario, path: Path) -> None:
         "city": {k: getattr(city, k) for k in _CITY_STATIC},
         "days": dates,
         "estimation_days": list(scenario.estimation_days),
-        "evaluation_days": list(scenario.evaluation_days),
+        "validation_days": list(scenario.validation_days),
+        "test_days": list(scenario.test_days),
         "provenance": scenario.provenance,
     }
+    if scenario.station_map is not None:
+        meta["station_map"] = scenario.station_map.to_meta()
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=_jsonable) + "\n")
 
 
@@ -241,7 +316,9 @@ def read(path: Path) -> Scenario:
         days[d] = DayTrips.create(*(arrays[f"days/{f}"][a:b].astype(np.int32) for f in
                                     ("origin", "dest", "depart_step", "arrive_step")),
                                   num_regions=city.num_regions, steps_per_day=city.steps_per_day, date=d)
-    return Scenario(city, days, tuple(meta["estimation_days"]), tuple(meta["evaluation_days"]), meta["provenance"])
+    station_map = StationMap.from_storage(arrays, meta["station_map"]) if "station_map" in meta else None
+    return Scenario(city, days, tuple(meta["estimation_days"]), tuple(meta["test_days"]),
+                    tuple(meta["validation_days"]), meta["provenance"], station_map)
 
 
 def write_bundled(data_dir: Path, out_dir: Path = SCENARIO_DIR, names=None) -> list[Path]:

@@ -133,6 +133,11 @@ class RebalanceParams:
     city            the City
     alpha, beta     reward weights of unserved demand and moved bikes (scalars)
     demand_scale    multiplier on `city.demand_rate` in Poisson mode (scalar)
+    demand_levels   (N,) float32 per-episode demand levels in Poisson mode: each
+                    reset draws one (stored as `state.day`) and the step's rates are
+                    `demand_scale * level * city.demand_rate`. The operator's view
+                    (observations, greedy, move credit) sees only `demand_scale`,
+                    as a real operator does not know how busy today will be.
     dest_keep       (H, R, R) uint32 alias-method thresholds per time bucket, origin
                     and column j: a slot word w picks column j = w % R and keeps
                     destination j when w // R < dest_keep, else takes dest_alias
@@ -157,6 +162,7 @@ class RebalanceParams:
     demand_ahead: jax.Array
     features: jax.Array
     inv_capacity: jax.Array
+    demand_levels: jax.Array | None = None
     replay: ReplayWindows | None = None
     pipeline_steps: int = struct.field(pytree_node=False, default=1)
     max_trips: int = struct.field(pytree_node=False, default=1)
@@ -345,13 +351,14 @@ class RebalanceEnv(Environment):
 
     # ------------------------------------------------------------ params
     def make_params(self, city: City, days=None, alpha: float = 0.5, beta: float = 0.1,
-                    demand_scale: float = 1.0) -> RebalanceParams:
+                    demand_scale: float = 1.0, demand_levels=None) -> RebalanceParams:
         """Precompute (NumPy, outside jit) every table a step needs for `city`.
 
         `days`: the DayTrips to replay (a sequence, a mapping date -> DayTrips or
         one DayTrips); required in mode 'replay', refused in mode 'poisson'.
         Automatic M uses this `demand_scale`: when sweeping demand_scale inside
-        a batch, build the params with the largest one.
+        a batch, build the params with the largest one. `demand_levels`
+        (Poisson mode): the per-episode levels each reset draws from (default: 1).
         """
         cfg = self.config
         if not isinstance(city, City):
@@ -362,6 +369,11 @@ class RebalanceEnv(Environment):
         if isinstance(demand_scale, (int, float, np.number)) and demand_scale < 0:
             raise ValueError(f"make_params: demand_scale must be >= 0, got {demand_scale}")
         day_list = _day_list(days, cfg.mode, city)
+        levels = np.ones(1) if demand_levels is None else np.asarray(demand_levels, np.float64).reshape(-1)
+        if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels < 0):
+            raise ValueError(f"make_params: demand_levels must be a non-empty list of finite values >= 0, got {levels}")
+        if levels.size > 1 and cfg.mode != "poisson":
+            raise ValueError("make_params: demand_levels apply only in Poisson mode (replay days have their own level)")
 
         R, K, T = city.num_regions, city.num_directions, city.steps_per_day
         real = np.asarray(city.region_mask)
@@ -381,7 +393,7 @@ class RebalanceEnv(Environment):
 
         M = cfg.max_trips_per_step
         if M is None:
-            M = default_max_trips(city, day_list, float(np.max(np.asarray(demand_scale))), cfg.mode)
+            M = default_max_trips(city, day_list, float(np.max(np.asarray(demand_scale)) * levels.max()), cfg.mode)
         replay = _replay_windows(day_list, R, T, P, M) if cfg.mode == "replay" else None
         keep, alias = alias_tables(np.asarray(city.od_prob))
 
@@ -397,7 +409,7 @@ class RebalanceEnv(Environment):
             features=jnp.asarray(_standardise(np.asarray(city.features), real)),
             inv_capacity=jnp.asarray(np.where(real, 1.0 / np.maximum(np.asarray(city.capacity), 1), 0.0)
                                      .astype(np.float32)),
-            replay=replay, pipeline_steps=int(P), max_trips=int(M),
+            demand_levels=jnp.asarray(levels, jnp.float32), replay=replay, pipeline_steps=int(P), max_trips=int(M),
         )
 
     # ------------------------------------------------------------ reset
@@ -413,10 +425,13 @@ class RebalanceEnv(Environment):
         )
 
     def reset(self, key: jax.Array, params: RebalanceParams):
-        """Start an episode; in replay mode on a uniformly drawn day."""
+        """Start an episode; in replay mode on a uniformly drawn day, in Poisson mode
+        at a uniformly drawn demand level (when there are several)."""
         day = 0
         if self.config.mode == "replay":
             day = jax.random.randint(key, (), 0, params.replay.num_days, dtype=jnp.int32)
+        elif params.demand_levels is not None and params.demand_levels.shape[-1] > 1:
+            day = jax.random.randint(key, (), 0, params.demand_levels.shape[-1], dtype=jnp.int32)
         state = self.initial_state(params, day)
         return self.observe(state, params), state
 
@@ -429,6 +444,8 @@ class RebalanceEnv(Environment):
             return RebalanceExogenous(demand=jnp.zeros((R,), jnp.int32), dest_bits=jnp.zeros((M,), jnp.uint32))
         bits = random_words(key, R + M)
         rate = params.demand_scale * _take(city.demand_rate, state.t % city.steps_per_day)
+        if params.demand_levels is not None and params.demand_levels.shape[-1] > 1:
+            rate = rate * params.demand_levels[state.day]
         return RebalanceExogenous(demand=poisson_by_inversion(uniform_from_bits(bits[:R]), rate), dest_bits=bits[R:])
 
     def step(self, key: jax.Array, state: RebalanceState, action: jax.Array, params: RebalanceParams):

@@ -21,8 +21,8 @@ def test_bundled_scenario_loads(name):
     s = jaxmob.city.load(name)
     city = s.city
     assert city.num_regions >= 10 and city.fleet_size > 0 and city.trips_per_day > 0
-    assert set(s.evaluation_days) <= set(s.days)
-    assert not set(s.evaluation_days) & set(s.estimation_days), "evaluation days must not estimate rates"
+    assert set(s.test_days) <= set(s.days)
+    assert not set(s.test_days) & set(s.estimation_days), "evaluation days must not estimate rates"
     for d in s.days.values():
         assert d.num_trips > 0
         assert d.origin.max() < city.num_regions and d.dest.max() < city.num_regions
