@@ -54,14 +54,16 @@ def main(argv=None):
         cfg = replace(base, alg=alg)
         t0 = time.perf_counter()
         out = run_sweep(cfg, args.seeds, {}, out_dir=f"runs/experiment-{alg}", progress=True)
-        svc = np.array([e["service_ratio"] for e in out["evals"]])
-        moved = np.array([e["rebalanced"] for e in out["evals"]])
+        svc = np.array([e["service_ratio"] for e in out["tests"]])
+        moved = np.array([e["rebalanced"] for e in out["tests"]])
         n_params, peak = _size(cfg)
         results["algorithms"][alg] = {
             "service_ratio_mean": float(svc.mean()), "service_ratio_std": float(svc.std()),
             "rebalanced_mean": float(moved.mean()),
-            "relocation_cost_mean": float(np.mean([e["relocation_cost"] for e in out["evals"]])),
-            "per_seed": out["evals"], "parameters": n_params, "update_program_bytes": peak,
+            "relocation_cost_mean": float(np.mean([e["relocation_cost"] for e in out["tests"]])),
+            "sampled_service_ratio_mean": float(np.mean([e["sampled"]["mean"]["service_ratio"]["mean"]
+                                                         for e in out["tests"]])),
+            "per_seed": out["tests"], "validation_per_seed": out["evals"], "parameters": n_params, "update_program_bytes": peak,
             "wall_s": time.perf_counter() - t0}
         curves[alg] = out["curves"]["service_ratio"]
     base_rows = mean_rows(baseline_rows(scenario, days, base))

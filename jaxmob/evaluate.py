@@ -130,7 +130,16 @@ def _cell(value, column: str) -> str:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The `jaxmob eval` options."""
     parser.add_argument("--scenario", default="manhattan-citibike", help="bundled scenario name")
-    parser.add_argument("--day", default=None, help="replay day (default: the scenario's first evaluation day)")
+    parser.add_argument("--run", default=None, help="a training run folder: evaluate its checkpoint (argmax and "
+                        "sampled) beside the baselines, on the scenario's test days unless --day or --trips")
+    parser.add_argument("--trips", default=None, help="with --run: a Citi Bike trip file (any official header era), "
+                        "mapped onto the scenario's regions by its station map; unknown stations are counted drops")
+    parser.add_argument("--stations", default=None, help="with --trips: station file for trip files that carry only ids "
+                        "(default: the scenario's own stations)")
+    parser.add_argument("--checkpoint", default="best", choices=("best", "last"),
+                        help="with --run: the best-on-validation checkpoint or the last one")
+    parser.add_argument("--episodes", type=int, default=None, help="with --run: sampled-policy episodes per day")
+    parser.add_argument("--day", default=None, help="replay day (default: the scenario's first test day)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random policy")
     parser.add_argument("--random-episodes", type=int, default=5, help="episodes averaged for the random policy")
     parser.add_argument("--horizon", type=int, default=None, help="steps per episode (default one day)")
@@ -145,7 +154,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 
 def main_eval(args: argparse.Namespace) -> int:
-    """Run `evaluate` from parsed `jaxmob eval` arguments and print the table."""
+    """Run `evaluate` (or, with --run, `report.evaluate_run`) and print the table."""
+    if args.run:
+        return _eval_run(args)
+    if args.trips:
+        print("error: --trips needs --run (the trained run whose scenario maps the file)", file=sys.stderr)
+        return 2
     try:
         amounts = tuple(int(a) for a in str(args.move_amounts).split(",") if a.strip())
         rows = evaluate(args.scenario, args.day, seed=args.seed, horizon=args.horizon, move_amounts=amounts,
@@ -160,5 +174,28 @@ def main_eval(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _eval_run(args: argparse.Namespace) -> int:
+    from .city.citibike import LoaderError
+    from .report import evaluate_run, format_comparison
+
+    try:
+        table = evaluate_run(args.run, day=args.day, trips=args.trips, stations=args.stations,
+                             checkpoint=args.checkpoint, episodes=args.episodes, bound=not args.no_bound)
+    except (KeyError, ValueError, FileNotFoundError, LoaderError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.run}: {table['checkpoint']} checkpoint (update {table['checkpoint_update']}) on {table['scenario']}")
+    if table["mapping"]:
+        m = table["mapping"]
+        print(f"mapped {m['mapped']:,} of {m['trips']:,} trips; dropped {m['outside_regions']:,} at stations outside "
+              f"the regions, {m['trips_over_24h']:,} over 24 h; loader: {m['load_report']}")
+    print(format_comparison(table))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(table, f, indent=2, default=float)
         print(f"wrote {args.json}")
     return 0

@@ -13,10 +13,12 @@ from .train import read_metrics
 
 
 def baseline_rows(scenario, days, config, *, bound: bool = True) -> dict:
-    """Per day: evaluate_day rows (no-op, random, greedy, bound) with the training env settings."""
-    return {d: evaluate_day(scenario.city, scenario.day(d), seed=config.seed, horizon=config.horizon,
+    """Per day: evaluate_day rows (no-op, random, greedy, bound) with the training env settings.
+    `days`: dates of the scenario, or a mapping date -> DayTrips (a day from a user's file)."""
+    trips = days if isinstance(days, dict) else {d: scenario.day(d) for d in days}
+    return {d: evaluate_day(scenario.city, t, seed=config.seed, horizon=config.horizon,
                             move_amounts=config.move_amounts, alpha=config.alpha, beta=config.beta, bound=bound)
-            for d in days}
+            for d, t in trips.items()}
 
 
 def mean_rows(rows_by_day: dict) -> list[dict]:
@@ -54,7 +56,7 @@ def comparison(scenario, days, config, evaluation: dict, name: str, *, bound: bo
     that matter: learned argmax and sampled minus greedy, and bound minus learned."""
     per_day = baseline_rows(scenario, days, config, bound=bound)
     learned = learned_rows(evaluation, name)
-    for d in days:
+    for d in per_day:
         per_day[d] = learned[d] + per_day[d]
     mean = mean_rows(per_day)
     if "sampled" in evaluation:  # the std of the mean row pools every episode of every day
@@ -70,7 +72,50 @@ def comparison(scenario, days, config, evaluation: dict, name: str, *, bound: bo
         gaps["bound_minus_argmax"] = b - mean[0]["service_ratio"]
         if "sampled" in evaluation:
             gaps["bound_minus_sampled"] = b - mean[1]["service_ratio"]
-    return {"days": list(days), "per_day": per_day, "mean": mean, "gaps": gaps}
+    return {"days": list(per_day), "per_day": per_day, "mean": mean, "gaps": gaps}
+
+
+def evaluate_run(run_dir, *, day: str | None = None, trips=None, stations=None, checkpoint: str = "best",
+                 episodes: int | None = None, bound: bool = True) -> dict:
+    """A trained run's checkpoint against no-op, greedy and the bound: on the
+    scenario's test days, on bundled `day`, or on every day of a user's Citi Bike
+    file `trips` (any official header era), mapped by the scenario's station map."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    from .city import load
+    from .city.stations import map_day_file
+    from .config import TrainConfig
+    from .train import build, hyper_of, make_evaluator, restore
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir} holds no config.json: not a jaxmob training run folder")
+    raw = json.loads((run_dir / "config.json").read_text())
+    config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    scenario = load(config.scenario)
+    report = None
+    if trips is not None:
+        if scenario.station_map is None:
+            raise ValueError(f"scenario {config.scenario} has no station map: it cannot read a trip file")
+        days, report = map_day_file(scenario.station_map, trips, stations_file=stations,
+                                    days=[day] if day else None)
+    else:
+        days = {d: scenario.day(d) for d in ([day] if day else scenario.test_days)}
+    parts = build(config, scenario)
+    manager = ocp.CheckpointManager((run_dir / "checkpoints" / checkpoint).resolve())
+    step = manager.best_step() if checkpoint == "best" else manager.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints/{checkpoint} holds no checkpoint")
+    like = jax.jit(parts["init"])(jax.random.PRNGKey(config.seed), hyper_of(config))
+    runner = restore(manager, like, step)
+    day_params = {d: parts["eval_env"].make_params(scenario.city, days=[t], alpha=config.alpha, beta=config.beta)
+                  for d, t in days.items()}
+    evaluator = make_evaluator(parts["policy"], parts["eval_env"], day_params, episodes=episodes or config.eval_episodes)
+    result = evaluator(runner.params, runner.groups, jax.random.PRNGKey(20_000 + config.seed))
+    table = comparison(scenario, days, config, result, config.alg, bound=bound)
+    return {**table, "run_dir": str(run_dir), "checkpoint": checkpoint, "checkpoint_update": int(step),
+            "scenario": config.scenario, "mapping": report}
 
 
 def format_comparison(table: dict) -> str:

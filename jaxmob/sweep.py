@@ -62,48 +62,61 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
         bar.set_postfix(svc=f"{np.mean(m['service_ratio'][:, -1]):.3f}")
     bar.close()
     curves = {k: np.concatenate(v, axis=1) for k, v in curves.items()}
+    # validation days rank the settings; test days (argmax and sampled) are reported, never used to choose
     evaluate = make_evaluator(parts["policy"], parts["eval_env"], parts["eval_params"])
+    test = make_evaluator(parts["policy"], parts["eval_env"], parts["test_params"], episodes=config.eval_episodes)
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
-    evals = []
+    evals, tests = [], []
     for i in range(len(runs)):
         p = jax.tree.map(lambda x: x[i], runner.params)
         g = jax.tree.map(lambda x: x[i], runner.groups)
         evals.append(evaluate(p, g, eval_key))
-    rows = summarise(runs, curves, evals)
+        tests.append(test(p, g, jax.random.PRNGKey(20_000 + config.seed)))
+    rows = summarise(runs, curves, evals, tests)
     out = Path(out_dir or f"runs/sweep-{config.alg}-{config.scenario}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"config": json.loads(json.dumps(config.__dict__, default=list)),
                                                   "grid": grid, "seeds": seeds, "rows": rows,
-                                                  "runs": [{**r, "eval": e} for r, e in zip(runs, evals)]}, indent=1))
+                                                  "validation_days": list(parts["eval_params"]),
+                                                  "test_days": list(parts["test_params"]),
+                                                  "runs": [{**r, "eval": e, "test": t}
+                                                           for r, e, t in zip(runs, evals, tests)]}, indent=1))
     (out / "results.md").write_text(format_rows(rows) + "\n")
     plot_curves(runs, curves, out / "curves.png", title=f"{config.alg} on {config.scenario}")
-    return {"rows": rows, "out_dir": str(out), "curves": curves, "evals": evals}
+    return {"rows": rows, "out_dir": str(out), "curves": curves, "evals": evals, "tests": tests}
 
 
 def _label(setting: dict) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in setting.items()) or "default"
 
 
-def summarise(runs, curves, evals) -> list[dict]:
-    """Mean and std over seeds of each setting's final training and held-out metrics."""
+def summarise(runs, curves, evals, tests) -> list[dict]:
+    """Mean and std over seeds of each setting's final training, validation and test metrics."""
     groups = {}
     for i, r in enumerate(runs):
         groups.setdefault(_label(r["setting"]), []).append(i)
     rows = []
     for label, idx in groups.items():
         svc = np.array([evals[i]["service_ratio"] for i in idx])
+        test_svc = np.array([tests[i]["service_ratio"] for i in idx])
+        sampled = np.array([tests[i]["sampled"]["mean"]["service_ratio"]["mean"] for i in idx])
         train_svc = curves["service_ratio"][idx, -1]
         rows.append({"setting": label, "seeds": len(idx), "eval_service_ratio_mean": float(svc.mean()),
                      "eval_service_ratio_std": float(svc.std()), "train_service_ratio_mean": float(train_svc.mean()),
-                     "train_service_ratio_std": float(train_svc.std())})
+                     "train_service_ratio_std": float(train_svc.std()),
+                     "test_service_ratio_mean": float(test_svc.mean()), "test_service_ratio_std": float(test_svc.std()),
+                     "test_sampled_service_ratio_mean": float(sampled.mean()),
+                     "test_sampled_service_ratio_std": float(sampled.std())})
     return rows
 
 
 def format_rows(rows) -> str:
-    lines = ["| setting | seeds | held-out service ratio | final training service ratio |", "|---|---|---|---|"]
+    lines = ["| setting | seeds | validation service (argmax) | test service (argmax) | test service (sampled) "
+             "| final training service ratio |", "|---|---|---|---|---|---|"]
+    pm = lambda r, k: f"{r[k + '_mean']:.4f} ± {r[k + '_std']:.4f}"
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['seeds']} | {r['eval_service_ratio_mean']:.4f} ± {r['eval_service_ratio_std']:.4f} "
-                     f"| {r['train_service_ratio_mean']:.4f} ± {r['train_service_ratio_std']:.4f} |")
+        lines.append(f"| {r['setting']} | {r['seeds']} | {pm(r, 'eval_service_ratio')} | {pm(r, 'test_service_ratio')} "
+                     f"| {pm(r, 'test_sampled_service_ratio')} | {pm(r, 'train_service_ratio')} |")
     return "\n".join(lines)
 
 

@@ -37,10 +37,10 @@ ablation.cells = [
          "service = grid([e['service_ratio'] for e in evals])\n"
          "regroups = grid(curves['regroup_event'].mean(1))\n"
          "groups = grid(curves['local_groups'][:, -1])\n"
-         "print('held-out service ratio\\n', service.round(4))\nprint('final local groups\\n', groups)"),
+         "print('validation service ratio\\n', service.round(4))\nprint('final local groups\\n', groups)"),
     code("fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)\n"
          "for ax, data, title, fmt in zip(axes, (service, regroups, groups),\n"
-         "                                ('held-out service ratio', 'regroup events per update', 'local groups at the end'),\n"
+         "                                ('validation service ratio', 'regroup events per update', 'local groups at the end'),\n"
          "                                ('.3f', '.2f', '.0f')):\n"
          "    im = ax.imshow(data, cmap='viridis', origin='lower')\n"
          "    ax.set_xticks(range(len(TAU_MERGE)), [f'{t:g}' for t in TAU_MERGE]); ax.set_xlabel('tau_merge')\n"
@@ -57,11 +57,11 @@ ablation.cells = [
          "    env, p = parts['env'], parts['env_params']\n"
          "    n = count_params(parts['policy'].init(jax.random.PRNGKey(0), env.obs_dim(p), env.global_state_dim(p)))\n"
          "    rows.append((dim, n, float(np.mean([e['service_ratio'] for e in res['evals']]))))\n"
-         "print('| id_dim | parameters | held-out service ratio |')\nprint('|---|---|---|')\n"
+         "print('| id_dim | parameters | validation service ratio |')\nprint('|---|---|---|')\n"
          "for dim, n, svc in rows:\n    print(f'| {dim} | {n:,} | {svc:.4f} |')"),
     code("fig, ax = plt.subplots(figsize=(5, 3.5))\n"
          "ax.plot([r[0] for r in rows], [r[2] for r in rows], 'o-')\n"
-         "ax.set_xlabel('identity embedding size'); ax.set_ylabel('held-out service ratio'); ax.grid(alpha=0.3)\nplt.show()"),
+         "ax.set_xlabel('identity embedding size'); ax.set_ylabel('validation service ratio'); ax.grid(alpha=0.3)\nplt.show()"),
 ]
 nbf.write(ablation, "notebooks/split_merge_ablation.ipynb")
 

@@ -82,6 +82,22 @@ def _final_params(run_dir: Path):
     return mngr.latest_step(), restored["state"]["params"]
 
 
+def test_levels_mode_reports_test_days_with_argmax_and_sampled(tmp_path):
+    """Validation days choose the checkpoint, the test days get argmax and sampled rows."""
+    from jaxmob.report import training_report
+
+    scen = corridor_scenario()
+    scen.days["d2"] = sample_day(scen.city, seed=2, date="d2")
+    result = train(tiny(tmp_path, train_mode="levels", eval_episodes=3), scenario=scen, log=lambda *_: None)
+    assert result["validation_days"] == ["d0"] and result["test_days"] == ["d1"] and result["training_days"] == ["d2"]
+    text = training_report(result, bound=False)
+    assert "ippo (sampled, 3 episodes)" in text and "argmax minus greedy" in text and "test days d1" in text
+    test = result["test"]
+    assert set(test["per_day"]) == {"d1"} and test["sampled"]["episodes_per_day"] == 3
+    assert 0.0 <= test["sampled"]["mean"]["service_ratio"]["mean"] <= 1.0
+    assert test["sampled"]["mean"]["service_ratio"]["std"] >= 0.0
+
+
 def test_same_seed_same_result(tmp_path):
     scen = corridor_scenario()
     a = train(tiny(tmp_path / "a"), scenario=scen, log=lambda *_: None)

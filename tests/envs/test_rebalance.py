@@ -225,6 +225,30 @@ def test_replay_reset_draws_days_uniformly():
     assert env.draws_per_step(params) == 0
 
 
+def test_poisson_demand_levels_are_drawn_per_episode():
+    """Each reset picks one level; that episode's demand is level x the rates
+    (level 0: no demand at all), while the operator's view keeps the plain rates."""
+    city = small_city(trips=4000.0)
+    env = RebalanceEnv(RebalanceConfig(mode="poisson", horizon=144))
+    params = env.make_params(city, demand_levels=[0.0, 2.0])
+    plain = env.make_params(city)
+    from jaxmob.algos.heuristics import noop, rollout
+
+    keys = jax.random.split(jax.random.key(1), 64)
+    levels = np.asarray(jax.vmap(lambda k: env.reset(k, params)[1].day)(keys))
+    assert set(levels.tolist()) == {0, 1}
+    demand = np.asarray(jax.vmap(lambda k: rollout(noop, env, params, k)["demand"])(keys))
+    base = np.asarray(jax.vmap(lambda k: rollout(noop, env, plain, k)["demand"])(keys)).mean()
+    first = np.asarray(jax.vmap(lambda k: jax.random.split(k)[0])(keys))
+    lvl = np.asarray(jax.vmap(lambda k: env.reset(k, params)[1].day)(jnp.asarray(first)))
+    assert (demand[lvl == 0] == 0).all()
+    assert abs(demand[lvl == 1].mean() / base - 2.0) < 0.05
+    state = env.initial_state(params, 1)
+    np.testing.assert_array_equal(env.observe(state, params), env.observe(env.initial_state(plain), plain))
+    with pytest.raises(ValueError, match="demand_levels"):
+        env.make_params(city, demand_levels=[1.0, np.nan])
+
+
 # ----------------------------------------------------------------------- actions
 def test_invalid_and_padded_actions_stay_and_are_counted():
     city = pad_city(small_city("square", 3, 3, docks=(20, 20), fill=1.0), extra=2)

@@ -1,0 +1,37 @@
+"""`jaxmob eval --run`: a trained checkpoint against the baselines on a bundled
+day or on a user's own trip file mapped by the scenario's station map."""
+import subprocess
+import sys
+from pathlib import Path
+
+import jaxmob
+from jaxmob.config import TrainConfig
+from jaxmob.report import evaluate_run
+from jaxmob.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_eval_run_on_a_users_file_counts_unknown_stations(tmp_path):
+    config = TrainConfig(alg="ippo", scenario="manhattan-citibike", total_updates=2, updates_per_chunk=1, num_envs=2,
+                         rollout_steps=24, horizon=24, epochs=1, minibatches=2, hidden=(16,), progress=False,
+                         eval_episodes=2, out_dir=str(tmp_path / "run"))
+    result = train(config, log=lambda *_: None)
+    m = jaxmob.city.load("manhattan-citibike").station_map
+    a, b = m.ids[0], m.ids[1]
+    trips = tmp_path / "mine.csv"
+    trips.write_text("start_ts,duration,start_station,end_station,subscriber,birth_year\n"
+                     f"2019-03-05 00:10:00,600,{a},{b},1,1980\n2019-03-05 01:10:00,700,{b},{a},1,1980\n"
+                     f"2019-03-05 02:10:00,700,{b},424242,1,1980\n")
+    table = evaluate_run(result["run_dir"], trips=trips, bound=False)
+    assert table["days"] == ["2019-03-05"] and table["checkpoint_update"] >= 1
+    assert table["mapping"]["days"] == {"2019-03-05": 2} and "1 unknown station" in table["mapping"]["load_report"]
+    names = [r["policy"] for r in table["per_day"]["2019-03-05"]]
+    assert names[:2] == ["ippo (argmax)", "ippo (sampled, 2 episodes)"] and "no-op" in names
+    proc = subprocess.run([sys.executable, "-m", "jaxmob", "eval", "--run", result["run_dir"], "--day", "2017-06-09",
+                           "--no-bound", "--episodes", "2"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ippo (sampled, 2 episodes)" in proc.stdout and "greedy" in proc.stdout and "±" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "jaxmob", "eval", "--run", str(tmp_path / "nothing")],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert bad.returncode == 2 and "not a jaxmob training run folder" in bad.stderr
