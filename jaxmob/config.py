@@ -64,6 +64,8 @@ class TrainConfig:
     l_max: int = _f(8, "HAG-PS: cap on local groups (actor-critic heads)")
     id_dim: int = _f(8, "HAG-PS: identity embedding size (0 disables)")
     window: int = _f(24, "HAG-PS: trajectory steps per agent fed to the encoder (<= rollout_steps)")
+    head: str = _f("shared", "HAG-PS: local head: shared (one 128-unit layer feeds logits and value, the paper) | separate (actor and critic layers of their own)")
+    critic: str = _f("local", "HAG-PS: local (value from the agent's local head, the paper) | central (one critic on the global state + identity embedding, as MAPPO)")
 
     @property
     def run_dir(self) -> str:
@@ -107,6 +109,8 @@ class TrainConfig:
         check(1 <= self.g_max <= self.l_max, "g_max", f"need 1 <= g_max <= l_max, got g_max={self.g_max}, l_max={self.l_max}")
         check(self.id_dim >= 0, "id_dim", f"must be >= 0, got {self.id_dim}")
         check(self.alg != "hagps" or 1 <= self.window <= self.rollout_steps, "window", f"must lie in [1, rollout_steps={self.rollout_steps}], got {self.window}")
+        check(self.head in ("shared", "separate"), "head", f"must be shared or separate, got {self.head!r}")
+        check(self.critic in ("local", "central"), "critic", f"must be local or central, got {self.critic!r}")
         for name in ("d_split", "tau_merge", "d_split_global", "tau_merge_global"):
             check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         check(self.keep_last >= 1, "keep_last", f"must be >= 1, got {self.keep_last}")

@@ -62,7 +62,8 @@ def build(config: TrainConfig, scenario=None):
         env_params = env.make_params(city, demand_scale=config.demand_scale, demand_levels=levels, **weights)
     eval_env = RebalanceEnv(RebalanceConfig(mode="replay", **env_kw))
     day_params = lambda days: {d: eval_env.make_params(city, days=[scenario.day(d)], **weights) for d in days}
-    hagps = dict(g_max=config.g_max, l_max=config.l_max, id_dim=config.id_dim, window=config.window) if config.alg == "hagps" else {}
+    hagps = dict(g_max=config.g_max, l_max=config.l_max, id_dim=config.id_dim, window=config.window,
+                 head=config.head, critic=config.critic) if config.alg == "hagps" else {}
     policy = make_policy(config.alg, city.num_regions, env.num_actions(env_params), config.hidden, **hagps)
     ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
                     minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale,

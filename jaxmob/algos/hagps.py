@@ -90,6 +90,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from ..nets import MLP
 from ..nets.init import orthogonal
 from ..nets.trajectory import TrajectoryVAE, elbo_loss, symmetric_kl
 from .policies import grouped_apply, stacked_init
@@ -129,6 +130,10 @@ class ActorCriticHead(nn.Module):
                           bias_init=nn.initializers.zeros)(z)
         value = nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros)(z)
         return jnp.concatenate([logits, value], axis=-1)
+
+
+HEAD_KINDS = ("shared", "separate")
+CRITIC_KINDS = ("local", "central")
 
 
 @struct.dataclass
@@ -300,6 +305,8 @@ class HagpsPolicy:
     l_max: int = 8  # local-group (head) slots
     id_dim: int = 8  # identity embedding width; 0 disables
     head_hidden: int = 128
+    head: str = "shared"  # shared: one 128-unit layer feeds logits and value (the paper); separate: actor and critic layers of their own
+    critic: str = "local"  # local: the value comes from the agent's local head (the paper); central: one critic on the global state + identity embedding (MAPPO's)
     init_global: int = 1  # initial groups (1 + 1 = Share-All with identity embeddings)
     init_local: int = 1
     # trajectory encoder
@@ -334,6 +341,10 @@ class HagpsPolicy:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"HagpsPolicy: {msg}")
+        if self.head not in HEAD_KINDS:
+            raise ValueError(f"HagpsPolicy: head must be one of {HEAD_KINDS}, got {self.head!r}")
+        if self.critic not in CRITIC_KINDS:
+            raise ValueError(f"HagpsPolicy: critic must be one of {CRITIC_KINDS}, got {self.critic!r}")
 
     # ----- sharing structure
 
@@ -349,25 +360,44 @@ class HagpsPolicy:
         return Trunk(tuple(self.hidden))
 
     def _head(self):
-        return ActorCriticHead(self.head_hidden, self.num_actions)
+        """The grouped local head: logits + value from one layer, or logits alone when
+        the value has a network of its own (separate head or central critic)."""
+        if self.head == "shared" and self.critic == "local":
+            return ActorCriticHead(self.head_hidden, self.num_actions)
+        return MLP((self.head_hidden,), self.num_actions, out_scale=0.01)
+
+    @property
+    def grouped_stacks(self) -> tuple:
+        """Parameter stacks indexed by local group: what a local split copies."""
+        return ("head", "value_head") if (self.head == "separate" and self.critic == "local") else ("head",)
 
     def init(self, key, obs_dim: int, state_dim: int):
-        """Params: trunk stack (g_max), head stack (l_max), identity embeddings (R, id_dim)."""
-        k_trunk, k_head, k_id = jax.random.split(key, 3)
+        """Params: trunk stack (g_max), head stack(s) (l_max), identity embeddings (R, id_dim),
+        and a central critic when `critic='central'`."""
+        k_trunk, k_head, k_id, k_value = jax.random.split(key, 4)
         h_dim = self.hidden[-1] if self.hidden else obs_dim
+        head_in = jnp.zeros((h_dim + self.id_dim,))
         params = {"trunk": stacked_init(self._trunk(), k_trunk, self.g_max, jnp.zeros((obs_dim,))),
-                  "head": stacked_init(self._head(), k_head, self.l_max, jnp.zeros((h_dim + self.id_dim,)))}
+                  "head": stacked_init(self._head(), k_head, self.l_max, head_in)}
+        if "value_head" in self.grouped_stacks:
+            params["value_head"] = stacked_init(MLP((self.head_hidden,), 1), k_value, self.l_max, head_in)
+        if self.critic == "central":
+            params["critic"] = MLP(tuple(self.hidden), 1).init(k_value, jnp.zeros((state_dim + self.id_dim,)))
         if self.id_dim:
             params["agent_id"] = 0.1 * jax.random.normal(k_id, (self.num_agents, self.id_dim))
         return params
 
     def apply(self, params, groups: Groups, obs, state):
-        """obs (..., R, O), state (..., S) (unused) -> logits (..., R, A), values (..., R)."""
+        """obs (..., R, O), state (..., S) (central critic only) -> logits (..., R, A), values (..., R)."""
         h = grouped_apply(self._trunk(), params["trunk"], groups.agent_global, obs)
-        if self.id_dim:
-            ids = jnp.broadcast_to(params["agent_id"], h.shape[:-1] + (self.id_dim,))
-            h = jnp.concatenate([h, ids], axis=-1)
+        ids = jnp.broadcast_to(params["agent_id"], h.shape[:-1] + (self.id_dim,)) if self.id_dim else h[..., :0]
+        h = jnp.concatenate([h, ids], axis=-1)
         out = grouped_apply(self._head(), params["head"], groups.agent_local, h)
+        if self.critic == "central":
+            gs = jnp.broadcast_to(state[..., None, :], obs.shape[:-1] + state.shape[-1:])
+            return out, MLP(tuple(self.hidden), 1).apply(params["critic"], jnp.concatenate([gs, ids], -1))[..., 0]
+        if self.head == "separate":
+            return out, grouped_apply(MLP((self.head_hidden,), 1), params["value_head"], groups.agent_local, h)[..., 0]
         return out[..., :-1], out[..., -1]
 
     # ----- regrouping
@@ -390,7 +420,8 @@ class HagpsPolicy:
                         blocked=lm.ok & (slots == lm.keep))
         local_global = groups.local_global.at[ls.dst].set(
             jnp.where(ls.ok, groups.local_global[ls.src], groups.local_global[ls.dst]))
-        params, opt_state = copy_group(params, opt_state, "head", ls.src, ls.dst, ls.ok)
+        for name in self.grouped_stacks:
+            params, opt_state = copy_group(params, opt_state, name, ls.src, ls.dst, ls.ok)
         groups = Groups(ls.assign, local_global, ls.active, groups.global_active)
         counts = dict(local_merges=lm.ok.astype(jnp.int32), local_splits=ls.ok.astype(jnp.int32),
                       global_merges=jnp.zeros((), jnp.int32), global_splits=jnp.zeros((), jnp.int32))

@@ -92,6 +92,40 @@ def test_make_policy_dispatch_and_initial_share_all():
         HagpsPolicy(num_agents=4, num_actions=2, init_local=9)
 
 
+@pytest.mark.parametrize("head,critic", [("shared", "local"), ("separate", "local"), ("shared", "central"),
+                                         ("separate", "central")])
+def test_head_and_critic_variants_split_without_changing_outputs(head, critic):
+    """Every variant's split copies each local-group stack (params and Adam moments),
+    so logits and values are unchanged at the moment of the split."""
+    pol = HagpsPolicy(num_agents=R, num_actions=A, hidden=(16,), g_max=2, l_max=4, id_dim=4, head_hidden=12,
+                      latent_dim=Z, head=head, critic=critic)
+    params = pol.init(jax.random.PRNGKey(1), O, 7)
+    assert ("value_head" in params) == (head == "separate" and critic == "local")
+    assert ("critic" in params) == (critic == "central")
+    opt = make_optimizer(0.5)
+    _, opt_state = opt.update(jax.tree.map(lambda w: jnp.cos(3.0 * w), params), opt.init(params), params)
+    obs = jax.random.normal(jax.random.PRNGKey(2), (3, R, O))
+    state = jax.random.normal(jax.random.PRNGKey(3), (3, 7))
+    groups = pol.groups()
+    th = pol.thresholds(Hyper.make(d_split_global=1e9))
+    g2, p2, o2, counts = jax.jit(pol.regroup)(groups, params, opt_state, two_cluster_mu([0, 1] * 4),
+                                              jnp.zeros((R, Z)), ALL_REAL, th)
+    assert int(counts["local_splits"]) == 1
+    for name in pol.grouped_stacks:
+        for tree in (p2, *adam_moments(o2)):
+            for w in jax.tree.leaves(tree[name]):
+                np.testing.assert_array_equal(np.asarray(w[1]), np.asarray(w[0]))
+    for b, a in zip(pol.apply(params, groups, obs, state), pol.apply(p2, g2, obs, state)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    logits, values = pol.apply(params, groups, obs, state)
+    assert logits.shape == (3, R, A) and values.shape == (3, R)
+    moved_state = pol.apply(params, groups, obs, state + 1.0)
+    np.testing.assert_array_equal(np.asarray(moved_state[0]), np.asarray(logits))  # the actor never reads the state
+    assert (critic == "central") == (not np.allclose(np.asarray(moved_state[1]), np.asarray(values)))
+    with pytest.raises(ValueError, match="critic"):
+        HagpsPolicy(num_agents=R, num_actions=A, critic="global")
+
+
 # --------------------------------------------------------------------------- split / merge
 
 
