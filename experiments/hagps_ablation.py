@@ -29,12 +29,12 @@ FROZEN = dict(d_split=1e9, tau_merge=0.0, d_split_global=1e9, tau_merge_global=0
 
 # name -> (what it tests, TrainConfig overrides)
 ROWS = {
-    "paper": ("the paper's design: shared-torso local heads, local critic", dict(alg="hagps")),
-    "separate": ("actor and critic layers of their own in each local head", dict(alg="hagps", head="separate")),
-    "central": ("a centralised critic on the global state (MAPPO's)", dict(alg="hagps", critic="central")),
-    "central_separate": ("both", dict(alg="hagps", critic="central", head="separate")),
+    "paper": ("the paper's design: shared-torso local heads, local critic", dict(alg="hagps", critic="local")),
+    "separate": ("local critic, actor and critic layers of their own in each local head",
+                 dict(alg="hagps", critic="local", head="separate")),
+    "central": ("a centralised critic on the global state (MAPPO's; the default)", dict(alg="hagps", critic="central")),
     "central_no_credit": ("central critic, team reward alone (move credit 0)", dict(alg="hagps", critic="central", move_credit=0.0)),
-    "paper_no_credit": ("paper design, team reward alone (move credit 0)", dict(alg="hagps", move_credit=0.0)),
+    "paper_no_credit": ("paper design, team reward alone (move credit 0)", dict(alg="hagps", critic="local", move_credit=0.0)),
     "central_frozen": ("central critic, grouping frozen at one group", dict(alg="hagps", critic="central", **FROZEN)),
     "central_id0": ("central critic, no identity embedding", dict(alg="hagps", critic="central", id_dim=0)),
     "central_id32": ("central critic, 32-wide identity embedding", dict(alg="hagps", critic="central", id_dim=32)),

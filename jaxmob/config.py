@@ -65,7 +65,7 @@ class TrainConfig:
     id_dim: int = _f(8, "HAG-PS: identity embedding size (0 disables)")
     window: int = _f(24, "HAG-PS: trajectory steps per agent fed to the encoder (<= rollout_steps)")
     head: str = _f("shared", "HAG-PS: local head: shared (one 128-unit layer feeds logits and value, the paper) | separate (actor and critic layers of their own)")
-    critic: str = _f("local", "HAG-PS: local (value from the agent's local head, the paper) | central (one critic on the global state + identity embedding, as MAPPO)")
+    critic: str = _f("central", "HAG-PS: central (one critic on the global state + identity embedding, as MAPPO: the default, see README) | local (value from the agent's local head, the paper)")
 
     @property
     def run_dir(self) -> str:

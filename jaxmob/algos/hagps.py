@@ -9,6 +9,18 @@ nest in global groups. Trunks are stacked `(g_max, ...)` and heads
 `(l_max, ...)`; which slots are in use and who uses which is *data* (`Groups`),
 so regrouping never changes a shape and never recompiles.
 
+The critic (our change, switchable). The paper reads each agent's value from
+its local head. Under a team reward that value must predict the whole city's
+return from one region's observation, and on `manhattan-106` that critic never
+gives the actor a usable advantage: after 100 updates the argmax policy moves
+no bikes and equals no-op on the test days (0.7940; a separate critic layer in
+each head: 0.7954). `critic='central'` (the default) keeps the paper's actor
+(trunks, local heads, identity embeddings, regrouping) and takes the value
+from one critic on the global state plus the agent's identity embedding, as
+MAPPO does: 0.8309 argmax after the same 100 updates (experiments/hagps_ablation.py,
+README). `critic='local'` with `head='shared'` is the paper's network exactly;
+`head='separate'` gives logits and value hidden layers of their own.
+
 Adaptive grouping (after each PPO update, inside the compiled scan; see
 `HagpsHooks`). The last `window` steps of every agent's rollout (features:
 observation, one-hot action, reward; standardised) are encoded by a variational
@@ -306,7 +318,7 @@ class HagpsPolicy:
     id_dim: int = 8  # identity embedding width; 0 disables
     head_hidden: int = 128
     head: str = "shared"  # shared: one 128-unit layer feeds logits and value (the paper); separate: actor and critic layers of their own
-    critic: str = "local"  # local: the value comes from the agent's local head (the paper); central: one critic on the global state + identity embedding (MAPPO's)
+    critic: str = "central"  # central: one critic on the global state + identity embedding (MAPPO's; see below); local: the value comes from the agent's local head (the paper)
     init_global: int = 1  # initial groups (1 + 1 = Share-All with identity embeddings)
     init_local: int = 1
     # trajectory encoder

@@ -22,7 +22,7 @@ from jaxmob.nets.trajectory import (TrajectoryVAE, elbo_loss, gaussian_kl, kl_to
 
 R, O, A, Z = 8, 5, 3, 3
 POLICY = HagpsPolicy(num_agents=R, num_actions=A, hidden=(16,), g_max=2, l_max=4, id_dim=4, head_hidden=12,
-                     latent_dim=Z)
+                     latent_dim=Z, critic="local")  # the paper's heads: logits + value from one layer
 
 
 @functools.lru_cache(maxsize=None)
