@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-ALG    ?= mappo
-SCENARIO ?= manhattan-citibike
+ALG    ?= hagps
+SCENARIO ?= manhattan-106
 ARGS   ?=
 
 .PHONY: install test train bench scenarios show clean

@@ -38,6 +38,8 @@ ROWS = {
     "central_frozen": ("central critic, grouping frozen at one group", dict(alg="hagps", critic="central", **FROZEN)),
     "central_id0": ("central critic, no identity embedding", dict(alg="hagps", critic="central", id_dim=0)),
     "central_id32": ("central critic, 32-wide identity embedding", dict(alg="hagps", critic="central", id_dim=32)),
+    "train_poisson": ("training demand: the estimated Poisson rates (the rest: levels)", dict(alg="hagps", train_mode="poisson")),
+    "train_replay": ("training demand: replay of the real training days", dict(alg="hagps", train_mode="replay")),
     "share_all": ("reference: Share-All", dict(alg="share_all")),
     "no_share": ("reference: No-Share", dict(alg="no_share")),
     "mappo": ("reference: MAPPO", dict(alg="mappo")),
@@ -53,9 +55,16 @@ def main(argv=None):
     ap.add_argument("--train-mode", default="levels")
     ap.add_argument("--quick", action="store_true", help="2 updates, 2 seeds: checks the pipeline only")
     ap.add_argument("--out", default=None, help="default results/hagps_ablation-<scenario>")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the table and PNG from the JSON")
     args = ap.parse_args(argv)
     if args.quick:
         args.updates, args.seeds = 2, 2
+    if args.plot_only:
+        out = Path(args.out or f"results/hagps_ablation-{args.scenario}")
+        results = json.loads(out.with_suffix(".json").read_text())
+        plot(results, out.with_suffix(".png"))
+        print(table(results))
+        return
     names = args.rows.split(",")
     unknown = [n for n in names if n not in ROWS]
     if unknown:
@@ -100,7 +109,7 @@ def summary(run) -> dict:
 
 
 def table(results) -> str:
-    pm = lambda r: f"{r['mean']:.4f} ± {r['std']:.4f}"
+    pm = lambda r: f"{r['mean']:.4f}" + (f" ± {r['std']:.4f}" if len(r["per_seed"]) > 1 else "")
     lines = ["| row | change | validation (argmax) | test (argmax) | test (sampled) | training service | bikes moved/day | local groups |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in results["rows"].items():
@@ -114,7 +123,7 @@ def plot(results, path):
     from jaxmob.plots import plt
 
     names = list(results["rows"])
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(names)), 4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(names)), 4.2), constrained_layout=True)
     x = np.arange(len(names))
     for off, key, label in ((-0.2, "validation", "validation (argmax)"), (0.0, "test", "test (argmax)"),
                             (0.2, "test_sampled", "test (sampled)")):
@@ -125,8 +134,8 @@ def plot(results, path):
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel("fulfilled service ratio")
     ax.legend()
-    ax.set_title(f"HAG-PS ablation on {results['scenario']}: {results['seeds']} seeds, "
-                 f"{results['env_steps_per_run']:,} env steps per run")
+    ax.set_title(f"HAG-PS ablation on {results['scenario']}\n{results['seeds']} seed(s), "
+                 f"{results['env_steps_per_run']:,} env steps per run", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
