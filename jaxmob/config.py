@@ -42,7 +42,7 @@ class TrainConfig:
     credit_window: int = _f(6, "steps ahead over which move credit counts expected shortfall (6 = one hour)")
     credit_model: str = _f("poisson", "trips a region loses in move credit: mean (expected shortfall) | poisson (its expectation under Poisson departures)")
     hidden: tuple = _f((64, 64), "hidden layer sizes, comma separated")
-    train_mode: str = _f("levels", "training demand: poisson (the estimated rates) | levels (Poisson, each episode at the demand level of a random training day) | replay (the training days' real trips)")
+    train_mode: str = _f("levels", "training demand: poisson (the estimated rates) | levels (Poisson, each episode at the demand level of a random training day; the rates alone where a scenario has no training days) | replay (the training days' real trips)")
     demand_scale: float = _f(1.0, "multiplies the Poisson demand rates (train_mode poisson or levels)")
     horizon: int = _f(144, "steps per episode (144 x 10 min = one day)")
     move_amounts: tuple = _f((5, 10), "bikes per relocation action level, comma separated")

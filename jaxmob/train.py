@@ -40,7 +40,8 @@ def build(config: TrainConfig, scenario=None):
 
     Training sees only the training days: their estimated rates
     (`train_mode='poisson'`, scaled by `demand_scale`), the same with each
-    episode at the level of a random training day (`'levels'`), or their real
+    episode at the level of a random training day (`'levels'`; the rates alone
+    where a scenario has no training days), or their real
     trips (`'replay'`). Validation days choose the checkpoint; test days are
     only reported."""
     scenario = scenario if scenario is not None else load(config.scenario)
@@ -49,7 +50,7 @@ def build(config: TrainConfig, scenario=None):
     validation = tuple(config.validation_days) or tuple(scenario.validation_days) or tuple(scenario.test_days)
     test = tuple(config.test_days) or tuple(scenario.test_days)
     training = [d for d in scenario.days if d not in set(validation) | set(test)]
-    if not training and config.train_mode != "poisson":
+    if not training and config.train_mode == "replay":
         raise ValueError(f"train_mode {config.train_mode!r} needs training days; {city.name} has none left "
                          f"after validation {validation} and test {test}")
     mode = "replay" if config.train_mode == "replay" else "poisson"
@@ -58,7 +59,8 @@ def build(config: TrainConfig, scenario=None):
     if config.train_mode == "replay":
         env_params = env.make_params(city, days=[scenario.day(d) for d in training], **weights)
     else:
-        levels = day_levels(scenario, training) if config.train_mode == "levels" else None
+        # levels without training days (a synthetic scenario): the estimated rates alone
+        levels = day_levels(scenario, training) if config.train_mode == "levels" and training else None
         env_params = env.make_params(city, demand_scale=config.demand_scale, demand_levels=levels, **weights)
     eval_env = RebalanceEnv(RebalanceConfig(mode="replay", **env_kw))
     day_params = lambda days: {d: eval_env.make_params(city, days=[scenario.day(d)], **weights) for d in days}

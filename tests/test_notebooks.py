@@ -18,6 +18,6 @@ def test_notebook_executes(name, tmp_path, monkeypatch):
     assert not errors
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     if name == "split_merge_ablation.ipynb":
-        assert "held-out service ratio" in text and "| id_dim | parameters |" in text
+        assert "validation service ratio" in text and "| id_dim | parameters |" in text
     else:
         assert "fleet conserved: True" in text
