@@ -103,6 +103,7 @@ import optax
 from flax import struct
 
 from ..nets import MLP
+from ..nets.mlp import apply_shared_input
 from ..nets.init import orthogonal
 from ..nets.trajectory import TrajectoryVAE, elbo_loss, symmetric_kl
 from .policies import grouped_apply, stacked_init
@@ -406,8 +407,8 @@ class HagpsPolicy:
         h = jnp.concatenate([h, ids], axis=-1)
         out = grouped_apply(self._head(), params["head"], groups.agent_local, h)
         if self.critic == "central":
-            gs = jnp.broadcast_to(state[..., None, :], obs.shape[:-1] + state.shape[-1:])
-            return out, MLP(tuple(self.hidden), 1).apply(params["critic"], jnp.concatenate([gs, ids], -1))[..., 0]
+            ids = jnp.broadcast_to(ids, obs.shape[:-1] + (self.id_dim,))
+            return out, apply_shared_input(MLP(tuple(self.hidden), 1), params["critic"], state, ids)[..., 0]
         if self.head == "separate":
             return out, grouped_apply(MLP((self.head_hidden,), 1), params["value_head"], groups.agent_local, h)[..., 0]
         return out[..., :-1], out[..., -1]

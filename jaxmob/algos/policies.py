@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ..nets import MLP
+from ..nets.mlp import apply_shared_input
 
 ALGORITHMS = ("share_all", "ippo", "mappo", "no_share")
 
@@ -87,15 +88,13 @@ class SharingPolicy:
         if self.scheme == "share_all":
             out = grouped_apply(actor, params["actor"], groups, obs)
             return out[..., :-1], out[..., -1]
-        if self.scheme == "mappo":
+        if self.scheme == "mappo":  # one actor and one critic (a single group)
             ids = jnp.broadcast_to(params["agent_id"], obs.shape[:-1] + params["agent_id"].shape[-1:])
-            actor_in = jnp.concatenate([obs, ids], -1)
-            gs = jnp.broadcast_to(state[..., None, :], obs.shape[:-1] + state.shape[-1:])
-            critic_in = jnp.concatenate([gs, ids], -1)
-        else:
-            actor_in, critic_in = obs, obs
-        logits = grouped_apply(actor, params["actor"], groups, actor_in)
-        values = grouped_apply(critic, params["critic"], groups, critic_in)[..., 0]
+            logits = grouped_apply(actor, params["actor"], groups, jnp.concatenate([obs, ids], -1))
+            critic_params = jax.tree.map(lambda w: w[0], params["critic"])
+            return logits, apply_shared_input(critic, critic_params, state, ids)[..., 0]
+        logits = grouped_apply(actor, params["actor"], groups, obs)
+        values = grouped_apply(critic, params["critic"], groups, obs)[..., 0]
         return logits, values
 
 
