@@ -144,8 +144,11 @@ def training_report(result: dict, *, bound: bool = True) -> str:
                                                      "validation_days": result["validation_days"]}, indent=1))
     evals = [json.loads(l) for l in (run_dir / "eval.jsonl").read_text().splitlines() if l.strip()]
     baselines = {r["policy"]: r["service_ratio"] for r in table["mean"][2:] if not r["policy"].startswith("random")}
+    chosen = (result["test_checkpoint_update"], table["mean"][0]["service_ratio"], "chosen checkpoint on test days (argmax)")
     png = plot_learning_curve(read_metrics(run_dir), run_dir / "learning_curve.png", evals=evals,
-                              baselines=baselines, title=f"{config.alg} on {config.scenario} (baselines: test days)")
+                              baselines={f"{k} (test days)": v for k, v in baselines.items()},
+                              train_label=f"training ({config.train_mode} demand)", final=chosen,
+                              title=f"{config.alg} on {config.scenario}")
     header = (f"{config.alg} on {config.scenario}: checkpoint of update {result['test_checkpoint_update']} "
               f"(best on validation days {', '.join(result['validation_days'])}) on test days {', '.join(days)}")
     written = [png, run_dir / "report.json"]
