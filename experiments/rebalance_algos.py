@@ -103,15 +103,15 @@ def _size(cfg):
     return count_params(runner.params), peak
 
 
-def table(results) -> str:
+def table(results, per_day: bool = True) -> str:
     """Markdown: learned rows (argmax and sampled, mean ± std over seeds) and baselines, with
-    each row's gap to greedy and to the bound, and argmax service per test day."""
+    each row's gap to greedy and to the bound, and (per_day) service on each test day."""
     base = {b["policy"].split(" (")[0]: b for b in results["baselines"]}
     greedy = base["greedy"]["service_ratio"]
     bound = base.get("bound", {}).get("service_ratio")
-    days = results["test_days"]
-    head = ("| policy | validation | test service | vs greedy | gap to bound | " + " | ".join(days)
-            + " | bikes moved/day | relocation cost | overflow |")
+    days = results["test_days"] if per_day else []
+    head = ("| policy | validation | test service | vs greedy | gap to bound |" + "".join(f" {d} |" for d in days)
+            + " bikes moved/day | relocation cost | overflow |")
     lines = [head, "|" + "---|" * (8 + len(days))]
     gap = lambda v: f"{bound - v:+.4f}" if bound is not None else "-"
     pm = lambda s: f"{s['mean']:.4f} ± {s['std']:.4f}"
@@ -119,16 +119,16 @@ def table(results) -> str:
         for kind in ("argmax", "sampled"):
             m = r[kind]
             label = f"{alg} ({kind}" + (f", {r['episodes_per_day']} ep/day)" if kind == "sampled" else ")")
-            per_day = " | ".join(pm(r["per_day"][d][kind]) for d in days)
+            days_cells = "".join(f" {pm(r['per_day'][d][kind])} |" for d in days)
             val = pm(r["validation"]) if kind == "argmax" else ""
             lines.append(f"| {label} | {val} | {pm(m['service_ratio'])} | {m['service_ratio']['mean'] - greedy:+.4f} | "
-                         f"{gap(m['service_ratio']['mean'])} | {per_day} | {m['rebalanced']['mean']:,.0f} | "
+                         f"{gap(m['service_ratio']['mean'])} |{days_cells} {m['rebalanced']['mean']:,.0f} | "
                          f"{m['relocation_cost']['mean']:,.1f} | {m['overflow']['mean']:,.1f} |")
     for name, b in base.items():
-        per_day = " | ".join(f"{next(x for x in results['baselines_per_day'][d] if x['policy'] == b['policy'])['service_ratio']:.4f}"
+        days_cells = "".join(f" {next(x for x in results['baselines_per_day'][d] if x['policy'] == b['policy'])['service_ratio']:.4f} |"
                              for d in days)
         lines.append(f"| {b['policy']} | | {b['service_ratio']:.4f} | {b['service_ratio'] - greedy:+.4f} | "
-                     f"{gap(b['service_ratio'])} | {per_day} | {b['rebalanced']:,.0f} | {b['relocation_cost']:,.1f} | "
+                     f"{gap(b['service_ratio'])} |{days_cells} {b['rebalanced']:,.0f} | {b['relocation_cost']:,.1f} | "
                      f"{b['overflow']:,.1f} |")
     return "\n".join(lines)
 
