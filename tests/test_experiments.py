@@ -31,3 +31,26 @@ def test_greedy_lookahead_sweep_reproduces_the_default_greedy(tmp_path):
                             jax.random.PRNGKey(0))["service_ratio"]) for d in scenario.test_days]
     assert rows[6]["service_ratio"] == pytest.approx(sum(ratios) / len(ratios), abs=1e-6)
     assert rows[2]["service_ratio"] != rows[6]["service_ratio"]
+
+
+def test_algorithm_table_and_ablation_rows_from_a_clean_checkout(tmp_path):
+    """Both scripts run end to end on a small city and report test days (argmax and sampled)
+    beside the validation score; the table's greedy row has zero gap to greedy."""
+    out = tmp_path / "algos"
+    _script("rebalance_algos").main(["--quick", "--scenario", "manhattan-citibike", "--algs", "share_all",
+                                     "--out", str(out)])
+    results = json.loads(out.with_suffix(".json").read_text())
+    row = results["algorithms"]["share_all"]
+    assert set(row["per_day"]) == set(results["test_days"]) and len(row["argmax"]["service_ratio"]["per_seed"]) == 2
+    assert not set(results["test_days"]) & set(results["validation_days"])
+    table = _script("rebalance_algos").table(results)
+    assert "| greedy (6-step look-ahead) | | " in table and "+0.0000" in table
+    assert out.with_suffix(".png").exists()
+
+    abl = tmp_path / "ablation"
+    _script("hagps_ablation").main(["--quick", "--scenario", "manhattan-citibike", "--rows", "central",
+                                    "--out", str(abl)])
+    rows = json.loads(abl.with_suffix(".json").read_text())["rows"]
+    assert rows["central"]["overrides"]["critic"] == "central"
+    for r in rows.values():
+        assert 0 < r["test"]["mean"] <= 1 and 0 < r["test_sampled"]["mean"] <= 1 and len(r["test"]["per_seed"]) == 2
