@@ -109,8 +109,10 @@ class TrainConfig:
         check(1 <= self.g_max <= self.l_max, "g_max", f"need 1 <= g_max <= l_max, got g_max={self.g_max}, l_max={self.l_max}")
         check(self.id_dim >= 0, "id_dim", f"must be >= 0, got {self.id_dim}")
         check(self.alg != "hagps" or 1 <= self.window <= self.rollout_steps, "window", f"must lie in [1, rollout_steps={self.rollout_steps}], got {self.window}")
-        check(self.head in ("shared", "separate"), "head", f"must be shared or separate, got {self.head!r}")
-        check(self.critic in ("local", "central"), "critic", f"must be local or central, got {self.critic!r}")
+        from .algos.hagps import CRITIC_KINDS, HEAD_KINDS
+
+        check(self.head in HEAD_KINDS, "head", f"must be one of {', '.join(HEAD_KINDS)}, got {self.head!r}")
+        check(self.critic in CRITIC_KINDS, "critic", f"must be one of {', '.join(CRITIC_KINDS)}, got {self.critic!r}")
         for name in ("d_split", "tau_merge", "d_split_global", "tau_merge_global"):
             check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         check(self.keep_last >= 1, "keep_last", f"must be >= 1, got {self.keep_last}")

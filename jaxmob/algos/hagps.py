@@ -407,7 +407,6 @@ class HagpsPolicy:
         h = jnp.concatenate([h, ids], axis=-1)
         out = grouped_apply(self._head(), params["head"], groups.agent_local, h)
         if self.critic == "central":
-            ids = jnp.broadcast_to(ids, obs.shape[:-1] + (self.id_dim,))
             return out, apply_shared_input(MLP(tuple(self.hidden), 1), params["critic"], state, ids)[..., 0]
         if self.head == "separate":
             return out, grouped_apply(MLP((self.head_hidden,), 1), params["value_head"], groups.agent_local, h)[..., 0]
