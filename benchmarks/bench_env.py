@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
-from jaxmob.envs.reference import ReferenceRebalance
+from jaxmob.envs.rebalance.reference import ReferenceRebalance
 
 def load_city(name: str):
     """The named bundled scenario's City (see `python -m jaxmob info`)."""

@@ -79,7 +79,7 @@ def build_pool(args):
 
     from jaxmob.city.sample import CitySpec, sample_cities
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
-    from jaxmob.parallel import stack_params
+    from jaxmob.envs.rebalance.batch import stack_params
 
     side = max(3, math.isqrt(args.r_max))
     spec = CitySpec(r_max=args.r_max, cols=(3, side), rows=(3, side))

@@ -50,10 +50,11 @@ def main(argv=None):
     parts = build(cfg)
     env, params, policy = parts["env"], parts["env_params"], parts["policy"]
     B, T = cfg.num_envs, cfg.rollout_steps
-    R = int(np.sum(np.asarray(params.city.region_mask)))
+    agent_mask = env.agent_mask(params)
+    R = int(np.sum(np.asarray(agent_mask)))
     agent_steps = B * T * R
     runner = jax.jit(parts["init"])(jax.random.PRNGKey(0), hyper_of(cfg))
-    mask = env.action_mask(params)
+    mask, prior = env.action_mask(params), env.logit_prior(params)
 
     full = jax.jit(parts["update_chunk"], static_argnums=1)
     t_full = timed(lambda r: full(r, 1)[1], runner, reps=args.reps)
@@ -64,7 +65,7 @@ def main(argv=None):
 
         def step(state, k):
             ka, ks = jax.random.split(k)
-            a = jax.random.categorical(ka, jnp.where(mask, 0.0, -jnp.inf), shape=(B, R)).astype(jnp.int32)
+            a = jax.random.categorical(ka, jnp.where(mask, 0.0, -jnp.inf), shape=(B,) + mask.shape[:1]).astype(jnp.int32)
             _, state, reward, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(ks, B), state, a, params)
             return state, reward.sum()
 
@@ -81,7 +82,7 @@ def main(argv=None):
     def nets_only(p, opt_state, key):
         def act(_, xs):
             o, g, k = xs
-            return None, sample_actions(k, policy, p, runner.groups, o, g, mask)
+            return None, sample_actions(k, policy, p, runner.groups, o, g, mask, prior)
 
         _, (a, logp, v) = jax.lax.scan(act, None, (obs, gstate, jax.random.split(key, T)))
         traj = Transition(obs, gstate, a, logp, v, jnp.ones_like(v), jnp.zeros((T, B), bool))
@@ -93,7 +94,7 @@ def main(argv=None):
             def mb(carry, batch):
                 p, s = carry
                 g, _ = jax.grad(ppo_loss, has_aux=True)(p, policy, runner.groups, batch[0], batch[1], batch[2], mask,
-                                                        params.city.region_mask, runner.hyper, 10.0)
+                                                        prior, agent_mask, runner.hyper, 10.0)
                 u, s = optimizer.update(g, s, p)
                 return (jax.tree.map(jnp.add, p, u), s), None
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxmob.algos.heuristics import make_greedy, rollout
+from jaxmob.envs.rebalance.baselines import make_greedy, rollout
 from jaxmob.city import load
 from jaxmob.config import TrainConfig
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv

@@ -38,7 +38,8 @@ from jaxmob.city import load
 from jaxmob.city.sample import CitySpec, sample_cities
 from jaxmob.config import TrainConfig
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
-from jaxmob.parallel import batch_size, jit_dp_train, make_dp_train, restart_cities, stack_params
+from jaxmob.envs.rebalance.batch import stack_params
+from jaxmob.parallel import batch_size, jit_dp_train, make_dp_train, restart_cities
 from jaxmob.report import baseline_rows, mean_rows
 from jaxmob.train import hyper_of, make_evaluator
 
@@ -52,7 +53,8 @@ QUICK_SPEC = replace(SPEC, r_max=16, cols=(3, 4), rows=(3, 4))
 
 def env_for(mode: str, cfg: TrainConfig) -> RebalanceEnv:
     return RebalanceEnv(RebalanceConfig(mode=mode, horizon=cfg.horizon, move_amounts=tuple(cfg.move_amounts),
-                                        obs_features=False))
+                                        obs_features=False),
+                        RebalanceShaping(cfg.reward_sharing, cfg.credit_window, cfg.credit_model))
 
 
 def train_on_pool(env, pool, cfg: TrainConfig, *, batch: int, updates: int, seed: int, desc: str):
@@ -65,7 +67,7 @@ def train_on_pool(env, pool, cfg: TrainConfig, *, batch: int, updates: int, seed
     R = pool.city.region_mask.shape[-1]
     policy = make_policy("ippo", R, env.num_actions(jax.tree.map(lambda x: x[0], pool)), cfg.hidden)
     ppo = PPOConfig(num_envs=batch, rollout_steps=cfg.horizon, epochs=cfg.epochs, minibatches=cfg.minibatches,
-                    max_grad_norm=cfg.max_grad_norm, reward_scale=cfg.reward_scale, reward_sharing=cfg.reward_sharing)
+                    max_grad_norm=cfg.max_grad_norm, reward_scale=cfg.reward_scale)
     init, update = jit_dp_train(*make_dp_train(env, policy, ppo), None)
     restart = jax.jit(partial(restart_cities, env))
     rng = np.random.default_rng(seed)

@@ -63,10 +63,10 @@ def _train(args) -> int:
 
 def _sweep(args) -> int:
     from .config import ConfigError, config_from_args
-    from .sweep import SWEEPABLE, format_rows, run_sweep
+    from .sweep import format_rows, run_sweep, sweepable
 
     grid = {}
-    for name in SWEEPABLE:
+    for name in sweepable(args.env):
         text = getattr(args, f"sweep_{name}")
         if text:
             grid[name] = [float(x) for x in text.split(",") if x.strip()]
@@ -81,54 +81,62 @@ def _sweep(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_env(argv) -> str:
+    """The `--env NAME` of a command line (default rebalance): it decides which
+    environment options the parser offers."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env", default="rebalance")
+    return pre.parse_known_args(argv)[0].env
+
+
+def build_parser(env: str = "rebalance") -> argparse.ArgumentParser:
+    from .envs.registry import get, names
+
+    if env not in names():
+        raise SystemExit(f"jaxmob: error: unknown environment {env!r}; choose from {', '.join(names())}")
     parser = argparse.ArgumentParser(prog="jaxmob", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
     p = sub.add_parser("show", help="write a PNG map of a scenario: daily demand and net flow per region")
     p.add_argument("scenario")
     p.add_argument("--out", help="PNG path (default results/<scenario>-map.png)")
     p.set_defaults(func=_show)
-
     p = sub.add_parser("info", help="print scenarios: regions, trips per day, fleet, replay days")
     p.add_argument("scenario", nargs="?")
     p.set_defaults(func=_info)
-
     p = sub.add_parser("scenarios", help="rebuild the bundled scenarios from the raw public files")
     p.add_argument("names", nargs="*", help="scenario names (default: all real ones)")
     p.add_argument("--data", help="raw data folder (default $JAXMOB_SHARED_DATA or ../shared/data)")
     p.add_argument("--out", help="output folder (default the package's scenarios folder)")
     p.set_defaults(func=_scenarios)
-
     from .config import add_config_arguments
-    from .sweep import SWEEPABLE
+    from .sweep import sweepable
 
-    p = sub.add_parser("train", help="train a multi-agent PPO policy (fused, chunked, checkpointed)")
-    add_config_arguments(p)
+    p = sub.add_parser("train", help="train a multi-agent PPO policy (fused, chunked, checkpointed); "
+                       "--env NAME --help lists that environment's options")
+    add_config_arguments(p, env=env)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
-    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant LP bound in the final table")
+    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound in the final table")
     p.set_defaults(func=_train)
-
     p = sub.add_parser("sweep", help="seeds x hyperparameters as one vmapped training program")
-    add_config_arguments(p, skip=SWEEPABLE)
+    add_config_arguments(p, skip=sweepable(env), env=env)
     p.add_argument("--seeds", type=int, default=3, help="seeds per hyperparameter setting")
     p.add_argument("--sweep-out", help="output folder (default runs/sweep-<alg>-<scenario>)")
-    for name in SWEEPABLE:
+    for name in sweepable(env):
         p.add_argument(f"--{name.replace('_', '-')}", dest=f"sweep_{name}",
                        help=f"comma-separated values of {name} to sweep (default: the train default)")
     p.set_defaults(func=_sweep)
-
-    try:
-        from .evaluate import add_eval_arguments, main_eval
-    except ImportError:  # pragma: no cover - evaluation module is optional while developing
-        pass
-    else:
-        p = sub.add_parser("eval", help="no-op, random, greedy and the clairvoyant bound on a replay day")
-        add_eval_arguments(p)
+    cli = get(env).eval_cli()
+    if cli is not None:
+        add_arguments, main_eval = cli
+        p = sub.add_parser("eval", help="a trained run (--run) or the baselines and the clairvoyant bound on "
+                           "an evaluation episode")
+        p.add_argument("--env", default=env, choices=names(), help="environment (default: rebalance)")
+        add_arguments(p)
         p.set_defaults(func=main_eval)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(chosen_env(argv)).parse_args(argv)
     return int(args.func(args) or 0)

@@ -15,13 +15,20 @@ def _f(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
 
-TRAIN_MODES = ("poisson", "levels", "replay")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TrainConfig:
+    """A training run: generic trainer fields, plus `options`, the chosen
+    environment's own options dataclass (its Task's `Options`).
+
+    `TrainConfig(env=..., **values)` takes both kinds of field by name (an
+    environment option such as `train_mode` goes into `options`, unknown names
+    are refused) and `config.<option>` reads an option back, so configs stay
+    flat to write while the trainer never needs to know an environment's options.
+    """
+
+    env: str = _f("rebalance", "environment (see `python -m jaxmob train --env NAME --help`)")
     alg: str = _f("hagps", "algorithm: share_all | ippo | mappo | no_share | hagps")
-    scenario: str = _f("manhattan-106", "bundled scenario to train on (see `python -m jaxmob info`)")
+    scenario: str = _f("", "bundled scenario to train on (default: the environment's default; see `python -m jaxmob info`)")
     seed: int = _f(0, "random seed; the same seed gives the same result")
     total_updates: int = _f(400, "PPO updates in the whole run (HAG-PS on manhattan-106: see the README for the measured time on a 2-core CPU)")
     updates_per_chunk: int = _f(10, "updates fused into one compiled lax.scan between logging/checkpoints")
@@ -37,17 +44,7 @@ class TrainConfig:
     vf_coef: float = _f(0.5, "value-loss weight")
     max_grad_norm: float = _f(0.5, "global gradient-norm clip")
     reward_scale: float = _f(0.1, "multiplies rewards before GAE (keeps values O(10))")
-    reward_sharing: str = _f("team", "learning reward: team (mean over all agents: cooperative) | neighbors (mean over self and grid neighbours) | own")
-    move_credit: float = _f(1.0, "weight of each agent's own-move credit in its learning reward: the trips its move is expected to save over the next credit_window steps, valued as reward, minus its relocation cost (0: team reward alone)")
-    credit_window: int = _f(6, "steps ahead over which move credit counts expected shortfall (6 = one hour)")
-    credit_model: str = _f("poisson", "trips a region loses in move credit: mean (expected shortfall) | poisson (its expectation under Poisson departures)")
     hidden: tuple = _f((64, 64), "hidden layer sizes, comma separated")
-    train_mode: str = _f("levels", "training demand: poisson (the estimated rates) | levels (Poisson, each episode at the demand level of a random training day; the rates alone where a scenario has no training days) | replay (the training days' real trips)")
-    demand_scale: float = _f(1.0, "multiplies the Poisson demand rates (train_mode poisson or levels)")
-    horizon: int = _f(144, "steps per episode (144 x 10 min = one day)")
-    move_amounts: tuple = _f((5, 10), "bikes per relocation action level, comma separated")
-    alpha: float = _f(0.5, "reward weight of unserved demand")
-    beta: float = _f(0.1, "reward weight (cost) per relocated bike")
     eval_every: int = _f(1, "evaluate on the validation days every this many chunks (0: only at the end)")
     validation_days: tuple = _f((), "days that choose the best checkpoint (default: the scenario's validation days)")
     test_days: tuple = _f((), "days of the final report, never used to choose anything (default: the scenario's test days)")
@@ -66,21 +63,55 @@ class TrainConfig:
     window: int = _f(24, "HAG-PS: trajectory steps per agent fed to the encoder (<= rollout_steps)")
     head: str = _f("shared", "HAG-PS: local head: shared (one 128-unit layer feeds logits and value, the paper) | separate (actor and critic layers of their own)")
     critic: str = _f("central", "HAG-PS: central (one critic on the global state + identity embedding, as MAPPO: the default, see README) | local (value from the agent's local head, the paper)")
+    options: object = _f(None, "the environment's own options (set through their own flags)", cli=False)
+
+    def __init__(self, env: str = "rebalance", options=None, **values):
+        from .envs.registry import get
+
+        task = get(env)
+        own = {f.name for f in dataclasses.fields(TrainConfig)} - {"env", "options"}
+        env_values = {k: v for k, v in values.items() if k not in own}
+        if options is None or isinstance(options, dict):
+            base = task.options_from(dict(options or {}))
+        else:
+            base = options
+        opts = task.options_from({**dataclasses.asdict(base), **env_values})
+        object.__setattr__(self, "env", env)
+        object.__setattr__(self, "options", opts)
+        for f in dataclasses.fields(TrainConfig):
+            if f.name in own:
+                value = values.get(f.name, f.default)
+                object.__setattr__(self, f.name, tuple(value) if isinstance(value, list) else value)
+        if not self.scenario:
+            object.__setattr__(self, "scenario", task.default_scenario)
+
+    def __getattr__(self, name):
+        options = self.__dict__.get("options")
+        if options is not None and not name.startswith("__") and hasattr(options, name):
+            return getattr(options, name)
+        raise AttributeError(f"TrainConfig has no field or {self.__dict__.get('env', '?')} option {name!r}")
+
+    @property
+    def task(self):
+        from .envs.registry import get
+
+        return get(self.env)
 
     @property
     def run_dir(self) -> str:
         return self.out_dir.format(alg=self.alg, scenario=self.scenario, seed=self.seed)
 
     def validate(self, known_scenario: bool = True) -> "TrainConfig":
+        """Check every field (generic ones here, the environment's options by its
+        Task) before anything compiles; ConfigError names the field."""
+        from .algos.hagps import CRITIC_KINDS, HEAD_KINDS
         from .algos.policies import ALGORITHMS
 
         algs = ALGORITHMS + ("hagps",)
         check = lambda ok, name, msg: None if ok else (_ for _ in ()).throw(ConfigError(f"{name}: {msg}"))
         check(self.alg in algs, "alg", f"unknown algorithm {self.alg!r}; choose from {', '.join(algs)}")
-        for name in ("total_updates", "updates_per_chunk", "num_envs", "rollout_steps", "epochs", "minibatches", "horizon"):
+        for name in ("total_updates", "updates_per_chunk", "num_envs", "rollout_steps", "epochs", "minibatches"):
             check(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
-        check(self.horizon % self.rollout_steps == 0, "rollout_steps",
-              f"must divide the horizon ({self.horizon}), got {self.rollout_steps}")
         check((self.num_envs * self.rollout_steps) % self.minibatches == 0, "minibatches",
               f"must divide num_envs x rollout_steps = {self.num_envs * self.rollout_steps}")
         check(self.total_updates % self.updates_per_chunk == 0, "updates_per_chunk",
@@ -89,37 +120,30 @@ class TrainConfig:
         check(0 < self.gamma <= 1, "gamma", f"must lie in (0, 1], got {self.gamma}")
         check(0 <= self.gae_lambda <= 1, "gae_lambda", f"must lie in [0, 1], got {self.gae_lambda}")
         check(0 < self.clip_eps < 1, "clip_eps", f"must lie in (0, 1), got {self.clip_eps}")
-        for name in ("ent_coef", "vf_coef", "alpha", "beta"):
+        for name in ("ent_coef", "vf_coef"):
             check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         check(self.max_grad_norm > 0, "max_grad_norm", f"must be positive, got {self.max_grad_norm}")
-        check(self.reward_sharing in ("own", "neighbors", "team"), "reward_sharing",
-              f"must be own, neighbors or team, got {self.reward_sharing!r}")
-        check(self.train_mode in TRAIN_MODES, "train_mode", f"must be one of {', '.join(TRAIN_MODES)}, got {self.train_mode!r}")
         check(self.eval_episodes >= 1, "eval_episodes", f"must be >= 1, got {self.eval_episodes}")
         check(not set(self.validation_days) & set(self.test_days), "test_days",
               f"must be disjoint from the validation days, both hold {sorted(set(self.validation_days) & set(self.test_days))}")
-        check(self.demand_scale > 0, "demand_scale", f"must be positive, got {self.demand_scale}")
-        check(self.move_credit >= 0, "move_credit", f"must be >= 0, got {self.move_credit}")
-        check(self.credit_window >= 1, "credit_window", f"must be >= 1, got {self.credit_window}")
-        check(self.credit_model in ("mean", "poisson"), "credit_model", f"must be mean or poisson, got {self.credit_model!r}")
         check(self.reward_scale > 0, "reward_scale", f"must be positive, got {self.reward_scale}")
         check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", f"needs positive sizes, got {self.hidden}")
-        check(len(self.move_amounts) >= 1 and all(m >= 1 for m in self.move_amounts), "move_amounts",
-              f"needs positive amounts, got {self.move_amounts}")
         check(1 <= self.g_max <= self.l_max, "g_max", f"need 1 <= g_max <= l_max, got g_max={self.g_max}, l_max={self.l_max}")
         check(self.id_dim >= 0, "id_dim", f"must be >= 0, got {self.id_dim}")
         check(self.alg != "hagps" or 1 <= self.window <= self.rollout_steps, "window", f"must lie in [1, rollout_steps={self.rollout_steps}], got {self.window}")
-        from .algos.hagps import CRITIC_KINDS, HEAD_KINDS
-
         check(self.head in HEAD_KINDS, "head", f"must be one of {', '.join(HEAD_KINDS)}, got {self.head!r}")
         check(self.critic in CRITIC_KINDS, "critic", f"must be one of {', '.join(CRITIC_KINDS)}, got {self.critic!r}")
         for name in ("d_split", "tau_merge", "d_split_global", "tau_merge_global"):
             check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         check(self.keep_last >= 1, "keep_last", f"must be >= 1, got {self.keep_last}")
         check(self.eval_every >= 0, "eval_every", f"must be >= 0, got {self.eval_every}")
-        from .city import available
-
-        check(not known_scenario or self.scenario in available(), "scenario", f"unknown scenario {self.scenario!r}; available: {', '.join(available())}")
+        task = self.task
+        try:
+            task.validate(self)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        check(not known_scenario or self.scenario in task.scenarios(), "scenario",
+              f"unknown scenario {self.scenario!r} of env {self.env}; available: {', '.join(task.scenarios())}")
         return self
 
 
@@ -132,9 +156,20 @@ def _parse_tuple(kind):
     return parse
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, skip=()) -> None:
-    """One flag per dataclass field, `--name VALUE`, with the field's help and default."""
-    for f in dataclasses.fields(cls):
+def _fields(cls, env: str):
+    """(field, owner) pairs of the flags of `cls` plus the options of `env`."""
+    out = [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+    if cls is TrainConfig:
+        from .envs.registry import get
+
+        out += list(dataclasses.fields(get(env).Options))
+    return out
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, skip=(), env: str = "rebalance") -> None:
+    """One flag per field, `--name VALUE`, with the field's help and default:
+    the generic fields, then the options of environment `env`."""
+    for f in _fields(cls, env):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
@@ -145,12 +180,17 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, skip=
         elif isinstance(default, tuple):
             kind = type(default[0]) if default else str
             parser.add_argument(flag, dest=f.name, type=_parse_tuple(kind), default=default, help=help_text)
+        elif f.name == "env":
+            from .envs.registry import names
+
+            parser.add_argument(flag, dest=f.name, choices=names(), default=default, help=help_text)
         else:
             parser.add_argument(flag, dest=f.name, type=type(default), default=default, help=help_text)
 
 
 def config_from_args(args: argparse.Namespace, cls=TrainConfig, **overrides) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(cls)}
+    env = overrides.get("env", getattr(args, "env", "rebalance"))
+    names = {f.name for f in _fields(cls, env)}
     values = {k: v for k, v in vars(args).items() if k in names}
     values.update(overrides)
     return cls(**values).validate()

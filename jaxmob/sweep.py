@@ -1,14 +1,15 @@
 """Sweeps as one program: seeds x hyperparameters vmapped through the fused trainer.
 
 Only traced hyperparameters (`Hyper`: lr, ent_coef, clip_eps, vf_coef, gamma,
-gae_lambda, move_credit, and HAG-PS's split/merge thresholds) can be swept this way; shape-changing ones (network size, number of
-envs) need separate runs.
+gae_lambda, the environment's reward-shaping coefficients such as the rebalance
+env's move_credit, and HAG-PS's split/merge thresholds) can be swept this way;
+shape-changing ones (network size, number of envs) need separate runs.
 """
 from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import jax
@@ -18,15 +19,23 @@ import numpy as np
 from .config import TrainConfig
 from .train import build, hyper_of, make_evaluator
 
-SWEEPABLE = ("lr", "ent_coef", "clip_eps", "vf_coef", "gamma", "gae_lambda", "move_credit",
+SWEEPABLE = ("lr", "ent_coef", "clip_eps", "vf_coef", "gamma", "gae_lambda",
              "d_split", "tau_merge", "d_split_global", "tau_merge_global")  # the last four: HAG-PS
+
+
+def sweepable(env: str) -> tuple:
+    """The traced hyperparameters of a run on `env`: the generic ones and the env's shaping coefficients."""
+    from .envs.registry import get
+
+    return SWEEPABLE + tuple(get(env).shaping_names)
 
 
 def grid_runs(config: TrainConfig, seeds: int, grid: dict) -> list[dict]:
     """Every (setting, seed) pair as a dict of hyperparameters plus the seed."""
+    names = sweepable(config.env)
     for k in grid:
-        if k not in SWEEPABLE:
-            raise ValueError(f"cannot sweep {k!r} in one program; sweepable: {', '.join(SWEEPABLE)}")
+        if k not in names:
+            raise ValueError(f"cannot sweep {k!r} in one program; sweepable: {', '.join(names)}")
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     names = sorted(grid)
@@ -59,7 +68,7 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
         for k, v in m.items():
             curves.setdefault(k, []).append(np.asarray(v))  # (N, chunk)
         bar.update(config.updates_per_chunk)
-        bar.set_postfix(svc=f"{np.mean(m['service_ratio'][:, -1]):.3f}")
+        bar.set_postfix(train=f"{np.mean(m[parts['task'].headline][:, -1]):.3f}")
     bar.close()
     curves = {k: np.concatenate(v, axis=1) for k, v in curves.items()}
     # validation days rank the settings; test days (argmax and sampled) are reported, never used to choose
@@ -72,17 +81,18 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
         g = jax.tree.map(lambda x: x[i], runner.groups)
         evals.append(evaluate(p, g, eval_key))
         tests.append(test(p, g, jax.random.PRNGKey(20_000 + config.seed)))
-    rows = summarise(runs, curves, evals, tests)
+    rows = summarise(runs, curves, evals, tests, parts["task"].headline)
     out = Path(out_dir or f"runs/sweep-{config.alg}-{config.scenario}")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"config": json.loads(json.dumps(config.__dict__, default=list)),
+    (out / "results.json").write_text(json.dumps({"config": json.loads(json.dumps(asdict(config))),
+                                                  "headline": parts["task"].headline,
                                                   "grid": grid, "seeds": seeds, "rows": rows,
                                                   "validation_days": list(parts["eval_params"]),
                                                   "test_days": list(parts["test_params"]),
                                                   "runs": [{**r, "eval": e, "test": t}
                                                            for r, e, t in zip(runs, evals, tests)]}, indent=1))
     (out / "results.md").write_text(format_rows(rows) + "\n")
-    plot_curves(runs, curves, out / "curves.png", title=f"{config.alg} on {config.scenario}")
+    plot_curves(runs, curves, out / "curves.png", title=f"{config.alg} on {config.scenario}", headline=parts["task"].headline)
     return {"rows": rows, "out_dir": str(out), "curves": curves, "evals": evals, "tests": tests}
 
 
@@ -90,37 +100,40 @@ def _label(setting: dict) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in setting.items()) or "default"
 
 
-def summarise(runs, curves, evals, tests) -> list[dict]:
-    """Mean and std over seeds of each setting's final training, validation and test metrics."""
+def summarise(runs, curves, evals, tests, headline: str = "service_ratio") -> list[dict]:
+    """Mean and std over seeds of each setting's final training, validation and
+    test values of the environment's headline metric."""
     groups = {}
     for i, r in enumerate(runs):
         groups.setdefault(_label(r["setting"]), []).append(i)
     rows = []
     for label, idx in groups.items():
-        svc = np.array([evals[i]["service_ratio"] for i in idx])
-        test_svc = np.array([tests[i]["service_ratio"] for i in idx])
-        sampled = np.array([tests[i]["sampled"]["mean"]["service_ratio"]["mean"] for i in idx])
-        train_svc = curves["service_ratio"][idx, -1]
-        rows.append({"setting": label, "seeds": len(idx), "eval_service_ratio_mean": float(svc.mean()),
-                     "eval_service_ratio_std": float(svc.std()), "train_service_ratio_mean": float(train_svc.mean()),
-                     "train_service_ratio_std": float(train_svc.std()),
-                     "test_service_ratio_mean": float(test_svc.mean()), "test_service_ratio_std": float(test_svc.std()),
-                     "test_sampled_service_ratio_mean": float(sampled.mean()),
-                     "test_sampled_service_ratio_std": float(sampled.std())})
+        svc = np.array([evals[i][headline] for i in idx])
+        test_svc = np.array([tests[i][headline] for i in idx])
+        sampled = np.array([tests[i]["sampled"]["mean"][headline]["mean"] for i in idx])
+        train_svc = curves[headline][idx, -1]
+        rows.append({"setting": label, "seeds": len(idx), "headline": headline,
+                     "validation_mean": float(svc.mean()),
+                     "validation_std": float(svc.std()), "train_mean": float(train_svc.mean()),
+                     "train_std": float(train_svc.std()),
+                     "test_mean": float(test_svc.mean()), "test_std": float(test_svc.std()),
+                     "test_sampled_mean": float(sampled.mean()),
+                     "test_sampled_std": float(sampled.std())})
     return rows
 
 
 def format_rows(rows) -> str:
-    lines = ["| setting | seeds | validation service (argmax) | test service (argmax) | test service (sampled) "
-             "| final training service ratio |", "|---|---|---|---|---|---|"]
+    name = (rows[0].get("headline", "service_ratio") if rows else "service_ratio").replace("_", " ")
+    lines = [f"| setting | seeds | validation {name} (argmax) | test {name} (argmax) | test {name} (sampled) "
+             f"| final training {name} |", "|---|---|---|---|---|---|"]
     pm = lambda r, k: f"{r[k + '_mean']:.4f} ± {r[k + '_std']:.4f}"
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['seeds']} | {pm(r, 'eval_service_ratio')} | {pm(r, 'test_service_ratio')} "
-                     f"| {pm(r, 'test_sampled_service_ratio')} | {pm(r, 'train_service_ratio')} |")
+        lines.append(f"| {r['setting']} | {r['seeds']} | {pm(r, 'validation')} | {pm(r, 'test')} "
+                     f"| {pm(r, 'test_sampled')} | {pm(r, 'train')} |")
     return "\n".join(lines)
 
 
-def plot_curves(runs, curves, path, title=""):
+def plot_curves(runs, curves, path, title="", headline="service_ratio"):
     """Learning curves, mean ± std over seeds per setting."""
     from .plots import plt
 
@@ -128,7 +141,7 @@ def plot_curves(runs, curves, path, title=""):
     groups = {}
     for i, r in enumerate(runs):
         groups.setdefault(_label(r["setting"]), []).append(i)
-    for ax, key, name in zip(axes, ("episode_return", "service_ratio"), ("episode return per agent", "service ratio (training)")):
+    for ax, key, name in zip(axes, ("episode_return", headline), ("episode return per agent", f"{headline.replace('_', ' ')} (training)")):
         for label, idx in groups.items():
             y = curves[key][idx]
             x = np.arange(1, y.shape[1] + 1)

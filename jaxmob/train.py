@@ -20,92 +20,64 @@ import numpy as np
 
 from .algos.policies import make_policy
 from .algos.ppo import Hyper, PPOConfig, action_logits, make_train
-from .city import load
 from .config import TrainConfig
-from .envs.rebalance import RebalanceConfig, RebalanceEnv
+from .rollout import rollout
 
 
 class TrainingDiverged(RuntimeError):
     """A loss or parameter became NaN/inf; the last good checkpoint is kept."""
 
 
-def day_levels(scenario, days) -> np.ndarray:
-    """Each day's total trips relative to the estimated daily demand: the spread of
-    real demand levels that `train_mode='levels'` draws an episode's level from."""
-    return np.array([scenario.day(d).num_trips for d in days], np.float64) / float(scenario.city.trips_per_day)
-
-
-def build(config: TrainConfig, scenario=None):
+def build(config: TrainConfig, scenario=None) -> dict:
     """Scenario, training env, validation and test envs, policy, PPO functions.
 
-    Training sees only the training days: their estimated rates
-    (`train_mode='poisson'`, scaled by `demand_scale`), the same with each
-    episode at the level of a random training day (`'levels'`; the rates alone
-    where a scenario has no training days), or their real
-    trips (`'replay'`). Validation days choose the checkpoint; test days are
-    only reported."""
-    scenario = scenario if scenario is not None else load(config.scenario)
-    city = scenario.city
-    env_kw = dict(horizon=config.horizon, move_amounts=tuple(config.move_amounts))
-    validation = tuple(config.validation_days) or tuple(scenario.validation_days) or tuple(scenario.test_days)
-    test = tuple(config.test_days) or tuple(scenario.test_days)
-    training = [d for d in scenario.days if d not in set(validation) | set(test)]
-    if not training and config.train_mode == "replay":
-        raise ValueError(f"train_mode {config.train_mode!r} needs training days; {city.name} has none left "
-                         f"after validation {validation} and test {test}")
-    mode = "replay" if config.train_mode == "replay" else "poisson"
-    env = RebalanceEnv(RebalanceConfig(mode=mode, **env_kw))
-    weights = dict(alpha=config.alpha, beta=config.beta)
-    if config.train_mode == "replay":
-        env_params = env.make_params(city, days=[scenario.day(d) for d in training], **weights)
-    else:
-        # levels without training days (a synthetic scenario): the estimated rates alone
-        levels = day_levels(scenario, training) if config.train_mode == "levels" and training else None
-        env_params = env.make_params(city, demand_scale=config.demand_scale, demand_levels=levels, **weights)
-    eval_env = RebalanceEnv(RebalanceConfig(mode="replay", **env_kw))
-    day_params = lambda days: {d: eval_env.make_params(city, days=[scenario.day(d)], **weights) for d in days}
+    The environment's Task (`config.task`) turns the config into environments:
+    what training sees, and the validation episodes that choose the checkpoint
+    and the test episodes that are only reported."""
+    task = config.task
+    scenario = scenario if scenario is not None else task.load(config.scenario)
+    built = task.build(config, scenario)
+    env, env_params = built.env, built.env_params
     hagps = dict(g_max=config.g_max, l_max=config.l_max, id_dim=config.id_dim, window=config.window,
                  head=config.head, critic=config.critic) if config.alg == "hagps" else {}
-    policy = make_policy(config.alg, city.num_regions, env.num_actions(env_params), config.hidden, **hagps)
+    policy = make_policy(config.alg, env.num_agents(env_params), env.num_actions(env_params), config.hidden, **hagps)
     ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
-                    minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale,
-                    reward_sharing=config.reward_sharing, credit_window=config.credit_window,
-                    credit_model=config.credit_model)
-    hooks = policy.hooks(env, env_params, ppo) if hasattr(policy, "hooks") else None
-    init, update_chunk = make_train(env, env_params, policy, ppo, hooks)
-    return dict(scenario=scenario, env=env, env_params=env_params, eval_env=eval_env,
-                eval_params=day_params(validation), test_params=day_params(test), day_params=day_params,
-                training_days=tuple(training), policy=policy, init=init, update_chunk=update_chunk)
+                    minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale)
+    init, update_chunk = make_train(env, env_params, policy, ppo)
+    return dict(task=task, scenario=scenario, env=env, env_params=env_params, eval_env=built.eval_env,
+                eval_params=built.validation, test_params=built.test, day_params=built.day_params,
+                training_days=tuple(built.training_days), policy=policy, init=init, update_chunk=update_chunk)
 
 
 HAGPS_THRESHOLDS = ("d_split", "tau_merge", "d_split_global", "tau_merge_global")
 
 
 def hyper_of(config: TrainConfig) -> Hyper:
-    """The traced hyperparameters of a config (HAG-PS thresholds only for hagps)."""
+    """The traced hyperparameters of a config: the environment's shaping
+    coefficients, and HAG-PS's thresholds for hagps."""
     algo = {k: getattr(config, k) for k in HAGPS_THRESHOLDS} if config.alg == "hagps" else {}
     return Hyper.make(lr=config.lr, ent_coef=config.ent_coef, clip_eps=config.clip_eps, vf_coef=config.vf_coef,
-                      gamma=config.gamma, gae_lambda=config.gae_lambda, move_credit=config.move_credit, **algo)
+                      gamma=config.gamma, gae_lambda=config.gae_lambda, shaping=config.task.shaping(config.options),
+                      **algo)
 
 
 def learned_policy(policy, params, groups, sample: bool = False):
-    """The learned policy as a heuristic-style policy `(key, state, env_params, env) -> actions`,
+    """The learned policy as a baseline-style policy `(key, state, env_params, env) -> actions`,
     acting by argmax over valid actions (deterministic) or, with `sample`, by
     drawing from its action distribution (the policy PPO trained)."""
     def act(key, state, env_params, env):
         obs = env.observe(state, env_params)
         logits, _ = policy.apply(params, groups, obs, env.global_state(state, env_params))
-        masked = action_logits(logits, env.action_mask(env_params))
+        masked = action_logits(logits, env.action_mask(env_params), env.logit_prior(env_params))
         chosen = jax.random.categorical(key, masked, axis=-1) if sample else jnp.argmax(masked, axis=-1)
         return chosen.astype(jnp.int32)
     return act
 
 
 def make_evaluator(policy, eval_env, eval_params: dict, episodes: int = 0):
-    """Evaluation on each replay day in `eval_params` (compiled once per day shape):
+    """Evaluation on each episode in `eval_params` (compiled once per shape):
     the argmax policy, and with `episodes` > 0 also the sampled policy over that
-    many episodes (`out['sampled']`: per-day and overall mean and std)."""
-    from .algos.heuristics import rollout
+    many episodes (`out['sampled']`: per-episode and overall mean and std)."""
 
     @jax.jit
     def run(params, groups, day_params, key):
@@ -163,6 +135,7 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     policy = parts["policy"]
     init = jax.jit(parts["init"])
     chunk_fn = jax.jit(parts["update_chunk"], static_argnums=1)
+    headline = parts["task"].headline
     evaluate = make_evaluator(policy, parts["eval_env"], parts["eval_params"])  # validation days: argmax
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
 
@@ -171,7 +144,7 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     last = ocp.CheckpointManager(run_dir / "checkpoints" / "last",
                                  options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_last, create=True))
     best = ocp.CheckpointManager(run_dir / "checkpoints" / "best",
-                                 options=ocp.CheckpointManagerOptions(max_to_keep=1, best_fn=lambda m: m["service_ratio"],
+                                 options=ocp.CheckpointManagerOptions(max_to_keep=1, best_fn=lambda m: m[headline],
                                                                       best_mode="max", create=True))
     runner = init(jax.random.PRNGKey(config.seed), hyper_of(config))
     n_chunks = config.total_updates // config.updates_per_chunk
@@ -197,7 +170,7 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     (run_dir / "config.json").write_text(json.dumps(_jsonable_config(config), indent=1))
     bar = tqdm(total=config.total_updates, initial=start_chunk * config.updates_per_chunk, disable=not config.progress,
                desc=f"{config.alg}", unit="upd", dynamic_ncols=True)
-    agent_steps_per_update = config.num_envs * config.rollout_steps * int(np.sum(parts["scenario"].city.region_mask))
+    agent_steps_per_update = config.num_envs * config.rollout_steps * int(np.sum(parts["env"].agent_mask(parts["env_params"])))
     eval_metrics = None
     t_start = time.perf_counter()
     for c in range(start_chunk, n_chunks if max_chunks is None else min(n_chunks, start_chunk + max_chunks)):
@@ -227,23 +200,23 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
             with (run_dir / "eval.jsonl").open("a") as fh:
                 fh.write(json.dumps({"update": update, **eval_metrics}) + "\n")
         meta = {"chunk": c + 1, "update": update, "config": _jsonable_config(config), "best_eval": best_eval}
-        if eval_metrics is not None and eval_metrics["service_ratio"] > best_eval:
-            best_eval = meta["best_eval"] = eval_metrics["service_ratio"]
+        if eval_metrics is not None and eval_metrics[headline] > best_eval:
+            best_eval = meta["best_eval"] = eval_metrics[headline]
             best.save(update, args=ocp.args.Composite(state=ocp.args.StandardSave(runner)),
-                      metrics={"service_ratio": best_eval}, force=True)
+                      metrics={headline: best_eval}, force=True)
         last.save(update, args=ocp.args.Composite(state=ocp.args.StandardSave(runner), meta=ocp.args.JsonSave(meta)),
                   force=True)
         bar.update(config.updates_per_chunk)
-        bar.set_postfix(ret=f"{m['episode_return'][-1]:.1f}", svc=f"{m['service_ratio'][-1]:.3f}",
-                        eval=f"{eval_metrics['service_ratio']:.3f}" if eval_metrics else "-",
+        bar.set_postfix(ret=f"{m['episode_return'][-1]:.1f}", train=f"{m[headline][-1]:.3f}",
+                        eval=f"{eval_metrics[headline]:.3f}" if eval_metrics else "-",
                         asps=f"{agent_steps_per_update * config.updates_per_chunk / dt:,.0f}")
     last.wait_until_finished()
     best.wait_until_finished()
     bar.close()
     summary = {"config": _jsonable_config(config), "updates": int(runner.update), "wall_s": time.perf_counter() - t_start,
-               "final_eval": eval_metrics, "best_eval_service_ratio": best_eval, "run_dir": str(run_dir),
+               "final_eval": eval_metrics, "headline": headline, "best_eval": best_eval, "run_dir": str(run_dir),
                "validation_days": list(parts["eval_params"]), "test_days": list(parts["test_params"]),
-               "training_days": list(parts["training_days"]), "train_mode": config.train_mode}
+               "training_days": list(parts["training_days"]), "env": config.env}
     test = None
     if int(runner.update) == config.total_updates:  # finished: the best-on-validation checkpoint meets the test days
         chosen = restore(best, runner, best.best_step()) if best.best_step() is not None else runner

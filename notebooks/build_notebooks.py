@@ -75,7 +75,7 @@ quick.cells = [
          "s = jaxmob.city.load('manhattan-citibike')\nprint(s)"),
     code("from jaxmob.plots import plot_city\nfrom IPython.display import Image\n"
          "Image(str(plot_city(s.city, 'runs/quickstart-map.png')))"),
-    code("from jaxmob.evaluate import evaluate, format_table\n"
+    code("from jaxmob.envs.rebalance.evaluate import evaluate, format_table\n"
          "print(format_table(evaluate('manhattan-citibike', s.test_days[0])))"),
     code("from jaxmob.envs.rebalance import RebalanceEnv, RebalanceConfig\n"
          "env = RebalanceEnv(RebalanceConfig(mode='poisson'))\nparams = env.make_params(s.city)\n"

@@ -184,9 +184,10 @@ def test_ppo_loss_excludes_padded_agents():
     hyper = Hyper.make()
     mask0, mask1 = jnp.ones((R0,), bool), jnp.arange(R1) < R0
     amask = jnp.ones((R1, A), bool)
-    loss = jax.jit(jax.value_and_grad(ppo_loss, has_aux=True), static_argnums=(1, 9))
-    (l0, aux0), g0 = loss(params, policy, groups, tr0, adv0, ret0, amask[:R0], mask0, hyper, 10.0)
-    (l1, aux1), g1 = loss(params, policy, groups, tr1, adv1, ret1, amask, mask1, hyper, 10.0)
+    loss = jax.jit(jax.value_and_grad(ppo_loss, has_aux=True), static_argnums=(1, 10))
+    prior = jnp.zeros((A,))
+    (l0, aux0), g0 = loss(params, policy, groups, tr0, adv0, ret0, amask[:R0], prior, mask0, hyper, 10.0)
+    (l1, aux1), g1 = loss(params, policy, groups, tr1, adv1, ret1, amask, prior, mask1, hyper, 10.0)
     np.testing.assert_allclose(float(l1), float(l0), rtol=1e-5)
     for k in aux0:
         np.testing.assert_allclose(float(aux1[k]), float(aux0[k]), rtol=1e-5, atol=1e-7, err_msg=k)

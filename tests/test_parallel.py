@@ -27,7 +27,7 @@ def _small_problem():
 
     from jaxmob.city.sample import CitySpec, sample_cities
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
-    from jaxmob.parallel import stack_params
+    from jaxmob.envs.rebalance.batch import stack_params
 
     spec = CitySpec(r_max=9, cols=(2, 3), rows=(2, 3), hotspots=(0, 1), trips_per_region=(60.0, 120.0))
     cities = sample_cities(jax.random.key(0), spec, 8)
@@ -239,7 +239,8 @@ def test_stack_params_uses_common_static_sizes():
 
     from jaxmob.city import synthetic_city
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
-    from jaxmob.parallel import stack_params, tile_batch
+    from jaxmob.envs.rebalance.batch import stack_params
+    from jaxmob.parallel import tile_batch
 
     cities = [synthetic_city("square", 2, 2, seed=0, trips_per_day=500.0),
               synthetic_city("square", 5, 3, seed=1, trips_per_day=4000.0, cell_km=2.0)]
@@ -283,6 +284,33 @@ def test_restart_cities_moves_training_onto_a_new_batch():
     assert _max_diff(moved.params, runner.params) == 0.0
     moved, metrics = update(moved, second)
     assert np.isfinite(float(metrics["service_ratio"])) and int(moved.update) == 2
+
+
+def test_hagps_regroups_under_data_parallel_training():
+    """The data-parallel trainer is the one PPO core with the policy's hooks:
+    HAG-PS trains its encoder and splits groups on a batch of cities too."""
+    import jax
+
+    from jaxmob.algos.hagps import HagpsPolicy
+    from jaxmob.algos.ppo import Hyper, PPOConfig
+    from jaxmob.parallel import make_dp_train
+
+    env, params = _small_problem()
+    cities = jax.tree.map(lambda x: x[:2], params)
+    policy = HagpsPolicy(num_agents=9, num_actions=env.num_actions(jax.tree.map(lambda x: x[0], params)),
+                         hidden=(8,), g_max=2, l_max=4, id_dim=2, head_hidden=8, window=4, latent_dim=2,
+                         encoder_hidden=8, encoder_steps=1, warmup=0, period_min=1, period_max=2, adapt_global=False)
+    init, update = make_dp_train(env, policy, PPOConfig(rollout_steps=4, epochs=1, minibatches=2))
+    runner = jax.jit(init)(jax.random.key(0), Hyper.make(lr=1e-3, d_split=-1.0, tau_merge=-1.0), cities)
+    update = jax.jit(update)
+    events, splits = [], []
+    for _ in range(2):
+        runner, metrics = update(runner, cities)
+        events.append(int(metrics["regroup_event"]))
+        splits.append(int(metrics["local_splits"]))
+    assert events == [1, 1] and sum(splits) >= 1, (events, splits)
+    assert int(runner.groups.local_active.sum()) == 1 + sum(splits)
+    assert runner.extra is not None and int(runner.extra.seen) == 2
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["worker"]:

@@ -186,7 +186,7 @@ def test_ppo_learns_to_rebalance_the_corridor(tmp_path):
     Learned from the environment's reward alone (move_credit 0): the corridor needs a
     relay (west -> middle -> east) and the middle region has no shortfall of its
     own, so move credit would charge the first hop its cost and credit nothing."""
-    from jaxmob.algos.heuristics import noop, random_policy, rollout
+    from jaxmob.envs.rebalance.baselines import noop, random_policy, rollout
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
     scen = corridor_scenario()

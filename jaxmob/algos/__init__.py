@@ -1,3 +1,3 @@
-"""Algorithms: baseline policies, rollouts and the clairvoyant LP bound."""
-from .bound import BoundError, BoundLP, BoundResult, bound_for_env, build_bound_lp, clairvoyant_bound
-from .heuristics import episode, episode_metrics, greedy, make_greedy, noop, random_policy, rollout
+"""Learning algorithms, independent of any environment: the PPO core (`ppo`),
+parameter-sharing schemes (`policies`) and HAG-PS (`hagps`). Baselines and
+bounds belong to their environment's package (`jaxmob.envs.<name>`)."""

@@ -455,13 +455,15 @@ class HagpsPolicy:
         groups = Groups(groups.agent_local, gs.assign, groups.local_active, gs.active)
         return groups, params, opt_state, dict(global_merges=gm.ok.astype(jnp.int32), global_splits=gs.ok.astype(jnp.int32))
 
-    def hooks(self, env, env_params, config) -> "HagpsHooks":
-        """The AlgoHooks that run the encoder and regrouping inside `make_train`."""
-        obs = jax.eval_shape(lambda k: env.reset(k, env_params)[0], jax.random.PRNGKey(0))
-        if obs.shape[-2] != self.num_agents:
-            raise ValueError(f"HagpsPolicy has {self.num_agents} agents, env observations have {obs.shape[-2]}")
-        return HagpsHooks(self, obs_dim=obs.shape[-1], agent_mask=jnp.asarray(env_params.city.region_mask, bool),
-                          num_envs=config.num_envs, rollout_steps=config.rollout_steps)
+    def hooks(self, obs_dim: int, agent_mask, num_envs: int, rollout_steps: int) -> "HagpsHooks":
+        """The AlgoHooks that run the encoder and regrouping inside `make_train`.
+        `agent_mask` is `(A,)` or, for a batch of cities, `(B, A)`: an agent
+        index counts where it is real in any city."""
+        agent_mask = jnp.asarray(agent_mask, bool)
+        if agent_mask.shape[-1] != self.num_agents:
+            raise ValueError(f"HagpsPolicy has {self.num_agents} agents, the environment has {agent_mask.shape[-1]}")
+        agent_mask = agent_mask.reshape(-1, self.num_agents).any(0)
+        return HagpsHooks(self, obs_dim=obs_dim, agent_mask=agent_mask, num_envs=num_envs, rollout_steps=rollout_steps)
 
 
 # --------------------------------------------------------------------------- hooks

@@ -19,18 +19,12 @@ from flax import struct
 from ..envs.base import step_auto_reset
 
 NEG_INF = -1e9
-STAY_BIAS = 2.0
 
 
-def action_logits(logits, action_mask, stay_bias=STAY_BIAS):
-    """Masked logits with a fixed prior toward action 0 (stay).
-
-    With 1 + K*L actions a uniform start moves bikes at almost every step (a
-    random operator: more relocation and overflow than doing nothing); the prior
-    makes the initial policy stay with probability ~1/2, so exploration starts
-    near the no-op operator and learning adds moves where they pay."""
-    logits = logits.at[..., 0].add(stay_bias)
-    return jnp.where(action_mask, logits, NEG_INF)
+def action_logits(logits, action_mask, prior):
+    """Logits plus the environment's fixed prior (`env.logit_prior`), with
+    invalid actions (`env.action_mask`) masked out."""
+    return jnp.where(action_mask, logits + prior, NEG_INF)
 
 
 @struct.dataclass
@@ -43,15 +37,15 @@ class Hyper:
     vf_coef: jax.Array
     gamma: jax.Array
     gae_lambda: jax.Array
-    move_credit: jax.Array
+    shaping: dict  # the environment's traced reward-shaping coefficients (`Environment.learning_reward`)
     algo: dict  # algorithm-specific traced values (HAG-PS thresholds), {} otherwise
 
     @classmethod
-    def make(cls, lr=3e-4, ent_coef=0.01, clip_eps=0.2, vf_coef=0.5, gamma=0.995, gae_lambda=0.95, move_credit=0.0,
+    def make(cls, lr=3e-4, ent_coef=0.01, clip_eps=0.2, vf_coef=0.5, gamma=0.995, gae_lambda=0.95, shaping=None,
              **algo):
         f = lambda v: jnp.asarray(v, jnp.float32)
-        return cls(f(lr), f(ent_coef), f(clip_eps), f(vf_coef), f(gamma), f(gae_lambda), f(move_credit),
-                   {k: f(v) for k, v in sorted(algo.items())})
+        return cls(f(lr), f(ent_coef), f(clip_eps), f(vf_coef), f(gamma), f(gae_lambda),
+                   {k: f(v) for k, v in sorted((shaping or {}).items())}, {k: f(v) for k, v in sorted(algo.items())})
 
 
 @dataclass(frozen=True)
@@ -65,47 +59,6 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     reward_scale: float = 0.1
     value_clip: float = 10.0
-    reward_sharing: str = "team"
-    credit_window: int = 6
-    credit_model: str = "poisson"
-
-
-REWARD_SHARING = ("own", "neighbors", "team")
-
-
-def share_rewards(reward, city, how: str):
-    """Credit assignment: an agent's learning reward is its own ('own'), the mean
-    over itself and its grid neighbours ('neighbors': a region that sends bikes
-    is credited with what its neighbours then serve), or the mean over all real
-    agents ('team', fully cooperative). Padded agents get 0."""
-    mask = city.region_mask.astype(reward.dtype)
-    reward = reward * mask
-    if how == "own":
-        return reward
-    if how == "team":
-        return jnp.broadcast_to((reward.sum(-1, keepdims=True) / jnp.maximum(mask.sum(), 1.0)), reward.shape) * mask
-    if how == "neighbors":
-        nbr = jnp.take(reward, city.neighbors, axis=-1) * city.neighbor_mask  # (..., R, K)
-        count = 1.0 + city.neighbor_mask.sum(-1)
-        return (reward + nbr.sum(-1)) / count * mask
-    raise ValueError(f"reward_sharing must be one of {REWARD_SHARING}, got {how!r}")
-
-
-def learning_reward(env, env_params, config: PPOConfig, hyper: Hyper, state, action, reward, moved):
-    """The reward one city's agents learn from: the env reward shared per
-    `config.reward_sharing`, plus `hyper.move_credit` x each agent's own-move
-    credit (`env.move_credit`: the trips its move is expected to save, valued
-    as reward, minus its cost), times `config.reward_scale`.
-
-    Why the credit: under the team reward an agent's own move is 1/R of a noisy
-    signal that arrives hours later, and under local rewards a sender only sees
-    its own loss; the credit tells each agent at once what its move did."""
-    city = env_params.city
-    learn = share_rewards(reward, city, config.reward_sharing)
-    if hasattr(env, "move_credit"):
-        credit = env.move_credit(state, action, moved, env_params, config.credit_window, config.credit_model)
-        learn = learn + hyper.move_credit * credit * city.region_mask
-    return learn * config.reward_scale
 
 
 @struct.dataclass
@@ -157,10 +110,10 @@ def masked_mean(x, mask):
     return (x * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
-def ppo_loss(params, policy, groups, batch, adv, ret, action_mask, agent_mask, hyper: Hyper, value_clip):
+def ppo_loss(params, policy, groups, batch, adv, ret, action_mask, prior, agent_mask, hyper: Hyper, value_clip):
     """Clipped policy loss + clipped value loss - entropy bonus, averaged over real agents."""
     logits, values = policy.apply(params, groups, batch.obs, batch.gstate)
-    dist = distrax.Categorical(logits=action_logits(logits, action_mask))
+    dist = distrax.Categorical(logits=action_logits(logits, action_mask, prior))
     logp = dist.log_prob(batch.action)
     ratio = jnp.exp(logp - batch.logp)
     adv_n = (adv - masked_mean(adv, agent_mask)) / (jnp.sqrt(masked_mean((adv - masked_mean(adv, agent_mask)) ** 2, agent_mask)) + 1e-8)
@@ -175,10 +128,11 @@ def ppo_loss(params, policy, groups, batch, adv, ret, action_mask, agent_mask, h
     return total, dict(pg_loss=pg_loss, vf_loss=vf_loss, entropy=entropy, approx_kl=approx_kl, clip_frac=clip_frac)
 
 
-def sgd_step(optimizer, policy, groups, hyper, action_mask, agent_mask, value_clip, params, opt_state, batch, adv, ret):
+def sgd_step(optimizer, policy, groups, hyper, action_mask, prior, agent_mask, value_clip, params, opt_state, batch,
+             adv, ret):
     """One minibatch gradient step of the PPO loss: (params, opt_state, loss metrics)."""
-    grads, aux = jax.grad(ppo_loss, has_aux=True)(params, policy, groups, batch, adv, ret, action_mask, agent_mask,
-                                                  hyper, value_clip)
+    grads, aux = jax.grad(ppo_loss, has_aux=True)(params, policy, groups, batch, adv, ret, action_mask, prior,
+                                                  agent_mask, hyper, value_clip)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     aux["grad_norm"] = optax.tree.norm(grads)
     return optax.apply_updates(params, updates), opt_state, aux
@@ -197,33 +151,65 @@ def _set_lr(opt_state, lr):
     return (clip_state, adam_state._replace(hyperparams=hp))
 
 
-def sample_actions(key, policy, params, groups, obs, gstate, action_mask):
+def sample_actions(key, policy, params, groups, obs, gstate, action_mask, prior):
     logits, value = policy.apply(params, groups, obs, gstate)
-    dist = distrax.Categorical(logits=action_logits(logits, action_mask))
+    dist = distrax.Categorical(logits=action_logits(logits, action_mask, prior))
     action = dist.sample(seed=key)
     return action.astype(jnp.int32), dist.log_prob(action), value
 
 
-def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | None" = None):
+def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | None" = None, *,
+               city_batch: bool = False):
     """Return `(init, update_chunk)`, pure functions of their inputs.
 
     init(key, hyper) -> RunnerState
     update_chunk(runner, num_updates) -> (runner, metrics with a leading update axis)
 
     Both are jit-compiled by the caller (`jaxmob.train`), and vmappable over
-    (key, hyper) for sweeps. `hooks` lets an algorithm (HAG-PS) act between
-    updates on the rollout, inside the scan.
+    (key, hyper) for sweeps. `env` is any `Environment` with discrete actions;
+    its plug-in decides what an agent is. `hooks` lets an algorithm (HAG-PS)
+    act between updates on the rollout, inside the scan; by default they come
+    from `policy.hooks(...)` where the policy has them.
+
+    Two layouts of the same algorithm:
+    * `city_batch=False`: `config.num_envs` environments of the one city
+      `env_params`; minibatches are random (time, env) samples.
+    * `city_batch=True`: `env_params` is a batch of cities (leading axis), one
+      environment each (`config.num_envs` is ignored), the data-parallel
+      trainer of `jaxmob.parallel`; minibatches are random *time steps* of
+      every city, so the city axis stays whole and can be split over devices.
     """
-    B = config.num_envs
-    action_mask = env.action_mask(env_params)  # (R, A)
-    agent_mask = env_params.city.region_mask  # (R,)
+    spec = env.action_spec(env_params if not city_batch else jax.tree.map(lambda x: x[0], env_params))
+    if spec.num_values is None:
+        raise TypeError(f"the PPO core needs discrete actions; {type(env).__name__} has continuous ones")
+    p_axis = 0 if city_batch else None
+    on_params = lambda f: jax.vmap(f) if city_batch else f
+    action_mask = on_params(env.action_mask)(env_params)  # (R, A) or (B, R, A)
+    agent_mask = on_params(env.agent_mask)(env_params)  # (R,) or (B, R)
+    prior = on_params(env.logit_prior)(env_params)  # (A,) or (B, A)
+    if city_batch:
+        prior = prior[:, None, :]  # broadcast over agents
+        B = int(agent_mask.shape[0])
+        if config.rollout_steps % config.minibatches:
+            raise ValueError(f"PPOConfig: rollout_steps ({config.rollout_steps}) must be a multiple of "
+                             f"minibatches ({config.minibatches}) (minibatches split the time axis)")
+    else:
+        B = config.num_envs
+    T = config.rollout_steps
     optimizer = make_optimizer(config.max_grad_norm)
+    reset = jax.vmap(env.reset, in_axes=(0, p_axis))
+    global_state = jax.vmap(env.global_state, in_axes=(0, p_axis))
+    obs_shape = jax.eval_shape(lambda k: reset(jax.random.split(k, B), env_params)[0], jax.random.PRNGKey(0)).shape
+    if hooks is None and hasattr(policy, "hooks"):
+        hooks = policy.hooks(obs_dim=obs_shape[-1], agent_mask=agent_mask, num_envs=B, rollout_steps=T)
     hooks = hooks or AlgoHooks()
+    n_agents = jnp.maximum(agent_mask.sum(), 1)
+    total_agents = n_agents if city_batch else B * n_agents  # real agent-rows per rollout step
 
     def init(key, hyper: Hyper) -> RunnerState:
         k_env, k_pol, k_run, k_extra = jax.random.split(key, 4)
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, B), env_params)
-        gstate = jax.vmap(env.global_state, in_axes=(0, None))(env_state, env_params)
+        obs, env_state = reset(jax.random.split(k_env, B), env_params)
+        gstate = global_state(env_state, env_params)
         params = policy.init(k_pol, obs.shape[-1], gstate.shape[-1])
         opt_state = _set_lr(optimizer.init(params), hyper.lr)
         return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=k_run,
@@ -233,42 +219,51 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
     def env_step(carry, _):
         runner, reset_state, reset_obs = carry
         key, k_act, k_env = jax.random.split(runner.key, 3)
-        gstate = jax.vmap(env.global_state, in_axes=(0, None))(runner.env_state, env_params)
-        action, logp, value = sample_actions(k_act, policy, runner.params, runner.groups, runner.obs, gstate, action_mask)
+        gstate = global_state(runner.env_state, env_params)
+        action, logp, value = sample_actions(k_act, policy, runner.params, runner.groups, runner.obs, gstate,
+                                             action_mask, prior)
         obs, env_state, reward, done, info = jax.vmap(
-            lambda k, s, a, rs, ro: step_auto_reset(env, k, s, a, env_params, ro, rs))(
-            jax.random.split(k_env, B), runner.env_state, action, reset_state, reset_obs)
-        learn_reward = jax.vmap(learning_reward, in_axes=(None, None, None, None, 0, 0, 0, 0))(
-            env, env_params, config, runner.hyper, runner.env_state, action, reward, info["relocated"])
+            lambda k, s, a, p, rs, ro: step_auto_reset(env, k, s, a, p, ro, rs), in_axes=(0, 0, 0, p_axis, 0, 0))(
+            jax.random.split(k_env, B), runner.env_state, action, env_params, reset_state, reset_obs)
+        learn_reward = jax.vmap(env.learning_reward, in_axes=(0, 0, 0, 0, p_axis, None))(
+            runner.env_state, action, reward, info, env_params, runner.hyper.shaping) * config.reward_scale
         trans = Transition(runner.obs, gstate, action, logp, value, learn_reward, done)
-        stats = dict(served=info["served"].sum(), demand=info["demand"].sum(), relocated=info["relocated"].sum(),
-                     overflow=info["overflow"].sum(), reward=(reward * agent_mask).sum())
+        stats = env.step_stats(info, reward, env_params)
         runner = runner.replace(key=key, env_state=env_state, obs=obs)
         return (runner, reset_state, reset_obs), (trans, stats)
 
+    def minibatches(key, data):
+        """Minibatches (leading axis) of a (T, B, ...) rollout: random (time, env)
+        samples, or with `city_batch` random time steps of every city."""
+        if city_batch:
+            steps = jax.random.permutation(key, T).reshape(config.minibatches, T // config.minibatches)
+            return jax.tree.map(lambda x: jnp.take(x, steps, axis=0), data)
+        n = T * B
+        flat = jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), data)
+        perm = jax.random.permutation(key, n)
+        return jax.tree.map(lambda x: x[perm].reshape((config.minibatches, n // config.minibatches) + x.shape[1:]),
+                            flat)
+
     def update(runner: RunnerState, _):
         key, k_reset = jax.random.split(runner.key)
-        reset_obs, reset_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, B), env_params)
+        reset_obs, reset_state = reset(jax.random.split(k_reset, B), env_params)
         (runner, _, _), (traj, stats) = jax.lax.scan(env_step, (runner.replace(key=key), reset_state, reset_obs),
-                                                     None, config.rollout_steps)
-        gstate = jax.vmap(env.global_state, in_axes=(0, None))(runner.env_state, env_params)
+                                                     None, T)
+        gstate = global_state(runner.env_state, env_params)
         _, last_value = policy.apply(runner.params, runner.groups, runner.obs, gstate)
         adv, ret = gae(traj.reward, traj.value, traj.done, last_value, runner.hyper.gamma, runner.hyper.gae_lambda)
 
         def epoch(carry, _):
             params, opt_state, key = carry
             key, k_perm = jax.random.split(key)
-            n = config.rollout_steps * B
-            flat = jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), (traj, adv, ret))
-            perm = jax.random.permutation(k_perm, n)
-            mbs = jax.tree.map(lambda x: x[perm].reshape((config.minibatches, n // config.minibatches) + x.shape[1:]), flat)
 
             def minibatch(carry, mb):
-                params, opt_state, aux = sgd_step(optimizer, policy, runner.groups, runner.hyper, action_mask,
+                params, opt_state, aux = sgd_step(optimizer, policy, runner.groups, runner.hyper, action_mask, prior,
                                                   agent_mask, config.value_clip, *carry, *mb)
                 return (params, opt_state), aux
 
-            (params, opt_state), aux = jax.lax.scan(minibatch, (params, opt_state), mbs)
+            (params, opt_state), aux = jax.lax.scan(minibatch, (params, opt_state),
+                                                    minibatches(k_perm, (traj, adv, ret)))
             return (params, opt_state, key), aux
 
         key, k_epochs = jax.random.split(runner.key)
@@ -277,12 +272,9 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
         runner = runner.replace(params=params, opt_state=opt_state, key=key, update=runner.update + 1)
         runner, hook_metrics = hooks.after_update(runner, traj)
         s = jax.tree.map(jnp.sum, stats)
-        n_agents = jnp.maximum(agent_mask.sum(), 1)
         metrics = {k: v.mean() for k, v in aux.items()}
-        metrics.update(
-            service_ratio=s["served"] / jnp.maximum(s["demand"], 1.0),
-            episode_return=s["reward"] / (B * n_agents) * (env.config.horizon / config.rollout_steps),
-            relocated=s["relocated"] / B, overflow=s["overflow"] / B, **hook_metrics)
+        metrics.update(env.training_metrics(s, B))
+        metrics.update(episode_return=s["reward"] / total_agents * (env.episode_length / T), **hook_metrics)
         return runner, metrics
 
     def update_chunk(runner: RunnerState, num_updates: int):

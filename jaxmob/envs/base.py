@@ -9,8 +9,18 @@ a `state` pytree, so `jax.jit` compiles one program per configuration and
     obs, state, reward, done, info = env.step(key, state, action, params)
 
 Agents are an array axis (obs `(A, obs_dim)`, actions `(A,)`, rewards `(A,)`),
-with `agent_mask(params)` marking the real agents of a padded city. No method
+with `agent_mask(params)` marking the real agents of a padded city. What an
+agent is (a region, a taxi, a facility) is the environment's business: the
+trainer reads the agent count and action count from `action_spec`. No method
 may branch in Python on a traced value.
+
+Beyond the dynamics, an environment tells a learner what it needs to know
+without the learner knowing the environment: which actions are valid
+(`action_mask`), a fixed logit prior (`logit_prior`, e.g. toward "stay"), how
+its reward becomes a learning reward (`learning_reward`: credit sharing and
+optional shaping with traced coefficients), what a step contributes to the
+training metrics (`step_stats`, `training_metrics`) and the metrics of a
+finished episode (`episode_metrics`).
 """
 from __future__ import annotations
 
@@ -79,8 +89,56 @@ class Environment(abc.ABC):
         """Flat float32 vector describing the whole world, for centralised critics."""
         ...
 
+    @abc.abstractmethod
+    def observe(self, state, params) -> jax.Array:
+        """`(A, obs_dim)` float32 observations of `state` (what `reset`/`step` return)."""
+        ...
+
+    @property
+    @abc.abstractmethod
+    def episode_length(self) -> int:
+        """Steps per episode (static): scales per-rollout returns to per-episode ones."""
+        ...
+
+    @abc.abstractmethod
+    def episode_metrics(self, state, params) -> dict:
+        """The metrics of the episode that ended in `state` (jittable), by name."""
+        ...
+
     def num_agents(self, params) -> int:
         return int(self.action_spec(params).shape[0])
+
+    def num_actions(self, params) -> int:
+        spec = self.action_spec(params)
+        if spec.num_values is None:
+            raise TypeError(f"{type(self).__name__} has continuous actions (no action count)")
+        return int(spec.num_values)
+
+    def action_mask(self, params) -> jax.Array:
+        """`(A, num_actions)` bool: the actions each agent may take (default: all)."""
+        return jnp.ones((self.num_agents(params), self.num_actions(params)), bool)
+
+    def logit_prior(self, params) -> jax.Array:
+        """`(num_actions,)` float32 added to a learned policy's logits (default 0):
+        where one action is the sensible default (stay), a prior toward it makes
+        an untrained policy behave like the do-nothing operator, not a random one."""
+        return jnp.zeros((self.num_actions(params),), jnp.float32)
+
+    def learning_reward(self, state, action, reward, info, params, coefs: dict) -> jax.Array:
+        """`(A,)` the reward an agent learns from (default: its own reward, 0 for
+        padding). `coefs` holds the traced shaping coefficients the environment's
+        plug-in declared (swept like learning rates); `state` is the state the
+        step started from."""
+        return reward * self.agent_mask(params).astype(reward.dtype)
+
+    def step_stats(self, info, reward, params) -> dict:
+        """Scalars of one step to be summed over a rollout (default: the team reward)."""
+        return {"reward": (reward * self.agent_mask(params)).sum()}
+
+    def training_metrics(self, sums: dict, num_envs: int) -> dict:
+        """Training metrics of one update from the rollout sums of `step_stats`
+        over `num_envs` environments (the trainer adds `episode_return`)."""
+        return {}
 
     def step_auto_reset(self, key, state, action, params, reset_obs, reset_state):
         """`step`, restarting finished episodes from `(reset_obs, reset_state)`;
@@ -170,6 +228,31 @@ class AutoResetWrapper(Environment):
 
     def global_state(self, wrapped_state, params):
         return self.env.global_state(wrapped_state[0], params)
+
+    def observe(self, wrapped_state, params):
+        return self.env.observe(wrapped_state[0], params)
+
+    @property
+    def episode_length(self) -> int:
+        return self.env.episode_length
+
+    def episode_metrics(self, wrapped_state, params):
+        return self.env.episode_metrics(wrapped_state[0], params)
+
+    def action_mask(self, params):
+        return self.env.action_mask(params)
+
+    def logit_prior(self, params):
+        return self.env.logit_prior(params)
+
+    def learning_reward(self, wrapped_state, action, reward, info, params, coefs):
+        return self.env.learning_reward(wrapped_state[0], action, reward, info, params, coefs)
+
+    def step_stats(self, info, reward, params):
+        return self.env.step_stats(info, reward, params)
+
+    def training_metrics(self, sums, num_envs):
+        return self.env.training_metrics(sums, num_envs)
 
 
 THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))

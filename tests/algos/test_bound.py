@@ -7,11 +7,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxmob.algos import bound as bound_mod
-from jaxmob.algos.bound import BoundError, bound_for_env, build_bound_lp, clairvoyant_bound
-from jaxmob.algos.heuristics import episode, greedy, noop, random_policy, rollout
+from jaxmob.envs.rebalance import bound as bound_mod
+from jaxmob.envs.rebalance.bound import BoundError, bound_for_env, build_bound_lp, clairvoyant_bound
+from jaxmob.envs.rebalance.baselines import episode, greedy, noop, random_policy, rollout
 from jaxmob.city import City, DayTrips, neighbor_table, sample_day, synthetic_city
-from jaxmob.envs import RebalanceConfig, RebalanceEnv
+from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
 STEP_MINUTES = 240  # 6 steps per day: tiny days for hand-computed answers
 T_TINY = 1440 // STEP_MINUTES

@@ -1,7 +1,6 @@
 """HAG-PS: gathered apply, split/merge mechanics, KL math, 2-means, no retracing,
 the trajectory VAE, and two end-to-end `make_train` updates on a tiny fake env."""
 import functools
-from types import SimpleNamespace
 
 import chex
 import jax
@@ -17,6 +16,7 @@ from jaxmob.algos.hagps import (ActorCriticHead, Groups, HagpsHooks, HagpsPolicy
                                 merge_once, two_means)
 from jaxmob.algos.policies import make_policy
 from jaxmob.algos.ppo import Hyper, PPOConfig, make_optimizer, make_train
+from jaxmob.envs.base import Environment, Spec
 from jaxmob.nets.trajectory import (TrajectoryVAE, elbo_loss, gaussian_kl, kl_to_standard_normal,
                                     symmetric_kl)
 
@@ -380,10 +380,10 @@ class FakeState:
     t: jax.Array
 
 
-class FakeEnv:
+class FakeEnv(Environment):
     """Agents of two kinds drift in opposite directions and are paid for different actions."""
 
-    config = SimpleNamespace(horizon=8)
+    episode_length = 8
 
     def reset(self, key, params):
         x = jax.random.normal(key, (R, O)) + params.kind[:, None].astype(jnp.float32)
@@ -394,15 +394,28 @@ class FakeEnv:
         x = 0.8 * state.x + 0.2 * drift + 0.1 * jax.random.normal(key, state.x.shape)
         reward = (action == 2 * params.kind).astype(jnp.float32) - 0.1
         t = state.t + 1
-        zero = jnp.zeros(())
-        info = dict(served=reward.sum(), demand=jnp.float32(R), relocated=zero, overflow=zero)
-        return x, FakeState(x, t), reward, t >= self.config.horizon, info
+        return x, FakeState(x, t), reward, t >= self.episode_length, {}
+
+    def observe(self, state, params):
+        return state.x
 
     def global_state(self, state, params):
         return state.x.reshape(-1)
 
-    def action_mask(self, params):
-        return jnp.ones((R, A), bool)
+    def observation_spec(self, params):
+        return Spec((R, O), jnp.float32)
+
+    def action_spec(self, params):
+        return Spec((R,), jnp.int32, A)
+
+    def global_state_spec(self, params):
+        return Spec((R * O,), jnp.float32)
+
+    def agent_mask(self, params):
+        return params.city.region_mask
+
+    def episode_metrics(self, state, params):
+        return {}
 
 
 def test_make_train_runs_two_updates_end_to_end():
@@ -412,9 +425,9 @@ def test_make_train_runs_two_updates_end_to_end():
     policy = HagpsPolicy(num_agents=R, num_actions=A, hidden=(16,), g_max=2, l_max=4, id_dim=4, head_hidden=16,
                          window=4, latent_dim=Z, encoder_hidden=8, encoder_steps=1, warmup=0, period_min=1,
                          period_max=4, adapt_global=False)  # the global level is tested above; keep compile small
-    config = PPOConfig(num_envs=2, rollout_steps=8, epochs=1, minibatches=2, reward_sharing="own")
-    assert HagpsPolicy(num_agents=R, num_actions=A, window=99).hooks(env, env_params, config).window == 8
-    init, update_chunk = make_train(env, env_params, policy, config, policy.hooks(env, env_params, config))
+    config = PPOConfig(num_envs=2, rollout_steps=8, epochs=1, minibatches=2)
+    assert HagpsPolicy(num_agents=R, num_actions=A, window=99).hooks(O, real, 2, 8).window == 8
+    init, update_chunk = make_train(env, env_params, policy, config)
     # split at every chance (D_split < 0), never merge
     hyper = Hyper.make(d_split=-1.0, tau_merge=-1.0)
     runner = jax.jit(init)(jax.random.PRNGKey(0), hyper)

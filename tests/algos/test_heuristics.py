@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmob.algos.heuristics import episode, greedy, make_greedy, noop, random_policy, rollout
+from jaxmob.envs.rebalance.baselines import episode, greedy, make_greedy, noop, random_policy, rollout
 from jaxmob.city import City, neighbor_table, sample_day, synthetic_city
-from jaxmob.envs import RebalanceConfig, RebalanceEnv
+from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
 POLICIES = {"noop": noop, "random": random_policy, "greedy": greedy}
 
@@ -170,7 +170,7 @@ def test_greedy_beats_noop_on_an_imbalanced_day():
 
 # ----------------------------------------------------------------------- the evaluation table
 def test_evaluate_day_rows_and_table():
-    from jaxmob.evaluate import COLUMNS, evaluate_day, format_table
+    from jaxmob.envs.rebalance.evaluate import COLUMNS, evaluate_day, format_table
 
     city = synthetic_city("square", 4, 4, seed=0, trips_per_day=1500, docks_per_region=(400, 400), fill=0.03)
     rows = evaluate_day(city, sample_day(city, seed=2), random_episodes=1)
@@ -189,7 +189,7 @@ def test_evaluate_day_rows_and_table():
 def test_eval_command_line(monkeypatch, capsys, tmp_path):
     import argparse
 
-    import jaxmob.evaluate as ev
+    import jaxmob.envs.rebalance.evaluate as ev
 
     seen = {}
 

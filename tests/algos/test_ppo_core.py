@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxmob.algos.policies import SharingPolicy, grouped_apply
-from jaxmob.algos.ppo import STAY_BIAS, Hyper, Transition, gae, ppo_loss
+from jaxmob.algos.ppo import Hyper, Transition, gae, ppo_loss
 from jaxmob.nets import MLP
 
 
@@ -62,7 +62,8 @@ def test_ppo_loss_hand_computed():
     logits = np.array([0.2, -0.1, 0.5], np.float32)
     params = {"logits": jnp.asarray(logits), "v": jnp.asarray(1.5)}
     N, R = 2, 2
-    biased = logits + np.array([STAY_BIAS, 0.0, 0.0], np.float32)  # the fixed prior toward "stay"
+    prior = np.array([2.0, 0.0, 0.0], np.float32)  # an environment's fixed prior toward "stay"
+    biased = logits + prior
     p = np.exp(biased) / np.exp(biased).sum()
     actions = np.array([[0, 2], [1, 2]])
     old_logp = np.log(p[actions]) - np.array([[0.3, -0.1], [0.0, 0.05]])  # ratios exp(0.3) etc.
@@ -75,7 +76,7 @@ def test_ppo_loss_hand_computed():
     hyper = Hyper.make(ent_coef=0.01, clip_eps=0.2, vf_coef=0.5)
     mask = jnp.ones((R, 3), bool)
     total, aux = ppo_loss(params, FixedPolicy(), None, batch, jnp.asarray(adv), jnp.asarray(ret), mask,
-                          jnp.ones(R, bool), hyper, 0.2)
+                          jnp.asarray(prior), jnp.ones(R, bool), hyper, 0.2)
     ratio = np.exp(np.log(p[actions]) - old_logp)
     an = (adv - adv.mean()) / (adv.std() + 1e-8)
     pg = -np.minimum(ratio * an, np.clip(ratio, 0.8, 1.2) * an).mean()
@@ -98,8 +99,8 @@ def test_padded_agents_do_not_enter_the_loss():
     args = (params, FixedPolicy(), None, batch)
     ret_a = jnp.array([[1.0, 0.0]])
     ret_b = jnp.array([[1.0, 1e6]])  # a huge return on the padded agent changes nothing
-    la, _ = ppo_loss(*args, jnp.array([[1.0, 5.0]]), ret_a, jnp.ones((2, 3), bool), agent_mask, Hyper.make(), 10.0)
-    lb, _ = ppo_loss(*args, jnp.array([[1.0, -7.0]]), ret_b, jnp.ones((2, 3), bool), agent_mask, Hyper.make(), 10.0)
+    la, _ = ppo_loss(*args, jnp.array([[1.0, 5.0]]), ret_a, jnp.ones((2, 3), bool), jnp.zeros(3), agent_mask, Hyper.make(), 10.0)
+    lb, _ = ppo_loss(*args, jnp.array([[1.0, -7.0]]), ret_b, jnp.ones((2, 3), bool), jnp.zeros(3), agent_mask, Hyper.make(), 10.0)
     np.testing.assert_allclose(float(la), float(lb), rtol=1e-6)
 
 
@@ -145,7 +146,7 @@ def _grid_env_state(seed):
 
 
 def test_share_rewards_matches_numpy():
-    from jaxmob.algos.ppo import share_rewards
+    from jaxmob.envs.rebalance.env import share_rewards
 
     env, params, _ = _grid_env_state(0)
     city = params.city
@@ -164,21 +165,22 @@ def test_share_rewards_matches_numpy():
 
 @pytest.mark.parametrize("sharing", ["team", "own"])
 def test_learning_reward_adds_each_agents_move_credit(sharing):
-    """learning reward = (shared env reward + move_credit x env.move_credit) x reward_scale;
-    with move_credit 0 or nobody moving it is the shared reward alone."""
-    from jaxmob.algos.ppo import PPOConfig, learning_reward, share_rewards
+    """The rebalance env's learning reward = shared env reward + coefs['move_credit'] x
+    env.move_credit; with move_credit 0 or nobody moving it is the shared reward alone."""
+    from jaxmob.envs.rebalance import RebalanceEnv, RebalanceShaping
+    from jaxmob.envs.rebalance.env import share_rewards
 
     env, params, state = _grid_env_state(1)
+    env = RebalanceEnv(env.config, RebalanceShaping(reward_sharing=sharing, credit_window=4))
     R = params.city.num_regions
-    config = PPOConfig(reward_scale=0.1, reward_sharing=sharing, credit_window=4)
     action = jnp.asarray(np.random.default_rng(1).integers(0, env.num_actions(params), R), jnp.int32)
     _, _, reward, _, info = env.step(jax.random.PRNGKey(0), state, action, params)
-    shared = np.asarray(share_rewards(reward, params.city, sharing)) * 0.1
-    credit = np.asarray(env.move_credit(state, action, info["relocated"], params, 4, config.credit_model))
+    shared = np.asarray(share_rewards(reward, params.city, sharing))
+    credit = np.asarray(env.move_credit(state, action, info["relocated"], params, 4, env.shaping.credit_model))
     assert np.any(np.asarray(info["relocated"]) > 0) and np.any(credit != 0)
-    learn = lambda c, a, m: np.asarray(learning_reward(env, params, config, Hyper.make(move_credit=c), state, a,
-                                                       reward, m))
+    learn = lambda c, a, m: np.asarray(env.learning_reward(state, a, reward, {"relocated": m}, params,
+                                                           Hyper.make(shaping={"move_credit": c}).shaping))
     np.testing.assert_allclose(learn(0.0, action, info["relocated"]), shared, rtol=1e-6)
-    np.testing.assert_allclose(learn(2.0, action, info["relocated"]), shared + 0.2 * credit, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(learn(2.0, action, info["relocated"]), shared + 2.0 * credit, rtol=1e-5, atol=1e-5)
     stay = jnp.zeros((R,), jnp.int32)
     np.testing.assert_allclose(learn(2.0, stay, jnp.zeros((R,), jnp.int32)), shared, rtol=1e-6)

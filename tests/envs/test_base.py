@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmob.city import synthetic_city
-from jaxmob.envs import AutoResetWrapper, RebalanceConfig, RebalanceEnv, accumulate, select_tree, step_auto_reset
+from jaxmob.envs import AutoResetWrapper, accumulate, select_tree, step_auto_reset
+from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
 
 def test_select_tree_and_accumulate():

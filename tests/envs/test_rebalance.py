@@ -232,7 +232,7 @@ def test_poisson_demand_levels_are_drawn_per_episode():
     env = RebalanceEnv(RebalanceConfig(mode="poisson", horizon=144))
     params = env.make_params(city, demand_levels=[0.0, 2.0])
     plain = env.make_params(city)
-    from jaxmob.algos.heuristics import noop, rollout
+    from jaxmob.envs.rebalance.baselines import noop, rollout
 
     keys = jax.random.split(jax.random.key(1), 64)
     levels = np.asarray(jax.vmap(lambda k: env.reset(k, params)[1].day)(keys))

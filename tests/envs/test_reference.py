@@ -11,7 +11,7 @@ import pytest
 
 from jaxmob.city import DayTrips, synthetic_city
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
-from jaxmob.envs.reference import METRIC_NAMES, ReferenceRebalance, ReferenceState
+from jaxmob.envs.rebalance.reference import METRIC_NAMES, ReferenceRebalance, ReferenceState
 
 STEPS = 36
 START = 42  # 7:00, the morning peak

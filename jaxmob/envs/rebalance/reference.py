@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..city.core import City, DayTrips
-from .rebalance import RebalanceConfig, alias_threshold
+from ...city.core import City, DayTrips
+from .env import RebalanceConfig, alias_threshold
 
 METRIC_NAMES = ("served", "demand", "unserved", "relocated", "overflow", "over_capacity", "truncated",
                 "clipped_travel", "invalid_action", "steps")

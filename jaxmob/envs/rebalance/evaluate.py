@@ -18,10 +18,10 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from .algos.bound import bound_for_env
-from .algos.heuristics import make_greedy, noop, random_policy, rollout
-from .city.core import City, DayTrips
-from .envs.rebalance import RebalanceConfig, RebalanceEnv
+from .bound import bound_for_env
+from .baselines import make_greedy, noop, random_policy, rollout
+from ...city.core import City, DayTrips
+from .env import RebalanceConfig, RebalanceEnv
 
 COLUMNS = ("policy", "service_ratio", "served", "demand", "rebalanced", "relocation_cost", "overflow")
 HEADERS = ("policy", "fulfilled ratio", "served", "demand", "bikes rebalanced", "relocation cost", "overflow")
@@ -31,7 +31,7 @@ def evaluate(scenario: str, day: str | None = None, *, seed: int = 0, **kwargs) 
     """Rows for no-op, random, greedy and the bound on replay `day` of bundled `scenario`
     (`day=None`: the scenario's first test day). Keyword arguments go to
     `evaluate_day` (horizon, move_amounts, relocation_delay, alpha, beta, ...)."""
-    from .city import load
+    from ...city import load
 
     loaded = load(scenario)
     if day is None:
@@ -179,8 +179,8 @@ def main_eval(args: argparse.Namespace) -> int:
 
 
 def _eval_run(args: argparse.Namespace) -> int:
-    from .city.citibike import LoaderError
-    from .report import evaluate_run, format_comparison
+    from ...city.citibike import LoaderError
+    from ...report import evaluate_run, format_comparison
 
     try:
         table = evaluate_run(args.run, day=args.day, trips=args.trips, stations=args.stations,
@@ -193,7 +193,9 @@ def _eval_run(args: argparse.Namespace) -> int:
         m = table["mapping"]
         print(f"mapped {m['mapped']:,} of {m['trips']:,} trips; dropped {m['outside_regions']:,} at stations outside "
               f"the regions, {m['trips_over_24h']:,} over 24 h; loader: {m['load_report']}")
-    print(format_comparison(table))
+    from .task import TASK
+
+    print(format_comparison(table, TASK))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(table, f, indent=2, default=float)

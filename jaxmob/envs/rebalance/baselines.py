@@ -3,7 +3,7 @@
 A policy is any callable `policy(key, state, params, env) -> actions (R,) int32`
 that is pure and traceable, so it can be jitted, vmapped over keys/params and
 scanned over an episode. `env` is the static `RebalanceEnv` (its config gives
-the action layout `a = 1 + k * L + l`, see `docs/rebalance-dynamics.md`).
+the action layout `a = 1 + k * L + l`, see `CONTRACT.md`).
 
 * `noop`: every agent stays (the "do nothing" operator).
 * `random_policy`: uniform over each agent's valid actions (`env.action_mask`).
@@ -15,12 +15,11 @@ and returns its metrics; `episode(...)` also returns the per-step trajectory.
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
-Policy = Callable  # (key, state, params, env) -> (R,) int32
+from ...rollout import Policy, random_policy, run_episode
 
 STAY = 0
 
@@ -28,13 +27,6 @@ STAY = 0
 def noop(key, state, params, env) -> jax.Array:
     """Always stay: the no-rebalancing baseline."""
     return jnp.zeros((params.city.num_regions,), jnp.int32)
-
-
-def random_policy(key, state, params, env) -> jax.Array:
-    """Uniform over valid actions per agent; padded agents can only stay."""
-    mask = env.action_mask(params)
-    logits = jnp.where(mask, 0.0, -jnp.inf)
-    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 
 def make_greedy(lookahead_steps: int = 6) -> Policy:
@@ -98,50 +90,23 @@ def _dispatch(surplus, deficit, inventory, params, env) -> jax.Array:
 # ----------------------------------------------------------------------- rollouts
 @partial(jax.jit, static_argnums=(0, 1))
 def episode(policy: Policy, env, params, key: jax.Array, day=None):
-    """One whole episode in a single `lax.scan`.
+    """One whole episode in a single `lax.scan` (`jaxmob.rollout.run_episode`).
 
     Starts from `env.reset(key)` (a random replay day), or from replay day index
     `day` when given. Returns `(final_state, trajectory)`, the trajectory holding
     per step the inventory before the step, the actions and the step's `info`.
     """
-    reset_key, run_key = jax.random.split(key)
-    if day is None:
-        _, state = env.reset(reset_key, params)
-    else:
-        state = env.initial_state(params, day)
-
-    def one_step(state, step_key):
-        policy_key, env_key = jax.random.split(step_key)
-        action = policy(policy_key, state, params, env)
-        _, next_state, _, _, info = env.step(env_key, state, action, params)
-        return next_state, {"inventory": state.inventory, "action": action, "info": info}
-
-    keys = jax.random.split(run_key, env.config.horizon)
-    return jax.lax.scan(one_step, state, keys)
-
-
-def episode_metrics(metrics, beta) -> dict:
-    """The episode metrics of the contract from a `RebalanceMetrics` (jittable)."""
-    relocated = metrics.relocated
-    return {
-        "service_ratio": metrics.fulfilled_service_ratio,
-        "served": metrics.served,
-        "demand": metrics.demand,
-        "rebalanced": relocated,
-        "relocation_cost": beta * relocated,
-        "overflow": metrics.overflow,
-        "over_capacity": metrics.over_capacity,
-        "truncated": metrics.truncated,
-        "invalid_action": metrics.invalid_action,
-        "reward": metrics.reward,
-    }
+    start = None if day is None else env.initial_state(params, day)
+    return run_episode(policy, env, params, key, start_state=start,
+                       record=lambda state, action, info: {"inventory": state.inventory, "action": action, "info": info})
 
 
 @partial(jax.jit, static_argnums=(0, 1))
 def rollout(policy: Policy, env, params, key: jax.Array, day=None) -> dict:
-    """Run one episode of `policy` and return its metrics dict (jitted; vmap over
-    `key` or `params` for many episodes): service_ratio, served, demand,
-    rebalanced, relocation_cost (= beta * rebalanced), overflow, plus
-    over_capacity, truncated, invalid_action and reward."""
-    final_state, _ = episode(policy, env, params, key, day)
-    return episode_metrics(final_state.metrics, params.beta)
+    """Run one episode of `policy` (from replay day `day` if given) and return
+    `env.episode_metrics`: service_ratio, served, demand, rebalanced,
+    relocation_cost (= beta * rebalanced), overflow, plus over_capacity,
+    truncated, invalid_action and reward (jitted; vmap over `key` or `params`)."""
+    start = None if day is None else env.initial_state(params, day)
+    final_state, _ = run_episode(policy, env, params, key, start_state=start)
+    return env.episode_metrics(final_state, params)

@@ -71,7 +71,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from jaxmob.city.core import City, DayTrips
-from jaxmob.envs.rebalance import default_pipeline_steps
+from .env import default_pipeline_steps
 
 
 class BoundError(RuntimeError):
@@ -98,7 +98,7 @@ class BoundResult:
     status: str
 
     def as_row(self) -> dict:
-        """The row `jaxmob.evaluate` prints for the bound."""
+        """The row `jaxmob.envs.rebalance.evaluate` prints for the bound."""
         return {
             "policy": "bound (LP)",
             "service_ratio": self.service_ratio,

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ..city.core import City, DayTrips
-from .base import Environment, Spec, accumulate, is_int, random_words
+from ...city.core import City, DayTrips
+from ..base import Environment, Spec, accumulate, is_int, random_words
 
 MODES = ("poisson", "replay")
 # Regions whose expected demand in one step exceeds this are sampled with a
@@ -95,9 +95,57 @@ class RebalanceConfig:
         _check(isinstance(self.obs_features, bool), "obs_features", f"must be a bool, got {self.obs_features!r}")
 
 
-def _check(ok: bool, field: str, problem: str) -> None:
+def _check(ok: bool, field: str, problem: str, owner: str = "RebalanceConfig") -> None:
     if not ok:
-        raise ValueError(f"RebalanceConfig.{field}: {problem}")
+        raise ValueError(f"{owner}.{field}: {problem}")
+
+
+REWARD_SHARING = ("own", "neighbors", "team")
+CREDIT_MODELS = ("mean", "poisson")
+STAY_BIAS = 2.0
+
+
+@dataclass(frozen=True)
+class RebalanceShaping:
+    """How region agents' rewards become learning rewards (static; see `learning_reward`).
+
+    reward_sharing  'team' (mean over all real regions: fully cooperative),
+                    'neighbors' (mean over self and grid neighbours) or 'own'
+    credit_window   steps ahead over which move credit counts expected shortfall
+    credit_model    'mean' (expected shortfall) or 'poisson' (its expectation
+                    under Poisson departures); see `RebalanceEnv.move_credit`
+    The credit's weight is the traced coefficient `coefs['move_credit']`.
+    """
+
+    reward_sharing: str = "team"
+    credit_window: int = 6
+    credit_model: str = "poisson"
+
+    def __post_init__(self):
+        _check(self.reward_sharing in REWARD_SHARING, "reward_sharing",
+               f"must be one of {', '.join(REWARD_SHARING)}, got {self.reward_sharing!r}", "RebalanceShaping")
+        _check(is_int(self.credit_window) and self.credit_window >= 1, "credit_window",
+               f"must be an integer >= 1, got {self.credit_window!r}", "RebalanceShaping")
+        _check(self.credit_model in CREDIT_MODELS, "credit_model",
+               f"must be one of {', '.join(CREDIT_MODELS)}, got {self.credit_model!r}", "RebalanceShaping")
+
+
+def share_rewards(reward, city, how: str):
+    """Credit assignment: an agent's learning reward is its own ('own'), the mean
+    over itself and its grid neighbours ('neighbors': a region that sends bikes
+    is credited with what its neighbours then serve), or the mean over all real
+    agents ('team', fully cooperative). Padded agents get 0."""
+    mask = city.region_mask.astype(reward.dtype)
+    reward = reward * mask
+    if how == "own":
+        return reward
+    if how == "team":
+        return jnp.broadcast_to((reward.sum(-1, keepdims=True) / jnp.maximum(mask.sum(), 1.0)), reward.shape) * mask
+    if how == "neighbors":
+        nbr = jnp.take(reward, city.neighbors, axis=-1) * city.neighbor_mask  # (..., R, K)
+        count = 1.0 + city.neighbor_mask.sum(-1)
+        return (reward + nbr.sum(-1)) / count * mask
+    raise ValueError(f"reward_sharing must be one of {REWARD_SHARING}, got {how!r}")
 
 
 # ----------------------------------------------------------------------- pytrees
@@ -297,15 +345,20 @@ def alias_pick(keep_flat: jax.Array, alias_flat: jax.Array, row_start: jax.Array
 # ----------------------------------------------------------------------- env
 class RebalanceEnv(Environment):
     """Region agents relocate bikes between neighbouring cells; see the module doc
-    and `docs/rebalance-dynamics.md`. All methods are pure and jit/vmap-safe
+    and `CONTRACT.md`. All methods are pure and jit/vmap-safe
     except `make_params`, which runs NumPy once per city."""
 
-    def __init__(self, config: RebalanceConfig | None = None):
+    def __init__(self, config: RebalanceConfig | None = None, shaping: RebalanceShaping | None = None):
         self.config = config if config is not None else RebalanceConfig()
+        self.shaping = shaping if shaping is not None else RebalanceShaping()
         self._amounts = np.asarray(self.config.move_amounts, dtype=np.int32)
 
     def __repr__(self) -> str:
-        return f"RebalanceEnv({self.config})"
+        return f"RebalanceEnv({self.config}, {self.shaping})"
+
+    @property
+    def episode_length(self) -> int:
+        return self.config.horizon
 
     # ------------------------------------------------------------ sizes, specs
     def num_actions(self, params: RebalanceParams) -> int:
@@ -348,6 +401,49 @@ class RebalanceEnv(Environment):
         moves = jnp.repeat(jnp.asarray(city.neighbor_mask), len(self.config.move_amounts), axis=-1)
         stay = jnp.ones(moves.shape[:-1] + (1,), bool)
         return jnp.concatenate([stay, moves], axis=-1)
+
+    def logit_prior(self, params: RebalanceParams) -> jax.Array:
+        """A fixed prior toward action 0 (stay). With 1 + K*L actions a uniform
+        start moves bikes at almost every step (a random operator: more
+        relocation and overflow than doing nothing); the prior makes the initial
+        policy stay with probability ~1/2, so exploration starts near the no-op
+        operator and learning adds moves where they pay."""
+        return jnp.zeros((self.num_actions(params),), jnp.float32).at[0].set(STAY_BIAS)
+
+    # ------------------------------------------------------------ learning signals and metrics
+    def learning_reward(self, state, action, reward, info, params: RebalanceParams, coefs: dict) -> jax.Array:
+        """The env reward shared per `shaping.reward_sharing`, plus
+        `coefs['move_credit']` x each agent's own-move credit (`move_credit`:
+        the trips its move is expected to save, valued as reward, minus its cost).
+
+        Why the credit: under the team reward an agent's own move is 1/R of a
+        noisy signal that arrives hours later, and under local rewards a sender
+        only sees its own loss; the credit tells each agent at once what its move did."""
+        city = params.city
+        learn = share_rewards(reward, city, self.shaping.reward_sharing)
+        credit = self.move_credit(state, action, info["relocated"], params, self.shaping.credit_window,
+                                  self.shaping.credit_model)
+        return learn + coefs.get("move_credit", 0.0) * credit * city.region_mask
+
+    def step_stats(self, info, reward, params: RebalanceParams) -> dict:
+        """Trips served and demanded, bikes relocated and overflowed, team reward
+        (summed over every env and region of the batch)."""
+        return dict(served=info["served"].sum(), demand=info["demand"].sum(), relocated=info["relocated"].sum(),
+                    overflow=info["overflow"].sum(), reward=(reward * params.city.region_mask).sum())
+
+    def training_metrics(self, sums: dict, num_envs: int) -> dict:
+        return dict(service_ratio=sums["served"] / jnp.maximum(sums["demand"], 1.0),
+                    relocated=sums["relocated"] / num_envs, overflow=sums["overflow"] / num_envs)
+
+    def episode_metrics(self, state: RebalanceState, params: RebalanceParams) -> dict:
+        """The episode metrics of the contract: service_ratio, served, demand,
+        rebalanced, relocation_cost (= beta x rebalanced), overflow, plus
+        over_capacity, truncated, invalid_action and reward."""
+        m = state.metrics
+        return {"service_ratio": m.fulfilled_service_ratio, "served": m.served, "demand": m.demand,
+                "rebalanced": m.relocated, "relocation_cost": params.beta * m.relocated, "overflow": m.overflow,
+                "over_capacity": m.over_capacity, "truncated": m.truncated, "invalid_action": m.invalid_action,
+                "reward": m.reward}
 
     # ------------------------------------------------------------ params
     def make_params(self, city: City, days=None, alpha: float = 0.5, beta: float = 0.1,

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every benchmark on a lent accelerator, sized to finish in under 8 minutes;
+# tables go to $OUT (default results/device). Run from the repository root:
+#   OUT=/tmp/out bash benchmarks/device_check.sh
+set -euo pipefail
+OUT=${OUT:-results/device}
+mkdir -p "$OUT"
+PY=${PY:-.venv/bin/python}
+test -x "$PY" || { python3 -m venv .venv && .venv/bin/pip install --quiet -e '.[dev]' && PY=.venv/bin/python; }
+"$PY" -c "import jax; print(jax.devices())" | tee "$OUT/devices.txt"
+run() { local name=$1; shift; echo "== $name: $*"; timeout 150 "$PY" "$@" 2>&1 | tee "$OUT/$name.txt" || echo "$name failed or timed out" | tee -a "$OUT/$name.txt"; }
+run bench_env benchmarks/bench_env.py --batch 1 64 1024 4096 --reps 5 --ref-reps 1
+run bench_train_mappo benchmarks/bench_train.py --alg mappo --reps 3
+run bench_train_hagps benchmarks/bench_train.py --alg hagps --scenario manhattan-106 --reps 3
+run bench_scaling benchmarks/bench_scaling.py --devices 1 --reps 3 --out "$OUT"

@@ -1,0 +1,103 @@
+"""The plug-in through which generic code reaches an environment.
+
+The trainer, sweep, evaluator and CLI know an environment only through its
+`Task` (found by name in `jaxmob.envs.registry`): its own options, its
+scenarios, how a config becomes training/validation/test environments, its
+headline metric (checkpoint selection, progress bar, tables), its traced
+reward-shaping coefficients and its baseline table. The compiled side of the
+contract is the `Environment` protocol in `base.py`.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Built:
+    """Everything a training run needs from its environment, for one config.
+
+    `validation` and `test` map a day (or episode) name to the env params
+    of that evaluation episode under `eval_env`; `day_params(days)` builds the
+    same for other days of the scenario (or None where that makes no sense)."""
+
+    scenario: Any
+    env: Any
+    env_params: Any
+    eval_env: Any
+    validation: dict
+    test: dict
+    training_days: tuple = ()
+    day_params: Callable | None = None
+
+
+class Task(abc.ABC):
+    """One environment family as seen by the generic code (see module doc)."""
+
+    name: str = ""
+    headline: str = ""  # the metric that chooses checkpoints and leads every table
+    Options: type = None  # frozen dataclass of the environment's own options (fields carry `help` metadata)
+    shaping_names: tuple = ()  # options that are traced reward-shaping coefficients (swept like lr)
+    default_scenario: str = ""
+
+    @abc.abstractmethod
+    def scenarios(self) -> list:
+        """Names of the bundled scenarios."""
+
+    @abc.abstractmethod
+    def load(self, name: str):
+        """The scenario called `name` (a clear error for an unknown one)."""
+
+    @abc.abstractmethod
+    def build(self, config, scenario) -> Built:
+        """Training env and params, evaluation env and the validation/test episodes."""
+
+    def validate(self, config) -> None:
+        """Raise ValueError naming the option for an impossible value of `config.options`
+        (or of its combination with the generic fields)."""
+
+    def shaping(self, options) -> dict:
+        """The traced reward-shaping coefficients of `options` (for `Hyper.shaping`)."""
+        return {n: getattr(options, n) for n in self.shaping_names}
+
+    def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
+        """{episode: [row per baseline]} on the evaluation episodes `episodes`
+        ({name: episode data}); rows hold `policy` and the `columns` metrics."""
+        return {d: [] for d in episodes}
+
+    def episodes(self, scenario, names) -> dict:
+        """{name: episode data} for evaluation episodes of `scenario` (replay days)."""
+        return {n: n for n in names}
+
+    columns: tuple = ()  # metrics of a table row, headline first
+    headers: tuple = ()  # their column titles
+
+    def format_table(self, rows: list) -> str:
+        """A plain-text table of metric rows (`columns`), one line per row."""
+        cols = ("policy",) + tuple(self.columns)
+        cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
+        lines = ["  ".join(("policy",) + tuple(self.headers or self.columns))]
+        lines += ["  ".join(cell(r.get(c, "")) for c in cols) for r in rows]
+        return "\n".join(lines)
+
+    def eval_cli(self):
+        """`(add_arguments(parser), main(args) -> exit code)` of `jaxmob eval --env NAME`, or None."""
+        return None
+
+    def training_label(self, config) -> str:
+        """Legend label of the training curve (what training episodes are)."""
+        return "training"
+
+    def group_map(self, scenario, snapshots: list, metrics: list, path):
+        """Draw HAG-PS group assignments on the scenario's map; None where the env has no map."""
+        return None
+
+    def options_from(self, values: dict):
+        """`Options` from a mapping (JSON lists become tuples), unknown names refused."""
+        known = {f.name for f in dataclasses.fields(self.Options)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TypeError(f"env {self.name!r} has no option(s) {', '.join(unknown)}; its options: {', '.join(sorted(known))}")
+        return self.Options(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
