@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+ENV    ?= rebalance
 ALG    ?= hagps
-SCENARIO ?= manhattan-106
+SCENARIO ?=
 ARGS   ?=
 
 .PHONY: install test train bench scenarios show clean
@@ -20,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 train: install
-	$(BIN)/python -m jaxmob train --alg $(ALG) --scenario $(SCENARIO) $(ARGS)
+	$(BIN)/python -m jaxmob train --env $(ENV) --alg $(ALG) $(if $(SCENARIO),--scenario $(SCENARIO),) $(ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_env.py $(ARGS)
@@ -29,7 +30,7 @@ scenarios: install
 	$(BIN)/python -m jaxmob scenarios $(ARGS)
 
 show: install
-	$(BIN)/python -m jaxmob show $(SCENARIO)
+	$(BIN)/python -m jaxmob show $(or $(SCENARIO),manhattan-106)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

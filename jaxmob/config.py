@@ -80,7 +80,7 @@ class TrainConfig:
         object.__setattr__(self, "options", opts)
         for f in dataclasses.fields(TrainConfig):
             if f.name in own:
-                value = values.get(f.name, f.default)
+                value = values.get(f.name, task.defaults.get(f.name, f.default))
                 object.__setattr__(self, f.name, tuple(value) if isinstance(value, list) else value)
         if not self.scenario:
             object.__setattr__(self, "scenario", task.default_scenario)
@@ -169,11 +169,16 @@ def _fields(cls, env: str):
 def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, skip=(), env: str = "rebalance") -> None:
     """One flag per field, `--name VALUE`, with the field's help and default:
     the generic fields, then the options of environment `env`."""
+    env_defaults = {}
+    if cls is TrainConfig:
+        from .envs.registry import get
+
+        env_defaults = dict(get(env).defaults, scenario=get(env).default_scenario, env=env)
     for f in _fields(cls, env):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
+        default = env_defaults.get(f.name, f.default)
         help_text = f"{f.metadata.get('help', '')} (default: {default if not isinstance(default, tuple) else ','.join(map(str, default)) or 'none'})"
         if isinstance(default, bool):
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_text)

@@ -41,6 +41,7 @@ class Task(abc.ABC):
     Options: type = None  # frozen dataclass of the environment's own options (fields carry `help` metadata)
     shaping_names: tuple = ()  # options that are traced reward-shaping coefficients (swept like lr)
     default_scenario: str = ""
+    defaults: dict = {}  # the env's defaults for generic fields (a config's explicit values win)
 
     @abc.abstractmethod
     def scenarios(self) -> list:

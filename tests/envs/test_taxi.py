@@ -1,0 +1,101 @@
+"""The taxi environment: NumPy reference, conservation, the matching rule."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxmob.envs.taxi.city import synthetic_hex_city
+from jaxmob.envs.taxi.env import TaxiConfig, TaxiEnv, TaxiExogenous, make_params, rank_within, take_oldest
+from jaxmob.envs.taxi.reference import ReferenceTaxi
+
+
+def small(num_taxis=40, slots=48, seed=0, orders=3000.0, **config):
+    city = synthetic_hex_city(19, orders_per_day=orders, seed=seed)
+    env = TaxiEnv(TaxiConfig(horizon=24, **config))
+    return env, make_params(city, num_taxis=num_taxis, taxi_slots=slots, seed=seed)
+
+
+def test_rank_within_matches_numpy():
+    rng = np.random.default_rng(0)
+    group, member = rng.integers(0, 5, 200), rng.uniform(size=200) < 0.6
+    got = np.asarray(rank_within(jnp.asarray(group), jnp.asarray(member), 5))
+    want = np.full(200, -1)
+    for g in range(5):
+        idx = np.flatnonzero(member & (group == g))
+        want[idx] = np.arange(len(idx))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_oldest_orders_are_served_first():
+    waiting = jnp.asarray([[2, 1, 3], [0, 0, 4]])  # ages 0, 1, 2
+    np.testing.assert_array_equal(np.asarray(take_oldest(waiting, jnp.asarray([4, 1]))), [[2, 0, 0], [0, 0, 3]])
+
+
+def test_idle_taxis_of_a_cell_take_its_orders_and_the_rest_reposition():
+    env, params = small(num_taxis=4, slots=4)
+    state = env.initial_state(params).replace(cell=jnp.asarray([0, 0, 0, 1]))
+    exog = TaxiExogenous(new_orders=jnp.zeros(19, jnp.int32).at[0].set(2), dest_u=jnp.full(4, 0.5))
+    action = jnp.asarray([3, 3, 3, 0])
+    _, nxt, reward, _, info = env.step_with(exog, state, action, params)
+    busy = np.asarray(nxt.busy)
+    assert int(info["served"]) == 2 and int(info["orders"]) == 2
+    assert busy[2] == 0 and int(nxt.cell[2]) == int(params.neighbors[0, 2])  # unmatched taxi 2 moved SE
+    assert int(nxt.metrics.moves) == 1 and int(nxt.waiting.sum()) == 0
+    assert np.all(np.asarray(reward) >= 0) and np.all(np.asarray(reward) <= 1)
+
+
+@pytest.mark.parametrize("reward", ["local", "global", "both"])
+def test_numpy_reference_matches_the_jax_step(reward):
+    env, params = small(reward=reward, max_wait=3)
+    ref = ReferenceTaxi(params, max_wait=3, reward=reward)
+    step = jax.jit(env.step_with)
+    sample = jax.jit(env.sample_exogenous)
+    state, rstate = env.initial_state(params), ref.initial_state()
+    key = jax.random.key(0)
+    total = {"served": 0, "moves": 0, "expired": 0}
+    for t in range(24):
+        key, k_e, k_a = jax.random.split(key, 3)
+        exog = sample(k_e, state, params)
+        action = jax.random.randint(k_a, (48,), 0, 7)
+        _, state, r, _, _ = step(exog, state, action, params)
+        rstate, rr, counts = ref.step(rstate, np.asarray(action), np.asarray(exog.new_orders), np.asarray(exog.dest_u))
+        np.testing.assert_array_equal(np.asarray(state.cell), rstate["cell"], err_msg=f"cell at {t}")
+        np.testing.assert_array_equal(np.asarray(state.busy), rstate["busy"], err_msg=f"busy at {t}")
+        np.testing.assert_array_equal(np.asarray(state.waiting), rstate["waiting"], err_msg=f"waiting at {t}")
+        np.testing.assert_allclose(np.asarray(r), rr, rtol=1e-5, atol=1e-6, err_msg=f"reward at {t}")
+        for k in total:
+            total[k] += counts[k]
+    m = state.metrics
+    assert (int(m.served), int(m.moves), int(m.expired)) == (total["served"], total["moves"], total["expired"])
+    assert total["served"] > 0 and total["moves"] > 0 and total["expired"] > 0
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), taxis=st.integers(1, 48), wait=st.integers(1, 4),
+       orders=st.sampled_from([500.0, 4000.0, 20000.0]))
+def test_taxis_and_orders_are_never_created_or_lost(seed, taxis, wait, orders):
+    env, params = small(num_taxis=taxis, seed=seed % 7, orders=orders, max_wait=wait)
+    key = jax.random.key(seed)
+
+    @jax.jit
+    def run(key):
+        def one(state, k):
+            k_a, k_s = jax.random.split(k)
+            action = jax.random.randint(k_a, (48,), 0, 7)
+            _, state, _, _, _ = env.step(k_s, state, action, params)
+            return state, (state.cell, state.busy, state.waiting.sum(), state.metrics)
+        return jax.lax.scan(one, env.initial_state(params), jax.random.split(key, 24))[1]
+
+    cells, busy, waiting, metrics = jax.device_get(run(key))
+    real = np.asarray(params.taxi_mask)
+    assert np.all(np.asarray(params.cell_mask)[cells]), "a taxi left the city"
+    assert np.all(busy >= 0) and np.all(busy <= int(np.max(params.travel_steps)))
+    # padding taxis never move or work
+    np.testing.assert_array_equal(cells[:, ~real], np.broadcast_to(np.asarray(params.init_cell)[~real], cells[:, ~real].shape))
+    assert np.all(busy[:, ~real] == 0)
+    # every order placed is served, expired or still waiting
+    np.testing.assert_array_equal(metrics.orders, metrics.served + metrics.expired + waiting)
+    # served orders never exceed the fleet's idle taxis
+    assert np.all(np.diff(np.concatenate([[0], metrics.served])) <= real.sum())
