@@ -25,6 +25,7 @@ train: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_env.py $(ARGS)
+	$(BIN)/python benchmarks/bench_taxi.py
 
 scenarios: install
 	$(BIN)/python -m jaxmob scenarios $(ARGS)

@@ -99,3 +99,16 @@ def test_taxis_and_orders_are_never_created_or_lost(seed, taxis, wait, orders):
     np.testing.assert_array_equal(metrics.orders, metrics.served + metrics.expired + waiting)
     # served orders never exceed the fleet's idle taxis
     assert np.all(np.diff(np.concatenate([[0], metrics.served])) <= real.sum())
+
+
+def test_inverse_cdf_counts_entries_below_u():
+    from jaxmob.envs.taxi.env import inverse_cdf
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(size=(5, 13)) * (rng.uniform(size=(5, 13)) < 0.6)
+    p[:, 0] += 1e-3
+    cdf = np.cumsum(p / p.sum(1, keepdims=True), 1).astype(np.float32)
+    row, u = rng.integers(0, 5, 500), rng.uniform(size=500).astype(np.float32)
+    u[:5] = cdf[row[:5], 3]  # exactly on an entry
+    got = np.asarray(inverse_cdf(jnp.asarray(cdf), jnp.asarray(row), jnp.asarray(u)))
+    np.testing.assert_array_equal(got, (cdf[row] <= u[:, None]).sum(1))

@@ -129,6 +129,20 @@ def rank_within(group: jax.Array, member: jax.Array, num_groups: int) -> jax.Arr
     return jnp.where(member, rank, -1)
 
 
+def inverse_cdf(cdf: jax.Array, row: jax.Array, u: jax.Array) -> jax.Array:
+    """For each i, the number of entries of the non-decreasing `cdf[row[i]]` that
+    are <= u[i] (the category u[i] falls in), by binary search: log2(C) gathers
+    per element instead of reading whole (N, C) rows."""
+    C = cdf.shape[-1]
+    lo = jnp.zeros(row.shape, jnp.int32)
+    hi = jnp.full(row.shape, C, jnp.int32)
+    for _ in range(int(np.ceil(np.log2(C + 1)))):
+        mid = (lo + hi) // 2
+        above = cdf[row, jnp.minimum(mid, C - 1)] > u
+        lo, hi = jnp.where(above, lo, mid + 1), jnp.where(above, mid, hi)
+    return lo
+
+
 def take_oldest(waiting: jax.Array, served: jax.Array) -> jax.Array:
     """`waiting` (C, W) minus `served` (C,) orders taken oldest first."""
     older = jnp.cumsum(waiting[:, ::-1], axis=1)[:, ::-1] - waiting  # orders older than each age
@@ -223,8 +237,7 @@ class TaxiEnv(Environment):
         matched = idle & (rank < served[state.cell])
         waiting = take_oldest(waiting, served)
         hour = (state.t % params.demand_rate.shape[0]) * 24 // params.demand_rate.shape[0]
-        cdf = params.dest_cdf[hour, state.cell]  # (N, C)
-        dest = jnp.minimum(jnp.sum(cdf <= exog.dest_u[:, None], axis=1), C - 1).astype(jnp.int32)
+        dest = jnp.minimum(inverse_cdf(params.dest_cdf[hour], state.cell, exog.dest_u), C - 1)
         fare = jnp.where(matched, params.fare[state.cell, dest], 0.0)
         trip_km = jnp.where(matched, params.trip_km[state.cell, dest], 0.0)
         busy = jnp.where(matched, params.travel_steps[state.cell, dest], state.busy)
