@@ -27,7 +27,7 @@ class TrainConfig:
     """
 
     env: str = _f("rebalance", "environment (see `python -m jaxmob train --env NAME --help`)")
-    alg: str = _f("hagps", "algorithm: share_all | ippo | mappo | no_share | hagps")
+    alg: str = _f("hagps", "algorithm: share_all | ippo | mappo | no_share | hagps | madarl (attention; envs with token observations, e.g. taxi)")
     scenario: str = _f("", "bundled scenario to train on (default: the environment's default; see `python -m jaxmob info`)")
     seed: int = _f(0, "random seed; the same seed gives the same result")
     total_updates: int = _f(400, "PPO updates in the whole run (HAG-PS on manhattan-106: see the README for the measured time on a 2-core CPU)")
@@ -62,6 +62,7 @@ class TrainConfig:
     id_dim: int = _f(8, "HAG-PS: identity embedding size (0 disables)")
     window: int = _f(24, "HAG-PS: trajectory steps per agent fed to the encoder (<= rollout_steps)")
     head: str = _f("shared", "HAG-PS: local head: shared (one 128-unit layer feeds logits and value, the paper) | separate (actor and critic layers of their own)")
+    attention: str = _f("both", "MADARL: attention in the actor (local: own cell vs its neighbours) and critic (global: over every cell): none | local | global | both")
     critic: str = _f("central", "HAG-PS: central (one critic on the global state + identity embedding, as MAPPO: the default, see README) | local (value from the agent's local head, the paper)")
     options: object = _f(None, "the environment's own options (set through their own flags)", cli=False)
 
@@ -107,7 +108,9 @@ class TrainConfig:
         from .algos.hagps import CRITIC_KINDS, HEAD_KINDS
         from .algos.policies import ALGORITHMS
 
-        algs = ALGORITHMS + ("hagps",)
+        from .algos.madarl import ATTENTION
+
+        algs = ALGORITHMS + ("hagps", "madarl")
         check = lambda ok, name, msg: None if ok else (_ for _ in ()).throw(ConfigError(f"{name}: {msg}"))
         check(self.alg in algs, "alg", f"unknown algorithm {self.alg!r}; choose from {', '.join(algs)}")
         for name in ("total_updates", "updates_per_chunk", "num_envs", "rollout_steps", "epochs", "minibatches"):
@@ -132,6 +135,7 @@ class TrainConfig:
         check(self.id_dim >= 0, "id_dim", f"must be >= 0, got {self.id_dim}")
         check(self.alg != "hagps" or 1 <= self.window <= self.rollout_steps, "window", f"must lie in [1, rollout_steps={self.rollout_steps}], got {self.window}")
         check(self.head in HEAD_KINDS, "head", f"must be one of {', '.join(HEAD_KINDS)}, got {self.head!r}")
+        check(self.attention in ATTENTION, "attention", f"must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
         check(self.critic in CRITIC_KINDS, "critic", f"must be one of {', '.join(CRITIC_KINDS)}, got {self.critic!r}")
         for name in ("d_split", "tau_merge", "d_split_global", "tau_merge_global"):
             check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")

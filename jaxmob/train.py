@@ -38,9 +38,8 @@ def build(config: TrainConfig, scenario=None) -> dict:
     scenario = scenario if scenario is not None else task.load(config.scenario)
     built = task.build(config, scenario)
     env, env_params = built.env, built.env_params
-    hagps = dict(g_max=config.g_max, l_max=config.l_max, id_dim=config.id_dim, window=config.window,
-                 head=config.head, critic=config.critic) if config.alg == "hagps" else {}
-    policy = make_policy(config.alg, env.num_agents(env_params), env.num_actions(env_params), config.hidden, **hagps)
+    policy = make_policy(config.alg, env.num_agents(env_params), env.num_actions(env_params), config.hidden,
+                         **algorithm_options(config, env, env_params))
     ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
                     minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale)
     init, update_chunk = make_train(env, env_params, policy, ppo)
@@ -50,6 +49,20 @@ def build(config: TrainConfig, scenario=None) -> dict:
 
 
 HAGPS_THRESHOLDS = ("d_split", "tau_merge", "d_split_global", "tau_merge_global")
+
+
+def algorithm_options(config: TrainConfig, env, env_params) -> dict:
+    """The policy's own options: HAG-PS's grouping, MADARL's attention and the
+    environment's token layout it attends over."""
+    if config.alg == "hagps":
+        return dict(g_max=config.g_max, l_max=config.l_max, id_dim=config.id_dim, window=config.window,
+                    head=config.head, critic=config.critic)
+    if config.alg == "madarl":
+        layout = env.token_layout(env_params)
+        if layout is None:
+            raise ValueError(f"madarl attends over per-cell tokens; env {config.env} has no token layout")
+        return dict(attention=config.attention, **layout)
+    return {}
 
 
 def hyper_of(config: TrainConfig) -> Hyper:

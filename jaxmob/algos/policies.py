@@ -104,4 +104,8 @@ def make_policy(alg: str, num_agents: int, num_actions: int, hidden=(64, 64), **
         from .hagps import HagpsPolicy
 
         return HagpsPolicy(num_agents=num_agents, num_actions=num_actions, hidden=tuple(hidden), **kw)
+    if alg == "madarl":
+        from .madarl import MadarlPolicy
+
+        return MadarlPolicy(num_agents=num_agents, num_actions=num_actions, hidden=tuple(hidden), **kw)
     return SharingPolicy(alg, num_agents, num_actions, tuple(hidden))

@@ -131,6 +131,12 @@ class Environment(abc.ABC):
         step started from."""
         return reward * self.agent_mask(params).astype(reward.dtype)
 
+    def token_layout(self, params) -> dict | None:
+        """Where observations and the global state are made of per-entity tokens
+        (cells), their layout for attention policies (MADARL): `local_tokens`,
+        `global_tokens` and `token_dim`, the tokens coming first. None otherwise."""
+        return None
+
     def step_stats(self, info, reward, params) -> dict:
         """Scalars of one step to be summed over a rollout (default: the team reward)."""
         return {"reward": (reward * self.agent_mask(params)).sum()}

@@ -185,6 +185,10 @@ class TaxiEnv(Environment):
     def agent_mask(self, params) -> jax.Array:
         return jnp.asarray(params.taxi_mask)
 
+    def token_layout(self, params) -> dict:
+        """Observation: own cell + 6 neighbours, 3 features each; state: every cell's 3."""
+        return dict(local_tokens=7, global_tokens=params.num_cells, token_dim=LOCAL_FEATURES)
+
     def action_mask(self, params) -> jax.Array:
         """Static per-taxi mask is all true: where a taxi is changes every step, so
         a move toward a missing neighbour is allowed and counted as an invalid stay."""
