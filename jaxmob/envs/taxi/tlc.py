@@ -1,0 +1,237 @@
+"""NYC TLC yellow-taxi monthly files, every header era, into trips and taxi cities.
+
+Two eras: up to June 2016 trips carry pickup and drop-off coordinates (three
+spellings of the columns: 2009, 2010-2014, 2015-2016); from July 2016 they carry
+taxi-zone LocationIDs instead (`taxi_zone_lookup.csv`). Column names are
+matched case- and space-insensitively. Bad rows are never silently used: rows
+that do not parse, (0, 0) or off-map positions, non-positive or over-day
+durations, negative or missing fares and unknown zones are counted drops in
+the `TlcReport`. A file with none of the needed columns, or empty, is a
+`LoaderError` naming the file and the problem.
+
+`taxi_city_from_trips` turns coordinate-era trips into a hex-cell `TaxiCity`
+(the busiest `num_cells` cells) with the first `train_days` days estimating
+the rates and the remaining days kept as replay episodes (the paper: 24 days
+of January 2016 for training, the last 7 for test). Zone-era files need zone
+coordinates for hex cells, which the zone table does not carry: they load (for
+counts per zone) but cannot build a hex city.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...city.citibike import LoaderError
+from ...city.core import project_km
+from ...city.grid import hex_center_km, neighbor_table
+from .city import TaxiCity
+
+ALIASES = {
+    "pickup_time": ("tpep_pickup_datetime", "pickup_datetime", "trip_pickup_datetime"),
+    "dropoff_time": ("tpep_dropoff_datetime", "dropoff_datetime", "trip_dropoff_datetime"),
+    "pickup_lon": ("pickup_longitude", "start_lon"),
+    "pickup_lat": ("pickup_latitude", "start_lat"),
+    "dropoff_lon": ("dropoff_longitude", "end_lon"),
+    "dropoff_lat": ("dropoff_latitude", "end_lat"),
+    "pickup_zone": ("pulocationid",),
+    "dropoff_zone": ("dolocationid",),
+    "fare": ("fare_amount", "fare_amt"),
+    "distance": ("trip_distance",),
+}
+COMMON = ("pickup_time", "dropoff_time", "fare", "distance")
+COORDINATES = ("pickup_lon", "pickup_lat", "dropoff_lon", "dropoff_lat")
+ZONES = ("pickup_zone", "dropoff_zone")
+NYC_BOX = (40.45, 41.0, -74.3, -73.65)  # lat min, lat max, lon min, lon max: the five boroughs and the airports
+MAX_MINUTES = 24 * 60
+
+
+@dataclass
+class TlcReport:
+    """What a load kept and dropped, by reason."""
+
+    file: str
+    era: str
+    rows: int = 0
+    kept: int = 0
+    dropped: dict = field(default_factory=dict)
+
+    def drop(self, reason: str, mask) -> None:
+        n = int(np.sum(mask))
+        if n:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
+
+
+def resolve_columns(header, path="") -> tuple[str, dict]:
+    """(era, {canonical name: column in the file}) of a header (any official era)."""
+    norm = {str(c).strip().lower(): c for c in header}
+    found = {name: next((norm[a] for a in aliases if a in norm), None) for name, aliases in ALIASES.items()}
+    missing_common = [n for n in COMMON if found[n] is None]
+    has_coords = all(found[n] is not None for n in COORDINATES)
+    has_zones = all(found[n] is not None for n in ZONES)
+    if missing_common or not (has_coords or has_zones):
+        need = list(missing_common) + ([] if has_coords or has_zones else ["pickup/drop-off coordinates or LocationIDs"])
+        raise LoaderError(f"{path}: not a TLC yellow trip file, missing column(s) {', '.join(need)} "
+                          f"(header: {', '.join(map(str, header))})")
+    era = "coordinates" if has_coords else "zones"
+    keep = COMMON + (COORDINATES if era == "coordinates" else ZONES)
+    return era, {n: found[n] for n in keep}
+
+
+def read_zone_table(path) -> set:
+    """The LocationIDs of `taxi_zone_lookup.csv` (265 zones; 264/265 are 'Unknown')."""
+    table = pd.read_csv(path)
+    if "LocationID" not in table.columns:
+        raise LoaderError(f"{path}: not a taxi-zone table (no LocationID column)")
+    known = table[~table["Borough"].astype(str).str.strip().isin(["Unknown", "nan"])]
+    return set(int(z) for z in known["LocationID"])
+
+
+def read_trips(path, *, zones=None) -> tuple[pd.DataFrame, TlcReport]:
+    """Trips of one TLC yellow file: pickup_time, dropoff_time, minutes, fare,
+    distance, and the coordinates or zones of the era, with bad rows dropped
+    and counted. `zones`: the known LocationIDs (`read_zone_table`) for zone-era files."""
+    path = Path(path)
+    if not path.exists():
+        raise LoaderError(f"{path}: no such file")
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except pd.errors.EmptyDataError:
+        raise LoaderError(f"{path}: the file is empty") from None
+    era, cols = resolve_columns(header, path)
+    with open(path, "rb") as fh:
+        lines = sum(1 for line in fh if line.strip())
+    raw = pd.read_csv(path, usecols=list(cols.values()), dtype=str, on_bad_lines="skip", skipinitialspace=True)
+    raw = raw.rename(columns={v: k for k, v in cols.items()})
+    report = TlcReport(file=str(path), era=era, rows=max(lines - 1, 0))
+    report.drop("malformed rows", np.ones(max(lines - 1 - len(raw), 0)))
+    out = pd.DataFrame({"pickup_time": pd.to_datetime(raw["pickup_time"], errors="coerce"),
+                        "dropoff_time": pd.to_datetime(raw["dropoff_time"], errors="coerce")})
+    for name in ("fare", "distance") + (COORDINATES if era == "coordinates" else ZONES):
+        out[name] = pd.to_numeric(raw[name], errors="coerce")
+    bad_time = out["pickup_time"].isna() | out["dropoff_time"].isna()
+    report.drop("unparseable times", bad_time)
+    minutes = (out["dropoff_time"] - out["pickup_time"]).dt.total_seconds() / 60.0
+    bad_duration = ~bad_time & ~((minutes > 0) & (minutes <= MAX_MINUTES))
+    report.drop("non-positive or over-24h durations", bad_duration)
+    bad_fare = ~(out["fare"] >= 0)
+    report.drop("negative or missing fares", bad_fare & ~bad_time & ~bad_duration)
+    ok = ~bad_time & ~bad_duration & ~bad_fare
+    if era == "coordinates":
+        lat0, lat1, lon0, lon1 = NYC_BOX
+        zero = ((out["pickup_lat"] == 0) & (out["pickup_lon"] == 0)) | ((out["dropoff_lat"] == 0) & (out["dropoff_lon"] == 0))
+        inside = out["pickup_lat"].between(lat0, lat1) & out["pickup_lon"].between(lon0, lon1) & \
+            out["dropoff_lat"].between(lat0, lat1) & out["dropoff_lon"].between(lon0, lon1)
+        report.drop("(0, 0) positions", ok & zero)
+        report.drop("missing or off-map positions", ok & ~zero & ~inside)
+        ok &= inside
+    else:
+        known = out["pickup_zone"].notna() & out["dropoff_zone"].notna()
+        if zones is not None:
+            known &= out["pickup_zone"].isin(zones) & out["dropoff_zone"].isin(zones)
+        report.drop("unknown zones", ok & ~known)
+        ok &= known
+    out["minutes"] = minutes
+    out = out[ok].reset_index(drop=True)
+    report.kept = len(out)
+    return out, report
+
+
+def read_trips_many(paths, *, zones=None) -> tuple[pd.DataFrame, list]:
+    """`read_trips` of several monthly files, concatenated (all of one era)."""
+    frames, reports = [], []
+    for p in paths:
+        df, rep = read_trips(p, zones=zones)
+        frames.append(df)
+        reports.append(rep)
+    eras = {r.era for r in reports}
+    if len(eras) > 1:
+        raise LoaderError(f"files of both eras ({', '.join(sorted(eras))}) cannot make one scenario")
+    return pd.concat(frames, ignore_index=True), reports
+
+
+def hex_cell_of(xy_km: np.ndarray, size_km: float) -> np.ndarray:
+    """Axial (q, r) of the pointy-top hex containing each point (inverse of `hex_center_km`)."""
+    r = -xy_km[:, 1] / (size_km * np.sqrt(3.0) / 2.0)
+    q = xy_km[:, 0] / size_km - r / 2.0
+    x, z = q, r
+    y = -x - z
+    rx, ry, rz = np.round(x), np.round(y), np.round(z)
+    dx, dy, dz = np.abs(rx - x), np.abs(ry - y), np.abs(rz - z)
+    fix_x = (dx > dy) & (dx > dz)
+    fix_z = ~fix_x & (dz >= dy)
+    rx = np.where(fix_x, -ry - rz, rx)
+    rz = np.where(fix_z, -rx - ry, rz)
+    return np.stack([rx, rz], 1).astype(np.int64)
+
+
+def taxi_city_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_cells: int = 250, cell_km: float = 1.0,
+                         train_days: int = 24, steps_per_day: int = 144, speed_kmh: float = 18.0) -> tuple:
+    """(TaxiCity, {date: orders (steps, cells)}) from coordinate-era trips.
+
+    Cells: the `num_cells` hex cells with the most pickups; trips starting or
+    ending elsewhere are dropped (counted in the provenance). Rates: mean orders
+    per step of day and cell over the first `train_days` days; destinations per
+    hour and origin from the same days (a uniform prior of 0.01 trips per pair
+    keeps every destination possible); trip steps and fares: per-pair medians
+    of the training days where a pair has 3+ trips, else distance-based.
+    Returned episodes: the remaining days, as order counts per step and cell."""
+    if "pickup_lat" not in trips.columns:
+        raise LoaderError("zone-era trips (LocationIDs) carry no coordinates: a hex city needs coordinate-era files "
+                          "(2009 - June 2016)")
+    if trips.empty:
+        raise LoaderError("no usable trips to build a taxi city from")
+    pick = np.stack([trips["pickup_lat"], trips["pickup_lon"]], 1)
+    drop = np.stack([trips["dropoff_lat"], trips["dropoff_lon"]], 1)
+    origin = np.median(pick, axis=0)
+    pc, dc = hex_cell_of(project_km(pick, origin), cell_km), hex_cell_of(project_km(drop, origin), cell_km)
+    cells, counts = np.unique(pc, axis=0, return_counts=True)
+    cells = cells[np.argsort(-counts, kind="stable")[:num_cells]]
+    index = {tuple(c): i for i, c in enumerate(cells.tolist())}
+    o = np.array([index.get(tuple(c), -1) for c in pc.tolist()])
+    d = np.array([index.get(tuple(c), -1) for c in dc.tolist()])
+    inside = (o >= 0) & (d >= 0)
+    day = trips["pickup_time"].dt.normalize()
+    dates = sorted(day.unique())
+    if len(dates) <= train_days:
+        raise LoaderError(f"{len(dates)} days of trips: need more than train_days={train_days} (the rest are test days)")
+    train_dates, test_dates = dates[:train_days], dates[train_days:]
+    step_minutes = 24 * 60 // steps_per_day
+    minute = trips["pickup_time"].dt.hour * 60 + trips["pickup_time"].dt.minute
+    step = (minute // step_minutes).to_numpy()
+    C = len(cells)
+    train = inside & day.isin(train_dates).to_numpy()
+    rate = np.zeros((steps_per_day, C))
+    np.add.at(rate, (step[train], o[train]), 1.0)
+    rate /= len(train_dates)
+    hour = trips["pickup_time"].dt.hour.to_numpy()
+    od = np.full((24, C, C), 0.01)
+    np.add.at(od, (hour[train], o[train], d[train]), 1.0)
+    od /= od.sum(-1, keepdims=True)
+    xy = hex_center_km(cells, cell_km)
+    dist = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    trip_km = np.where(dist > 0, dist * 1.3, 0.5 * cell_km)
+    travel = np.maximum(1, np.round(trip_km / speed_kmh * 60 / step_minutes)).astype(np.int32)
+    fare = 3.0 + 1.75 * trip_km
+    frame = pd.DataFrame({"o": o[train], "d": d[train], "minutes": trips["minutes"].to_numpy()[train],
+                          "fare": trips["fare"].to_numpy()[train]})
+    med = frame.groupby(["o", "d"]).agg(n=("fare", "size"), minutes=("minutes", "median"), fare=("fare", "median"))
+    med = med[med["n"] >= 3]
+    oo, dd = med.index.get_level_values(0).to_numpy(), med.index.get_level_values(1).to_numpy()
+    travel[oo, dd] = np.maximum(1, np.round(med["minutes"].to_numpy() / step_minutes)).astype(np.int32)
+    fare[oo, dd] = med["fare"].to_numpy()
+    nbr, mask = neighbor_table(cells, "hex")
+    episodes = {}
+    for date in test_dates:
+        sel = inside & (day == date).to_numpy()
+        orders = np.zeros((steps_per_day, C), np.int32)
+        np.add.at(orders, (step[sel], o[sel]), 1)
+        episodes[str(pd.Timestamp(date).date())] = orders
+    city = TaxiCity(name=name, cells=cells, cell_mask=np.ones(C, bool), neighbors=nbr, neighbor_mask=mask,
+                    demand_rate=rate, od_prob=od, travel_steps=travel, fare=fare, trip_km=trip_km, cell_km=cell_km,
+                    provenance=dict(kind="tlc", trips=int(len(trips)), outside_cells=int((~inside).sum()),
+                                    train_days=[str(pd.Timestamp(x).date()) for x in train_dates],
+                                    test_days=list(episodes), num_cells=C, cell_km=cell_km, speed_kmh=speed_kmh))
+    return city, episodes
