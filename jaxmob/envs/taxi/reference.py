@@ -10,8 +10,7 @@ class ReferenceTaxi:
     """Steps one city in NumPy, given the JAX env's exogenous draws."""
 
     def __init__(self, params, max_wait: int, reward: str = "both"):
-        self.p = {k: np.asarray(v) for k, v in vars(params).items()} if not hasattr(params, "__dataclass_fields__") \
-            else {k: np.asarray(getattr(params, k)) for k in params.__dataclass_fields__}
+        self.p = {k: np.asarray(getattr(params, k)) for k in params.__dataclass_fields__}
         self.W, self.reward = int(max_wait), reward
 
     def initial_state(self):

@@ -106,13 +106,20 @@ class TaxiTask(Task):
         env = self._env(o, "poisson")
         params = make_params(scenario.city, num_taxis=o.num_taxis, seed=config.seed, demand_scale=o.demand_scale)
         eval_env = self._env(o, "replay")
-        day_params = lambda episodes: {n: make_params(scenario.city, num_taxis=o.num_taxis, seed=config.seed,
-                                                      replay_orders=orders[:o.horizon]) for n, orders in episodes.items()}
+        day_params = lambda episodes: self.episode_params(config, scenario, episodes)
         validation = tuple(config.validation_days) or scenario.validation_days
         test = tuple(config.test_days) or scenario.test_days
         return Built(scenario=scenario, env=env, env_params=params, eval_env=eval_env,
                      validation=day_params(self.episodes(scenario, validation)),
                      test=day_params(self.episodes(scenario, test)), day_params=day_params)
+
+    def episode_params(self, config, scenario, episodes: dict) -> dict:
+        """{name: TaxiParams} replaying each episode's order counts with the config's fleet."""
+        from .env import make_params
+
+        o = config.options
+        return {n: make_params(scenario.city, num_taxis=o.num_taxis, seed=config.seed, replay_orders=orders[:o.horizon])
+                for n, orders in episodes.items()}
 
     def episodes(self, scenario, names) -> dict:
         unknown = [n for n in names if n not in scenario.episodes]
@@ -128,7 +135,7 @@ class TaxiTask(Task):
         from .baselines import demand_gap, random_policy, stay
 
         env = self._env(config.options, "replay")
-        params = self.build(config, scenario).day_params(episodes)
+        params = self.episode_params(config, scenario, episodes)
         key = jax.random.key(config.seed)
         rows = {}
         for name, p in params.items():
