@@ -3,11 +3,19 @@
 * `stay`: idle taxis wait where they are (no repositioning).
 * `random_policy`: uniform over the 7 actions (`jaxmob.rollout.random_policy`).
 * `demand_gap`: a greedy repositioner. Per cell, need = waiting orders +
-  expected orders next step, gap = need - idle taxis. In a cell with a surplus
-  (gap < 0), the idle taxis beyond the cell's need (highest index first) move to
-  the neighbour with the largest gap, if that gap is positive; everyone else
-  stays. It reads only the rates and the current state, never future orders;
-  like any uncoordinated rule, several cells may feed the same neighbour.
+  expected new orders this step, and gap = need - idle taxis. A cell's pull is
+  its gap plus `decay` x the largest positive pull among its neighbours,
+  iterated `hops` times, so a starving cell also draws taxis through
+  neighbours that are themselves balanced. A cell with spare taxis (idle beyond
+  ceil(need)) sends some of them to its neighbour with the largest pull, if
+  that pull is positive: the neighbour's pull split evenly over the cells that
+  chose it (rounded up), at most the spare taxis, highest ranks first. Everyone
+  else stays. It reads only the rates and the current state, never future
+  orders. `hops=8, decay=0.8` were chosen on the validation episode val-1000 of
+  `nyc-hex-synthetic` (8,000 taxis) among (0, -), (2, 0.5), (4, 0.5), (4, 0.8),
+  (8, 0.8): ORR 0.840, 0.861, 0.867, 0.891, 0.900. Sending every spare taxi
+  to the neighbour with the largest gap (this rule's first version) overshot:
+  cells traded crowds back and forth and it served fewer orders than random moves.
 """
 from __future__ import annotations
 
@@ -22,15 +30,23 @@ def stay(key, state, params, env) -> jax.Array:
     return jnp.zeros(params.taxi_mask.shape, jnp.int32)
 
 
-def demand_gap(key, state, params, env) -> jax.Array:
+def demand_gap(key, state, params, env, hops: int = 8, decay: float = 0.8) -> jax.Array:
     C = params.cell_mask.shape[0]
     idle = params.taxi_mask & (state.busy == 0)
     idle_count = jnp.zeros((C,), jnp.float32).at[state.cell].add(idle.astype(jnp.float32))
     need = state.waiting.sum(1).astype(jnp.float32) + env.expected_orders(state.t, params)
     gap = need - idle_count
-    nbr_gap = jnp.where(params.neighbor_mask, gap[params.neighbors], -jnp.inf)  # (C, 6)
-    best = jnp.argmax(nbr_gap, axis=1)
-    target_gap = jnp.max(nbr_gap, axis=1)
-    rank = rank_within(state.cell, idle, C)
-    spare = idle & (rank >= jnp.ceil(need)[state.cell]) & (target_gap[state.cell] > 0)
-    return jnp.where(spare, 1 + best[state.cell], 0).astype(jnp.int32)
+    keep = jnp.ceil(need)
+    pull = gap
+    for _ in range(hops):
+        pull = gap + decay * jnp.where(params.neighbor_mask, jnp.maximum(pull[params.neighbors], 0.0), 0.0).max(1)
+    nbr_pull = jnp.where(params.neighbor_mask, pull[params.neighbors], -jnp.inf)  # (C, 6)
+    best = jnp.argmax(nbr_pull, axis=1)
+    target = params.neighbors[jnp.arange(C), best]
+    sends = params.cell_mask & (idle_count > keep) & (jnp.max(nbr_pull, axis=1) > 0)
+    feeders = jnp.zeros((C,), jnp.float32).at[target].add(sends.astype(jnp.float32))
+    share = jnp.ceil(jnp.maximum(pull[target], 0.0) / jnp.maximum(feeders[target], 1.0))
+    movers = jnp.where(sends, jnp.minimum(idle_count - keep, share), 0.0)
+    rank = rank_within(state.cell, idle, C).astype(jnp.float32)
+    go = idle & (rank >= keep[state.cell]) & (rank < (keep + movers)[state.cell])
+    return jnp.where(go, 1 + best[state.cell], 0).astype(jnp.int32)
