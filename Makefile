@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ENV    ?= rebalance
-ALG    ?= hagps
+ALG    ?=
 SCENARIO ?=
 ARGS   ?=
 
@@ -21,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 train: install
-	$(BIN)/python -m jaxmob train --env $(ENV) --alg $(ALG) $(if $(SCENARIO),--scenario $(SCENARIO),) $(ARGS)
+	$(BIN)/python -m jaxmob train --env $(ENV) $(if $(ALG),--alg $(ALG),) $(if $(SCENARIO),--scenario $(SCENARIO),) $(ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_env.py $(ARGS)
@@ -29,6 +29,7 @@ bench: install
 
 scenarios: install
 	$(BIN)/python -m jaxmob scenarios $(ARGS)
+	$(BIN)/python -m jaxmob scenarios taxi
 
 show: install
 	$(BIN)/python -m jaxmob show $(or $(SCENARIO),manhattan-106)

@@ -84,6 +84,10 @@ def _sweep(args) -> int:
 def chosen_env(argv) -> str:
     """The `--env NAME` of a command line (default rebalance): it decides which
     environment options the parser offers."""
+    from .envs.registry import names
+
+    if argv[:1] == ["scenarios"] and len(argv) > 1 and argv[1] in names():  # `jaxmob scenarios taxi ...`
+        return argv[1]
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--env", default="rebalance")
     return pre.parse_known_args(argv)[0].env
@@ -103,11 +107,19 @@ def build_parser(env: str = "rebalance") -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print scenarios: regions, trips per day, fleet, replay days")
     p.add_argument("scenario", nargs="?")
     p.set_defaults(func=_info)
-    p = sub.add_parser("scenarios", help="rebuild the bundled scenarios from the raw public files")
-    p.add_argument("names", nargs="*", help="scenario names (default: all real ones)")
-    p.add_argument("--data", help="raw data folder (default $JAXMOB_SHARED_DATA or ../shared/data)")
-    p.add_argument("--out", help="output folder (default the package's scenarios folder)")
-    p.set_defaults(func=_scenarios)
+    p = sub.add_parser("scenarios", help="rebuild the bundled scenarios from the raw public files "
+                       "(`scenarios taxi --help`: taxi scenarios, also from your own TLC files)")
+    cli = get(env).scenarios_cli()
+    if cli is not None:
+        add_arguments, main_scenarios = cli
+        p.add_argument("env", choices=[env], help="the environment whose scenarios to build")
+        add_arguments(p)
+        p.set_defaults(func=main_scenarios)
+    else:
+        p.add_argument("names", nargs="*", help="scenario names (default: all real ones)")
+        p.add_argument("--data", help="raw data folder (default $JAXMOB_SHARED_DATA or ../shared/data)")
+        p.add_argument("--out", help="output folder (default the package's scenarios folder)")
+        p.set_defaults(func=_scenarios)
     from .config import add_config_arguments
     from .sweep import sweepable
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 class ConfigError(ValueError):
@@ -100,7 +101,8 @@ class TrainConfig:
 
     @property
     def run_dir(self) -> str:
-        return self.out_dir.format(alg=self.alg, scenario=self.scenario, seed=self.seed)
+        scenario = Path(self.scenario).stem if self.scenario.endswith(".npz") else self.scenario
+        return self.out_dir.format(alg=self.alg, scenario=scenario, seed=self.seed)
 
     def validate(self, known_scenario: bool = True) -> "TrainConfig":
         """Check every field (generic ones here, the environment's options by its
@@ -146,7 +148,7 @@ class TrainConfig:
             task.validate(self)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        check(not known_scenario or self.scenario in task.scenarios(), "scenario",
+        check(not known_scenario or task.knows(self.scenario), "scenario",
               f"unknown scenario {self.scenario!r} of env {self.env}; available: {', '.join(task.scenarios())}")
         return self
 

@@ -10,9 +10,16 @@ from jaxmob.train import train
 
 def test_taxi_options_and_defaults_come_from_its_plugin():
     cfg = TrainConfig(env="taxi")
-    assert cfg.scenario == "nyc-hex-synthetic" and cfg.num_taxis == 8000 and cfg.num_envs == 2
+    assert cfg.scenario == "amod-nyc-man-south" and cfg.num_envs == 2 and cfg.alg == "madarl"
+    scenario = cfg.task.load(cfg.scenario)
+    assert cfg.task.fleet(cfg.options, scenario) == 1500 and cfg.task.horizon(cfg.options, scenario) == 36
+    synthetic = TrainConfig(env="taxi", scenario="nyc-hex-synthetic")
+    scenario = synthetic.task.load(synthetic.scenario)
+    assert synthetic.task.fleet(synthetic.options, scenario) == 8000 and synthetic.task.horizon(synthetic.options, scenario) == 144
     with pytest.raises(ConfigError, match="num_taxis"):
-        TrainConfig(env="taxi", num_taxis=0).validate()
+        TrainConfig(env="taxi", num_taxis=-1).validate()
+    with pytest.raises(ConfigError, match="rollout_steps.*horizon \\(36\\)"):
+        TrainConfig(env="taxi", scenario="amod-nyc-brooklyn", rollout_steps=24).validate()
     with pytest.raises(ConfigError, match="madarl attends|attention"):
         TrainConfig(env="taxi", attention="sideways").validate()
 
@@ -25,16 +32,31 @@ def test_cli_offers_the_chosen_environments_options():
     assert "--train-mode" in build_parser("rebalance")._subparsers._group_actions[0].choices["train"].format_help()
 
 
-def test_madarl_trains_on_the_taxi_env_and_reports_test_episodes(tmp_path):
+def test_madarl_trains_on_a_real_amod_area_resumes_exactly_and_reports_test_episodes(tmp_path):
+    """The default taxi scenario (real AMoD demand, episodes from 19:00) through the one
+    trainer; a run stopped after its first chunk and resumed ends where an
+    uninterrupted run ends."""
+    import jax
+
     from jaxmob.report import training_report
 
-    cfg = TrainConfig(env="taxi", alg="madarl", num_taxis=300, total_updates=2, updates_per_chunk=1, rollout_steps=24,
-                      horizon=48, out_dir=str(tmp_path / "run"), progress=False, eval_episodes=2)
-    result = train(cfg, log=lambda *_: None)
-    assert result["headline"] == "order_response_rate" and set(result["test_days"]) == {"test-2000", "test-2001", "test-2002"}
+    def config(name):
+        return TrainConfig(env="taxi", alg="madarl", num_taxis=300, total_updates=2, updates_per_chunk=1,
+                           rollout_steps=18, out_dir=str(tmp_path / name), progress=False, eval_episodes=2)
+
+    assert config("a").scenario == "amod-nyc-man-south"
+    result = train(config("a"), log=lambda *_: None)
+    assert result["headline"] == "order_response_rate"
+    assert result["test_days"] == ["test-2000", "test-2001", "test-2002", "test-2003", "test-2004"]
+    assert result["validation_days"] == ["val-1000", "val-1001", "val-1002"]
     test = result["test"]
-    assert 0 < test["order_response_rate"] <= 1 and test["orders"] > 0
-    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert 0 < test["order_response_rate"] <= 1 and test["orders"] > 20_000  # 3 h of man_south's evening demand
+    rows = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(np.isfinite(r["order_response_rate"]) for r in rows)
     report = training_report(result, bound=False)
     assert "greedy (demand gap)" in report and "ORR" in report
+
+    train(config("b"), max_chunks=1, log=lambda *_: None)
+    resumed = train(config("b"), resume=True, log=lambda *_: None)
+    jax.tree.map(np.testing.assert_array_equal, resumed["runner"].params, result["runner"].params)
+    assert resumed["test"]["order_response_rate"] == test["order_response_rate"]

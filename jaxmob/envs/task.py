@@ -47,6 +47,10 @@ class Task(abc.ABC):
     def scenarios(self) -> list:
         """Names of the bundled scenarios."""
 
+    def knows(self, name: str) -> bool:
+        """Whether `name` can be loaded (a bundled name; some envs also take a file path)."""
+        return name in self.scenarios()
+
     @abc.abstractmethod
     def load(self, name: str):
         """The scenario called `name` (a clear error for an unknown one)."""
@@ -85,6 +89,10 @@ class Task(abc.ABC):
 
     def eval_cli(self):
         """`(add_arguments(parser), main(args) -> exit code)` of `jaxmob eval --env NAME`, or None."""
+        return None
+
+    def scenarios_cli(self):
+        """`(add_arguments(parser), main(args) -> exit code)` of `jaxmob scenarios NAME`, or None."""
         return None
 
     def training_label(self, config) -> str:

@@ -1,4 +1,6 @@
 """The taxi environment: NumPy reference, conservation, the matching rule."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,8 +13,8 @@ from jaxmob.envs.taxi.env import TaxiConfig, TaxiEnv, TaxiExogenous, make_params
 from jaxmob.envs.taxi.reference import ReferenceTaxi
 
 
-def small(num_taxis=40, slots=48, seed=0, orders=3000.0, **config):
-    city = synthetic_hex_city(19, orders_per_day=orders, seed=seed)
+def small(num_taxis=40, slots=48, seed=0, orders=3000.0, start_step=0, **config):
+    city = dataclasses.replace(synthetic_hex_city(19, orders_per_day=orders, seed=seed), start_step=start_step)
     env = TaxiEnv(TaxiConfig(horizon=24, **config))
     return env, make_params(city, num_taxis=num_taxis, taxi_slots=slots, seed=seed)
 
@@ -46,9 +48,10 @@ def test_idle_taxis_of_a_cell_take_its_orders_and_the_rest_reposition():
     assert np.all(np.asarray(reward) >= 0) and np.all(np.asarray(reward) <= 1)
 
 
-@pytest.mark.parametrize("reward", ["local", "global", "both"])
-def test_numpy_reference_matches_the_jax_step(reward):
-    env, params = small(reward=reward, max_wait=3)
+@pytest.mark.parametrize("reward,start_step", [("local", 0), ("global", 60), ("both", 137)])
+def test_numpy_reference_matches_the_jax_step(reward, start_step):
+    """Also for episodes that start later in the day (137 + 24 steps wraps past midnight)."""
+    env, params = small(reward=reward, max_wait=3, start_step=start_step)
     ref = ReferenceTaxi(params, max_wait=3, reward=reward)
     step = jax.jit(env.step_with)
     sample = jax.jit(env.sample_exogenous)

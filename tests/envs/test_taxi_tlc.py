@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from jaxmob.city.citibike import LoaderError
-from jaxmob.envs.taxi.tlc import read_trips, read_zone_table, resolve_columns, taxi_city_from_trips
+from jaxmob.envs.taxi.tlc import read_trips, read_zone_table, resolve_columns, taxi_scenario_from_trips
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_zone_era_trips_are_checked_against_the_zone_table(tlc, tmp_path):
     trips, report = read_trips(path, zones=zones)
     assert report.era == "zones" and report.kept == 1 and report.dropped == {"unknown zones": 1}
     with pytest.raises(LoaderError, match="coordinate-era"):
-        taxi_city_from_trips(trips)
+        taxi_scenario_from_trips(trips)
 
 
 def test_a_hex_city_from_trips_keeps_the_last_days_for_test():
@@ -94,10 +94,12 @@ def test_a_hex_city_from_trips_keeps_the_last_days_for_test():
     trips = pd.DataFrame({"pickup_time": start, "dropoff_time": start + pd.Timedelta(minutes=15), "minutes": 15.0,
                           "fare": 9.0, "distance": 2.0, "pickup_lat": lat[0], "pickup_lon": lon[0],
                           "dropoff_lat": lat[1], "dropoff_lon": lon[1]})
-    city, episodes = taxi_city_from_trips(trips, num_cells=30, train_days=24)
-    assert city.num_cells == 30 and list(episodes) == ["2016-01-25", "2016-01-26"]
+    scenario = taxi_scenario_from_trips(trips, num_cells=30, train_days=24, validation_days=3)
+    city, episodes = scenario.city, scenario.episodes
+    assert city.num_cells == 30 and scenario.test_days == ("2016-01-25", "2016-01-26")
+    assert scenario.validation_days == ("2016-01-22", "2016-01-23", "2016-01-24")
     kept = n - city.provenance["outside_cells"]
-    test_orders = sum(int(e.sum()) for e in episodes.values())
-    np.testing.assert_allclose(city.demand_rate.sum() * 24 + test_orders, kept, rtol=1e-9)
+    held_out = sum(int(e.sum()) for e in episodes.values())
+    np.testing.assert_allclose(city.demand_rate.sum() * 21 + held_out, kept, rtol=1e-9)
     np.testing.assert_allclose(city.od_prob.sum(-1), 1.0)
     assert np.all(city.travel_steps >= 1) and (city.travel_steps == 2).mean() > 0.05  # 15-minute medians

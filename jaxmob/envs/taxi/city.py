@@ -15,10 +15,15 @@ from ...city.grid import hex_center_km, neighbor_table
 
 @dataclass(frozen=True)
 class TaxiCity:
-    """A taxi city as NumPy arrays (C cells, S steps per day)."""
+    """A taxi city as NumPy arrays (C cells, S steps per day).
+
+    Cells are hex cells (grid cities) or a graph's regions (the AMoD cities),
+    with at most six neighbours each. An episode starts at step of day
+    `start_step` and lasts `horizon` steps (0: a whole day); `fleet` is the
+    scenario's own fleet size, the default of `--num-taxis`."""
 
     name: str
-    cells: np.ndarray  # (C, 2) axial hex coordinates
+    cells: np.ndarray  # (C, 2) axial hex coordinates, or a graph city's grid positions
     cell_mask: np.ndarray  # (C,) bool
     neighbors: np.ndarray  # (C, 6) int
     neighbor_mask: np.ndarray  # (C, 6) bool
@@ -29,6 +34,9 @@ class TaxiCity:
     trip_km: np.ndarray  # (C, C)
     cell_km: float  # distance between neighbouring cell centres
     provenance: dict
+    start_step: int = 0
+    horizon: int = 0
+    fleet: int = 8000
 
     def __post_init__(self):
         C = len(self.cells)
@@ -40,7 +48,9 @@ class TaxiCity:
                   ("travel_steps", self.travel_steps.shape == (C, C) and np.all(self.travel_steps >= 1)),
                   ("fare", self.fare.shape == (C, C) and np.all(np.isfinite(self.fare))),
                   ("trip_km", self.trip_km.shape == (C, C) and np.all(np.isfinite(self.trip_km))),
-                  ("cell_km", np.isfinite(self.cell_km) and self.cell_km > 0)]
+                  ("cell_km", np.isfinite(self.cell_km) and self.cell_km > 0),
+                  ("start_step", 0 <= self.start_step < self.demand_rate.shape[0]),
+                  ("horizon", self.horizon >= 0), ("fleet", self.fleet >= 1)]
         bad = [name for name, ok in checks if not ok]
         if bad:
             raise ValueError(f"TaxiCity {self.name}: invalid {', '.join(bad)}")
@@ -50,8 +60,52 @@ class TaxiCity:
         return len(self.cells)
 
     @property
+    def episode_steps(self) -> int:
+        return self.horizon or self.demand_rate.shape[0]
+
+    @property
     def orders_per_day(self) -> float:
         return float(self.demand_rate.sum() * 144 / self.demand_rate.shape[0])
+
+
+@dataclass(frozen=True)
+class TaxiScenario:
+    """A taxi city with named evaluation episodes (order counts per step and cell,
+    `city.episode_steps` rows or more): validation episodes choose checkpoints,
+    test episodes are only reported."""
+
+    city: TaxiCity
+    validation_days: tuple
+    test_days: tuple
+    episodes: dict
+
+    def __post_init__(self):
+        missing = [d for d in self.validation_days + self.test_days if d not in self.episodes]
+        overlap = set(self.validation_days) & set(self.test_days)
+        if missing or overlap or not self.test_days:
+            raise ValueError(f"TaxiScenario {self.city.name}: episodes missing {missing}, validation and test overlap "
+                             f"{sorted(overlap)}, {len(self.test_days)} test episodes")
+
+    @property
+    def days(self) -> tuple:
+        return tuple(self.episodes)
+
+
+def draw_orders(city: TaxiCity, seed: int, steps: int | None = None) -> np.ndarray:
+    """One evaluation episode: Poisson order counts per step and cell from the
+    city's rates, from its `start_step` on."""
+    steps = steps or city.episode_steps
+    S = city.demand_rate.shape[0]
+    rate = city.demand_rate[(city.start_step + np.arange(steps)) % S]
+    return np.random.default_rng(seed).poisson(rate).astype(np.int32)
+
+
+def drawn_scenario(city: TaxiCity, validation_seeds=(1000, 1001), test_seeds=(2000, 2001, 2002)) -> TaxiScenario:
+    """A scenario whose evaluation episodes are seeded Poisson draws from the city's
+    rates (for cities with no real days: the synthetic city, the AMoD cities)."""
+    val, test = tuple(f"val-{s}" for s in validation_seeds), tuple(f"test-{s}" for s in test_seeds)
+    episodes = {n: draw_orders(city, s) for n, s in zip(val + test, validation_seeds + test_seeds)}
+    return TaxiScenario(city=city, validation_days=val, test_days=test, episodes=episodes)
 
 
 def hex_disk(num_cells: int) -> np.ndarray:

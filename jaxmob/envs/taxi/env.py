@@ -67,6 +67,7 @@ class TaxiParams:
     taxi_mask: jax.Array  # (N,) bool, real taxis
     init_cell: jax.Array  # (N,) int32
     demand_scale: jax.Array  # () float32 multiplies the rates (poisson mode)
+    start_step: jax.Array  # () int32 step of day at which an episode starts (a city's demand window)
 
     @property
     def num_cells(self) -> int:
@@ -207,10 +208,13 @@ class TaxiEnv(Environment):
         return self.observe(state, params), state
 
     # ------------------------------------------------------------ step
+    def step_of_day(self, t, params) -> jax.Array:
+        """The step of day of episode step `t` (episodes start at `start_step`; wraps at midnight)."""
+        return (params.start_step + t) % params.demand_rate.shape[0]
+
     def expected_orders(self, t, params) -> jax.Array:
-        """(C,) expected new orders at step `t` (rates wrap at midnight)."""
-        S = params.demand_rate.shape[0]
-        return params.demand_scale * params.demand_rate[t % S] * params.cell_mask
+        """(C,) expected new orders at episode step `t`."""
+        return params.demand_scale * params.demand_rate[self.step_of_day(t, params)] * params.cell_mask
 
     def sample_exogenous(self, key, state: TaxiState, params) -> TaxiExogenous:
         k_orders, k_dest = jax.random.split(key)
@@ -240,7 +244,7 @@ class TaxiEnv(Environment):
         rank = rank_within(state.cell, idle, C)
         matched = idle & (rank < served[state.cell])
         waiting = take_oldest(waiting, served)
-        hour = (state.t % params.demand_rate.shape[0]) * 24 // params.demand_rate.shape[0]
+        hour = self.step_of_day(state.t, params) * 24 // params.demand_rate.shape[0]
         dest = jnp.minimum(inverse_cdf(params.dest_cdf[hour], state.cell, exog.dest_u), C - 1)
         fare = jnp.where(matched, params.fare[state.cell, dest], 0.0)
         trip_km = jnp.where(matched, params.trip_km[state.cell, dest], 0.0)
@@ -289,7 +293,7 @@ class TaxiEnv(Environment):
         return feats / scale
 
     def _clock(self, t, params) -> jax.Array:
-        angle = 2.0 * jnp.pi * (t % params.demand_rate.shape[0]).astype(jnp.float32) / params.demand_rate.shape[0]
+        angle = 2.0 * jnp.pi * self.step_of_day(t, params).astype(jnp.float32) / params.demand_rate.shape[0]
         return jnp.stack([jnp.sin(angle), jnp.cos(angle)])
 
     def observe(self, state: TaxiState, params) -> jax.Array:
@@ -353,4 +357,4 @@ def make_params(city, *, num_taxis: int, taxi_slots: int | None = None, seed: in
         move_km=jnp.asarray(city.cell_km, jnp.float32), demand_rate=jnp.asarray(city.demand_rate, jnp.float32),
         dest_cdf=jnp.asarray(cdf, jnp.float32), replay_orders=jnp.asarray(replay, jnp.int32),
         taxi_mask=jnp.asarray(np.arange(slots) < num_taxis), init_cell=jnp.asarray(init_cell),
-        demand_scale=jnp.asarray(demand_scale, jnp.float32))
+        demand_scale=jnp.asarray(demand_scale, jnp.float32), start_step=jnp.asarray(city.start_step, jnp.int32))

@@ -21,7 +21,7 @@ class ReferenceTaxi:
     def expected(self, t):
         p = self.p
         S = p["demand_rate"].shape[0]
-        return np.float32(p["demand_scale"]) * p["demand_rate"][t % S] * p["cell_mask"]
+        return np.float32(p["demand_scale"]) * p["demand_rate"][(int(p["start_step"]) + t) % S] * p["cell_mask"]
 
     def step(self, state, action, new_orders, dest_u):
         """(state', reward (N,), counts) for one step; `state` is not modified."""
@@ -39,7 +39,7 @@ class ReferenceTaxi:
                 waiting[c, a] -= take
                 left -= take
         S = p["demand_rate"].shape[0]
-        hour = (state["t"] % S) * 24 // S
+        hour = ((int(p["start_step"]) + state["t"]) % S) * 24 // S
         matched = np.zeros(N, bool)
         revenue, occupied = 0.0, 0.0
         taken = np.zeros(C, np.int64)

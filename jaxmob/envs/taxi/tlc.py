@@ -9,10 +9,12 @@ durations, negative or missing fares and unknown zones are counted drops in
 the `TlcReport`. A file with none of the needed columns, or empty, is a
 `LoaderError` naming the file and the problem.
 
-`taxi_city_from_trips` turns coordinate-era trips into a hex-cell `TaxiCity`
-(the busiest `num_cells` cells) with the first `train_days` days estimating
-the rates and the remaining days kept as replay episodes (the paper: 24 days
-of January 2016 for training, the last 7 for test). Zone-era files need zone
+`taxi_scenario_from_trips` turns coordinate-era trips into a hex-cell
+`TaxiScenario` (the busiest `num_cells` cells): of the first `train_days` days
+(the paper: 24 days of January 2016 for training, the last 7 for test), the
+last `validation_days` are held out as validation episodes (they choose
+checkpoints) and the others estimate the rates; the remaining days are test
+episodes, replayed exactly. Zone-era files need zone
 coordinates for hex cells, which the zone table does not carry: they load (for
 counts per zone) but cannot build a hex city.
 """
@@ -27,7 +29,7 @@ import pandas as pd
 from ...city.citibike import LoaderError
 from ...city.core import project_km
 from ...city.grid import hex_center_km, neighbor_table
-from .city import TaxiCity
+from .city import TaxiCity, TaxiScenario
 
 ALIASES = {
     "pickup_time": ("tpep_pickup_datetime", "pickup_datetime", "trip_pickup_datetime"),
@@ -167,17 +169,18 @@ def hex_cell_of(xy_km: np.ndarray, size_km: float) -> np.ndarray:
     return np.stack([rx, rz], 1).astype(np.int64)
 
 
-def taxi_city_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_cells: int = 250, cell_km: float = 1.0,
-                         train_days: int = 24, steps_per_day: int = 144, speed_kmh: float = 18.0) -> tuple:
-    """(TaxiCity, {date: orders (steps, cells)}) from coordinate-era trips.
+def taxi_scenario_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_cells: int = 250,
+                             cell_km: float = 1.0, train_days: int = 24, validation_days: int = 3,
+                             steps_per_day: int = 144, speed_kmh: float = 18.0, fleet: int = 8000) -> TaxiScenario:
+    """A `TaxiScenario` from coordinate-era trips (see the module doc for the day split).
 
     Cells: the `num_cells` hex cells with the most pickups; trips starting or
     ending elsewhere are dropped (counted in the provenance). Rates: mean orders
-    per step of day and cell over the first `train_days` days; destinations per
-    hour and origin from the same days (a uniform prior of 0.01 trips per pair
-    keeps every destination possible); trip steps and fares: per-pair medians
-    of the training days where a pair has 3+ trips, else distance-based.
-    Returned episodes: the remaining days, as order counts per step and cell."""
+    per step of day and cell over the estimation days; destinations per hour
+    and origin from the same days (a uniform prior of 0.01 trips per pair keeps
+    every destination possible); trip steps and fares: per-pair medians of the
+    estimation days where a pair has 3+ trips, else distance-based. Validation
+    and test episodes: each day's order counts per step and cell."""
     if "pickup_lat" not in trips.columns:
         raise LoaderError("zone-era trips (LocationIDs) carry no coordinates: a hex city needs coordinate-era files "
                           "(2009 - June 2016)")
@@ -195,9 +198,12 @@ def taxi_city_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_cell
     inside = (o >= 0) & (d >= 0)
     day = trips["pickup_time"].dt.normalize()
     dates = sorted(day.unique())
+    if not 0 <= validation_days < train_days:
+        raise ValueError(f"validation_days must lie in [0, train_days={train_days}), got {validation_days}")
     if len(dates) <= train_days:
         raise LoaderError(f"{len(dates)} days of trips: need more than train_days={train_days} (the rest are test days)")
-    train_dates, test_dates = dates[:train_days], dates[train_days:]
+    estimate = train_days - validation_days
+    train_dates, val_dates, test_dates = dates[:estimate], dates[estimate:train_days], dates[train_days:]
     step_minutes = 24 * 60 // steps_per_day
     minute = trips["pickup_time"].dt.hour * 60 + trips["pickup_time"].dt.minute
     step = (minute // step_minutes).to_numpy()
@@ -224,14 +230,20 @@ def taxi_city_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_cell
     fare[oo, dd] = med["fare"].to_numpy()
     nbr, mask = neighbor_table(cells, "hex")
     episodes = {}
-    for date in test_dates:
+    for date in list(val_dates) + list(test_dates):
         sel = inside & (day == date).to_numpy()
         orders = np.zeros((steps_per_day, C), np.int32)
         np.add.at(orders, (step[sel], o[sel]), 1)
         episodes[str(pd.Timestamp(date).date())] = orders
     city = TaxiCity(name=name, cells=cells, cell_mask=np.ones(C, bool), neighbors=nbr, neighbor_mask=mask,
                     demand_rate=rate, od_prob=od, travel_steps=travel, fare=fare, trip_km=trip_km, cell_km=cell_km,
-                    provenance=dict(kind="tlc", trips=int(len(trips)), outside_cells=int((~inside).sum()),
-                                    train_days=[str(pd.Timestamp(x).date()) for x in train_dates],
-                                    test_days=list(episodes), num_cells=C, cell_km=cell_km, speed_kmh=speed_kmh))
-    return city, episodes
+                    fleet=fleet, provenance=dict(kind="tlc", trips=int(len(trips)), outside_cells=int((~inside).sum()),
+                                                 train_days=day_names(train_dates), validation_days=day_names(val_dates),
+                                                 test_days=day_names(test_dates), num_cells=C, cell_km=cell_km,
+                                                 speed_kmh=speed_kmh))
+    return TaxiScenario(city=city, validation_days=tuple(day_names(val_dates)), test_days=tuple(day_names(test_dates)),
+                        episodes=episodes)
+
+
+def day_names(dates) -> list:
+    return [str(pd.Timestamp(x).date()) for x in dates]
