@@ -156,7 +156,8 @@ def training_report(result: dict, *, bound: bool = True) -> str:
                               train_label=task.training_label(config), final=chosen, metric=headline,
                               title=f"{config.alg} on {config.scenario}")
     header = (f"{config.alg} on {config.scenario}: checkpoint of update {result['test_checkpoint_update']} "
-              f"(best on validation days {', '.join(result['validation_days'])}) on test days {', '.join(days)}")
+              f"(best {result.get('selection', 'argmax')} policy on validation days {', '.join(result['validation_days'])}) "
+              f"on test days {', '.join(days)}")
     written = [png, run_dir / "report.json"]
     groups_log = run_dir / "groups.jsonl"
     if groups_log.exists():

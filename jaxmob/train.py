@@ -149,7 +149,11 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     init = jax.jit(parts["init"])
     chunk_fn = jax.jit(parts["update_chunk"], static_argnums=1)
     headline = parts["task"].headline
-    evaluate = make_evaluator(policy, parts["eval_env"], parts["eval_params"])  # validation days: argmax
+    # validation days score the policy the environment deploys: argmax, or sampled (mean over episodes)
+    sampled_selection = parts["task"].deployed == "sampled"
+    evaluate = make_evaluator(policy, parts["eval_env"], parts["eval_params"],
+                              episodes=config.eval_episodes if sampled_selection else 0)
+    score = (lambda m: m["sampled"]["mean"][headline]["mean"]) if sampled_selection else (lambda m: m[headline])
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
 
     if not resume:  # a fresh run never inherits an older run's checkpoints (its "best" would win)
@@ -211,24 +215,24 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
         if config.eval_every and (c + 1) % config.eval_every == 0 or c + 1 == n_chunks:
             eval_metrics = evaluate(runner.params, runner.groups, eval_key)
             with (run_dir / "eval.jsonl").open("a") as fh:
-                fh.write(json.dumps({"update": update, **eval_metrics}) + "\n")
+                fh.write(json.dumps({"update": update, **eval_metrics, "selection_score": score(eval_metrics)}) + "\n")
         meta = {"chunk": c + 1, "update": update, "config": _jsonable_config(config), "best_eval": best_eval}
-        if eval_metrics is not None and eval_metrics[headline] > best_eval:
-            best_eval = meta["best_eval"] = eval_metrics[headline]
+        if eval_metrics is not None and score(eval_metrics) > best_eval:
+            best_eval = meta["best_eval"] = score(eval_metrics)
             best.save(update, args=ocp.args.Composite(state=ocp.args.StandardSave(runner)),
                       metrics={headline: best_eval}, force=True)
         last.save(update, args=ocp.args.Composite(state=ocp.args.StandardSave(runner), meta=ocp.args.JsonSave(meta)),
                   force=True)
         bar.update(config.updates_per_chunk)
         bar.set_postfix(ret=f"{m['episode_return'][-1]:.1f}", train=f"{m[headline][-1]:.3f}",
-                        eval=f"{eval_metrics[headline]:.3f}" if eval_metrics else "-",
+                        eval=f"{score(eval_metrics):.3f}" if eval_metrics else "-",
                         asps=f"{agent_steps_per_update * config.updates_per_chunk / dt:,.0f}")
     last.wait_until_finished()
     best.wait_until_finished()
     bar.close()
     summary = {"config": _jsonable_config(config), "updates": int(runner.update), "wall_s": time.perf_counter() - t_start,
                "final_eval": eval_metrics, "headline": headline, "best_eval": best_eval, "run_dir": str(run_dir),
-               "validation_days": list(parts["eval_params"]), "test_days": list(parts["test_params"]),
+               "selection": parts["task"].deployed, "validation_days": list(parts["eval_params"]), "test_days": list(parts["test_params"]),
                "training_days": list(parts["training_days"]), "env": config.env}
     test = None
     if int(runner.update) == config.total_updates:  # finished: the best-on-validation checkpoint meets the test days

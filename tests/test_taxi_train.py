@@ -54,7 +54,13 @@ def test_madarl_trains_on_a_real_amod_area_resumes_exactly_and_reports_test_epis
     rows = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(np.isfinite(r["order_response_rate"]) for r in rows)
     report = training_report(result, bound=False)
-    assert "greedy (demand gap)" in report and "ORR" in report
+    assert "greedy (demand gap)" in report and "ORR" in report and "best sampled policy" in report
+    # checkpoints are chosen by the deployed (sampled) policy on the validation episodes
+    evals = [json.loads(l) for l in (tmp_path / "a" / "eval.jsonl").read_text().splitlines()]
+    assert result["selection"] == "sampled" and len(evals) == 2
+    for e in evals:
+        assert e["selection_score"] == e["sampled"]["mean"]["order_response_rate"]["mean"]
+    assert result["best_eval"] == max(e["selection_score"] for e in evals)
 
     train(config("b"), max_chunks=1, log=lambda *_: None)
     resumed = train(config("b"), resume=True, log=lambda *_: None)

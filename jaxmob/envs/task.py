@@ -41,6 +41,9 @@ class Task(abc.ABC):
     Options: type = None  # frozen dataclass of the environment's own options (fields carry `help` metadata)
     shaping_names: tuple = ()  # options that are traced reward-shaping coefficients (swept like lr)
     default_scenario: str = ""
+    # the policy that is deployed and so chooses checkpoints on validation days: 'argmax', or
+    # 'sampled' (mean over `eval_episodes` draws) where identical agents must not act alike
+    deployed: str = "argmax"
     defaults: dict = {}  # the env's defaults for generic fields (a config's explicit values win)
 
     @abc.abstractmethod

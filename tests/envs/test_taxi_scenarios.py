@@ -148,3 +148,37 @@ def test_greedy_sends_the_gap_and_keeps_what_a_cell_needs():
     # no shortage anywhere: nobody moves
     env, params, state = _line_city([3, 3], [1.0, 1.0])
     assert not np.asarray(demand_gap(jax.random.key(0), state, params, env)).any()
+
+
+def test_zone_era_months_build_a_scenario_with_the_users_zone_centroids(tmp_path, capsys):
+    from jaxmob.cli import main
+    from jaxmob.envs.taxi.tlc import read_zone_centroids
+
+    rng = np.random.default_rng(1)
+    zones = {z: (40.70 + 0.01 * k, -74.00 + 0.008 * k) for k, z in enumerate(range(100, 112))}
+    centroids = tmp_path / "zones.csv"
+    centroids.write_text("LocationID,latitude,longitude\n" + "".join(f"{z},{a},{b}\n" for z, (a, b) in zones.items()))
+    n, days = 26 * 200, 26
+    start = pd.Timestamp("2019-01-01") + pd.to_timedelta(rng.integers(0, days * 24 * 60, n), unit="min")
+    pu, do = rng.choice(list(zones), n), rng.choice(list(zones), n)
+    rows = ["VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,RatecodeID,"
+            "store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount"]
+    fmt = "%Y-%m-%d %H:%M:%S"
+    rows += [f"1,{t.strftime(fmt)},{(t + pd.Timedelta(minutes=9)).strftime(fmt)},1,1.5,1,N,{a},{b},1,8.0"
+             for t, a, b in zip(start, pu, do)]
+    rows.append("1,2019-01-03 10:00:00,2019-01-03 10:10:00,1,1.5,1,N,264,100,1,8.0")  # a zone without a centroid
+    month = tmp_path / "yellow_tripdata_2019-01.csv"
+    month.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "zones.npz"
+    assert main(["scenarios", "taxi", "--trips", str(month), "--zone-centroids", str(centroids), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "zones era" in printed and "1 unknown zones" in printed
+    s = scenarios.load_file(out)
+    assert s.city.num_cells <= len(zones) and s.test_days == ("2019-01-25", "2019-01-26")
+    assert sum(int(e.sum()) for e in s.episodes.values()) > 0
+    assert main(["scenarios", "taxi", "--trips", str(month), "--out", str(out)]) == 2  # no centroids: named
+    assert "zone centroids" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("LocationID,latitude,longitude\n100,40.7,-74.0\n101,nan,-74.0\n")
+    with pytest.raises(LoaderError, match="row 3"):
+        read_zone_centroids(bad)

@@ -176,6 +176,8 @@ def add_cli_arguments(p) -> None:
     p.add_argument("--trips", nargs="+", metavar="FILE",
                    help="official TLC yellow monthly CSV file(s) of the coordinate era (2009 - June 2016): build a "
                         "hex-cell scenario from them (default: rebuild the bundled AMoD scenarios from --data)")
+    p.add_argument("--zone-centroids", metavar="CSV",
+                   help="with zone-era --trips (July 2016 on): LocationID, latitude, longitude of each taxi zone")
     p.add_argument("--data", help="raw data folder holding amod-scenarios/ (default $JAXMOB_SHARED_DATA or ../shared/data)")
     p.add_argument("--out", help="with --trips: the scenario file to write (default taxi-tlc.npz); else the output folder")
     p.add_argument("--num-cells", type=int, default=250, help="hex cells kept, the busiest by pickups (the paper: 250)")
@@ -190,14 +192,17 @@ def cli_main(args) -> int:
     import sys
 
     from ...paths import shared_data_dir
-    from .tlc import read_trips_many, taxi_scenario_from_trips
+    from .tlc import place_at_zone_centroids, read_trips_many, read_zone_centroids, taxi_scenario_from_trips
 
     try:
         if args.trips:
-            trips, reports = read_trips_many(args.trips)
+            centroids = read_zone_centroids(args.zone_centroids) if args.zone_centroids else None
+            trips, reports = read_trips_many(args.trips, zones=set(centroids) if centroids else None)
             for r in reports:
                 drops = ", ".join(f"{n:,} {why}" for why, n in r.dropped.items()) or "none"
                 print(f"{r.file}: {r.era} era, {r.rows:,} rows, kept {r.kept:,}; dropped: {drops}")
+            if centroids is not None and "pickup_zone" in trips.columns:
+                trips, _ = place_at_zone_centroids(trips, centroids)  # zones without a centroid were dropped above
             out = Path(args.out or "taxi-tlc.npz")
             scenario = taxi_scenario_from_trips(trips, name=out.stem, num_cells=args.num_cells, cell_km=args.cell_km,
                                                 train_days=args.train_days, validation_days=args.validation_days,

@@ -38,6 +38,8 @@ class TaxiTask(Task):
     headline = "order_response_rate"
     Options = TaxiOptions
     default_scenario = "amod-nyc-man-south"
+    # taxis in one cell see the same observation: an argmax policy moves them all alike (README)
+    deployed = "sampled"
     # PPO over thousands of taxi agents: fewer, shorter rollouts per update than the bike default
     defaults = dict(alg="madarl", num_envs=2, rollout_steps=36, minibatches=4, total_updates=100)
     columns = ("order_response_rate", "revenue", "composite_index", "empty_km", "served", "orders")

@@ -14,9 +14,11 @@ the `TlcReport`. A file with none of the needed columns, or empty, is a
 (the paper: 24 days of January 2016 for training, the last 7 for test), the
 last `validation_days` are held out as validation episodes (they choose
 checkpoints) and the others estimate the rates; the remaining days are test
-episodes, replayed exactly. Zone-era files need zone
-coordinates for hex cells, which the zone table does not carry: they load (for
-counts per zone) but cannot build a hex city.
+episodes, replayed exactly. The zone table carries no coordinates, so
+zone-era trips build a scenario only with the user's zone centroids
+(`read_zone_centroids`: a CSV of LocationID, latitude, longitude, e.g. computed
+from the TLC zone shapefile): each trip is placed at its zones' centroids
+(`place_at_zone_centroids`).
 """
 from __future__ import annotations
 
@@ -169,6 +171,48 @@ def hex_cell_of(xy_km: np.ndarray, size_km: float) -> np.ndarray:
     return np.stack([rx, rz], 1).astype(np.int64)
 
 
+def read_zone_centroids(path) -> dict:
+    """{LocationID: (lat, lon)} from a CSV with columns LocationID, latitude (or lat),
+    longitude (or lon); a missing column, a duplicate id or a non-finite or
+    off-map coordinate is a LoaderError naming the row."""
+    path = Path(path)
+    if not path.is_file():
+        raise LoaderError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise LoaderError(f"{path}: the file is empty") from None
+    norm = {str(c).strip().lower(): c for c in table.columns}
+    cols = [next((norm[a] for a in names if a in norm), None)
+            for names in (("locationid",), ("latitude", "lat"), ("longitude", "lon", "lng"))]
+    if None in cols:
+        raise LoaderError(f"{path}: zone centroids need columns LocationID, latitude, longitude "
+                          f"(header: {', '.join(map(str, table.columns))})")
+    ids = pd.to_numeric(table[cols[0]], errors="coerce")
+    lat, lon = (pd.to_numeric(table[c], errors="coerce") for c in cols[1:])
+    lat0, lat1, lon0, lon1 = NYC_BOX
+    bad = ids.isna() | ~lat.between(lat0, lat1) | ~lon.between(lon0, lon1)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LoaderError(f"{path}: row {row + 2} has a missing id or a missing, non-finite or off-map coordinate "
+                          f"({table.iloc[row].to_dict()})")
+    if ids.duplicated().any():
+        raise LoaderError(f"{path}: zone {int(ids[ids.duplicated()].iloc[0])} appears twice")
+    return {int(i): (float(a), float(b)) for i, a, b in zip(ids, lat, lon)}
+
+
+def place_at_zone_centroids(trips: pd.DataFrame, centroids: dict) -> tuple[pd.DataFrame, int]:
+    """Zone-era trips with pickup/drop-off coordinates at their zones' centroids,
+    and how many trips were dropped because a zone has no centroid."""
+    known = trips["pickup_zone"].isin(centroids) & trips["dropoff_zone"].isin(centroids)
+    out = trips[known].copy()
+    for end in ("pickup", "dropoff"):
+        zone = out[f"{end}_zone"].astype(int)
+        out[f"{end}_lat"] = zone.map(lambda z: centroids[z][0]).astype(float)
+        out[f"{end}_lon"] = zone.map(lambda z: centroids[z][1]).astype(float)
+    return out.reset_index(drop=True), int((~known).sum())
+
+
 def taxi_scenario_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_cells: int = 250,
                              cell_km: float = 1.0, train_days: int = 24, validation_days: int = 3,
                              steps_per_day: int = 144, speed_kmh: float = 18.0, fleet: int = 8000) -> TaxiScenario:
@@ -183,7 +227,7 @@ def taxi_scenario_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_
     and test episodes: each day's order counts per step and cell."""
     if "pickup_lat" not in trips.columns:
         raise LoaderError("zone-era trips (LocationIDs) carry no coordinates: a hex city needs coordinate-era files "
-                          "(2009 - June 2016)")
+                          "(2009 - June 2016) or zone centroids (--zone-centroids)")
     if trips.empty:
         raise LoaderError("no usable trips to build a taxi city from")
     pick = np.stack([trips["pickup_lat"], trips["pickup_lon"]], 1)
