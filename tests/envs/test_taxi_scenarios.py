@@ -110,6 +110,8 @@ def test_scenarios_taxi_builds_a_trainable_scenario_from_a_users_tlc_file(tmp_pa
     assert s.validation_days == ("2016-01-22", "2016-01-23", "2016-01-24")
     assert s.test_days == ("2016-01-25", "2016-01-26") and cfg.task.fleet(cfg.options, s) == 300
     assert cfg.run_dir.endswith("madarl-my-nyc-s0")  # the file's stem names the run, not its path
+    assert main(["train", "--env", "taxi", "--scenario", str(tmp_path / "absent.npz")]) == 2
+    assert "absent.npz: a taxi scenario is a .npz" in capsys.readouterr().err
     assert main(["scenarios", "taxi", "--trips", str(tmp_path / "absent.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
 

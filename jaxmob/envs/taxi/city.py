@@ -65,7 +65,7 @@ class TaxiCity:
 
     @property
     def orders_per_day(self) -> float:
-        return float(self.demand_rate.sum() * 144 / self.demand_rate.shape[0])
+        return float(self.demand_rate.sum())  # the rates cover every step of one day
 
 
 @dataclass(frozen=True)

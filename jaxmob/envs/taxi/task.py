@@ -76,11 +76,8 @@ class TaxiTask(Task):
         check(o.reward in MIXES, "reward", f"must be one of {', '.join(MIXES)}, got {o.reward!r}")
         check(o.horizon >= 0, "horizon", f"must be >= 1 (or 0: the scenario's episode), got {o.horizon}")
         horizon = o.horizon
-        if not horizon and self.knows(config.scenario):
-            try:
-                horizon = self.horizon(o, self.load(config.scenario))
-            except Exception:  # an unreadable scenario is reported when it is loaded
-                horizon = 0
+        if not horizon and self.knows(config.scenario):  # an unreadable scenario file fails here, named
+            horizon = self.horizon(o, self.load(config.scenario))
         check(not horizon or horizon % config.rollout_steps == 0, "rollout_steps",
               f"must divide the horizon ({horizon}), got {config.rollout_steps}")
         check(o.demand_scale > 0, "demand_scale", f"must be positive, got {o.demand_scale}")
