@@ -48,7 +48,7 @@ def test_idle_taxis_of_a_cell_take_its_orders_and_the_rest_reposition():
     assert np.all(np.asarray(reward) >= 0) and np.all(np.asarray(reward) <= 1)
 
 
-@pytest.mark.parametrize("reward,start_step", [("local", 0), ("global", 60), ("both", 137)])
+@pytest.mark.parametrize("reward,start_step", [("local", 0), ("global", 60), ("both", 137), ("served", 5)])
 def test_numpy_reference_matches_the_jax_step(reward, start_step):
     """Also for episodes that start later in the day (137 + 24 steps wraps past midnight)."""
     env, params = small(reward=reward, max_wait=3, start_step=start_step)

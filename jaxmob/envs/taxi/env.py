@@ -22,7 +22,7 @@ from ..base import Environment, Spec, accumulate, is_int
 MODES = ("poisson", "replay")
 NUM_ACTIONS = 7  # stay + 6 hex neighbours
 LOCAL_FEATURES = 3  # idle taxis, waiting orders, expected orders next step (per cell)
-MIXES = ("local", "global", "both")
+MIXES = ("local", "global", "both", "served")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class TaxiConfig:
     max_wait  steps an unmatched order waits before it expires (2 = 20 min)
     mode      'poisson' (orders drawn from the rates) or 'replay' (a day's real counts)
     reward    what a taxi is rewarded with: 'local' (the balance of its cell),
-              'global' (the mean balance over cells) or 'both' (their mean)
+              'global' (the mean balance over cells), 'both' (their mean), or
+              'served' (1 in the step a taxi is matched to an order: ORR's own count)
     """
 
     horizon: int = 144
@@ -271,7 +272,7 @@ class TaxiEnv(Environment):
         mean_balance = jnp.sum(jnp.where(active, cell_balance, 0.0)) / jnp.maximum(active.sum(), 1)
         local = cell_balance[cell]
         reward = {"local": local, "global": jnp.broadcast_to(mean_balance, local.shape),
-                  "both": 0.5 * (local + mean_balance)}[self.config.reward] * real
+                  "both": 0.5 * (local + mean_balance), "served": matched.astype(jnp.float32)}[self.config.reward] * real
         counts = TaxiMetrics(orders=exog.new_orders.sum(), served=served.sum(), expired=expired,
                              moves=moved.sum(), invalid_moves=(wants & ~valid).sum(), revenue=fare.sum(),
                              occupied_km=trip_km.sum(), balance=mean_balance, steps=jnp.ones((), jnp.int32))

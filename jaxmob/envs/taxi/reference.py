@@ -76,7 +76,8 @@ class ReferenceTaxi:
         active = p["cell_mask"] & ((supply > 0) | (need > 0))
         mean = float(bal[active].sum() / max(active.sum(), 1))
         local = bal[cell]
-        r = {"local": local, "global": np.full(N, mean), "both": 0.5 * (local + mean)}[self.reward] * p["taxi_mask"]
+        r = {"local": local, "global": np.full(N, mean), "both": 0.5 * (local + mean),
+             "served": matched.astype(np.float32)}[self.reward] * p["taxi_mask"]
         counts = dict(orders=int(np.sum(new_orders)), served=int(served.sum()), expired=expired, moves=moves,
                       invalid_moves=invalid, revenue=revenue, occupied_km=occupied)
         return dict(cell=cell, busy=busy, waiting=waiting, t=state["t"] + 1), r, counts

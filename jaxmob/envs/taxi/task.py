@@ -27,7 +27,8 @@ class TaxiOptions:
     num_taxis: int = _f(0, "fleet size (0: the scenario's own: 8,000 on nyc-hex-synthetic, the AMoD file's "
                            "fleet on amod-*; the paper: 6000, 8000, 10000)")
     max_wait: int = _f(2, "steps an unmatched order waits before it expires")
-    reward: str = _f("both", "taxi reward: local (its cell's supply-demand balance) | global (mean over cells) | both (their mean)")
+    reward: str = _f("both", "taxi reward: local (its cell's supply-demand balance) | global (mean over cells) | "
+                             "both (their mean) | served (1 when the taxi is matched to an order)")
     horizon: int = _f(0, "steps per episode (0: the scenario's: 144 x 10 min on nyc-hex-synthetic, the 36 x 5 min "
                          "demand window on amod-*)")
     demand_scale: float = _f(1.0, "multiplies the order rates of training episodes")
