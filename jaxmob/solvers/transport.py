@@ -1,0 +1,97 @@
+"""Min-cost transportation inside a compiled program: rebalancing moves from a target.
+
+`min_cost_transport(supply, demand, cost)` ships every unit of `demand` from
+nodes with `supply` at least total `cost` (surplus may stay where it is): the
+integer flow that turns a fleet's current distribution into a desired one at
+least travel time. It is the successive-shortest-path method on the bipartite
+residual network: each round finds, by Bellman-Ford from every node with
+supply left, the cheapest path to a node with demand left (forward arcs
+i -> j at cost[i, j], backward arcs j -> i at -cost[i, j] where flow runs),
+and pushes as many units along it as the path allows. Flows stay integral and
+each round keeps the flow optimal for what it ships, so the last one is the
+optimum of the LP (the tests check it against HiGHS).
+
+All loops are `lax` loops over fixed shapes; under `vmap` each instance runs
+until the slowest of the batch is done.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def _shortest_paths(cost, arc, flow, has_supply):
+    """Distances to sources-side (`dl`) and sink-side (`dr`) nodes from every node with
+    supply left, and the predecessors that trace the paths back."""
+    n = cost.shape[0]
+    inf = jnp.float32(jnp.inf)
+    forward = jnp.where(arc, cost, inf)  # (i, j): left i -> right j
+    backward = jnp.where(flow > 0, -cost, inf)  # (i, j): right j -> left i
+    dl0 = jnp.where(has_supply, 0.0, inf)
+    eps = 1e-5 * (1.0 + jnp.max(jnp.abs(cost)))  # rounding noise must not count as a shorter path
+
+    def relax(c):
+        dl, dr, pr, pl, _, k = c
+        via = dl[:, None] + forward
+        cand = via.min(axis=0)
+        pr = jnp.where(cand < dr - eps, via.argmin(axis=0), pr)  # strict improvements only: the
+        dr = jnp.where(cand < dr - eps, cand, dr)  # predecessors stay a tree even with zero-cost cycles
+        back = dr[None, :] + backward
+        best = back.min(axis=1)
+        better = best < dl - eps
+        pl = jnp.where(better, back.argmin(axis=1), pl)
+        new_dl = jnp.where(better, best, dl)
+        return new_dl, dr, pr, pl, jnp.any(better), k + 1
+
+    start = (dl0, jnp.full(n, inf), jnp.zeros(n, jnp.int32), jnp.full(n, -1), jnp.bool_(True), 0)
+    _, dr, pr, pl, _, _ = jax.lax.while_loop(lambda c: c[4] & (c[5] <= n), relax, start)
+    return dr, pr, pl
+
+
+def _augment(state, cost, arc):
+    flow, supply, demand, rounds = state
+    n = cost.shape[0]
+    dr, pr, pl = _shortest_paths(cost, arc, flow, supply > 0)
+    sink = jnp.argmin(jnp.where(demand > 0, dr, jnp.inf))
+
+    nodes = jnp.arange(n)
+
+    def walk(c):
+        j, going, path, room, root, k = c
+        i = pr[j]
+        nxt = pl[i]
+        back = nxt >= 0
+        j_next = jnp.maximum(nxt, 0)
+        row = nodes == i
+        path = path + (row[:, None] & (nodes == j)[None, :]) - (back & row[:, None] & (nodes == j_next)[None, :])
+        room = jnp.where(back, jnp.minimum(room, jnp.min(jnp.where(row, flow[:, j_next], big))), room)
+        root = jnp.where(back, root, i)
+        return j_next, back, path, room, root, k + 1
+
+    big = jnp.iinfo(jnp.int32).max
+    init = (sink.astype(jnp.int32), jnp.bool_(True), jnp.zeros((n, n), jnp.int32), jnp.int32(big), jnp.int32(0), 0)
+    _, going, path, room, root, _ = jax.lax.while_loop(lambda c: c[1] & (c[5] < n), walk, init)
+    delta = jnp.minimum(jnp.minimum(room, supply[root]), demand[sink])
+    delta = jnp.where(jnp.isfinite(dr[sink]) & ~going, delta, 0)  # nothing reachable: stop
+    flow = flow + delta * path
+    return flow, supply.at[root].add(-delta), demand.at[sink].add(-delta), jnp.where(delta > 0, rounds + 1, -1)
+
+
+def min_cost_transport(supply: jax.Array, demand: jax.Array, cost: jax.Array) -> jax.Array:
+    """`(n, n)` int32 flow: `flow[i, j]` units from i to j, every row i shipping at most
+    `supply[i]`, every column j receiving `demand[j]` (when the supply suffices),
+    at least `sum(cost * flow)`. `cost` must be non-negative; only nodes with
+    supply ship and only nodes with demand receive (no transshipment)."""
+    supply = jnp.asarray(supply, jnp.int32)
+    demand = jnp.asarray(demand, jnp.int32)
+    cost = jnp.asarray(cost, jnp.float32)
+    n = cost.shape[0]
+    arc = (supply[:, None] > 0) & (demand[None, :] > 0)
+
+    def more(state):
+        _, _, demand_left, rounds = state
+        return jnp.any(demand_left > 0) & (rounds >= 0) & (rounds < 4 * n * n)
+
+    start = (jnp.zeros((n, n), jnp.int32), supply, demand, jnp.int32(0))
+    flow, _, _, _ = jax.lax.while_loop(more, lambda s: _augment(s, cost, arc), start)
+    return flow

@@ -1,0 +1,165 @@
+"""The region-level AMoD fleet env: conservation, the NumPy/HiGHS reference, the scenarios."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxmob.city.citibike import LoaderError
+from jaxmob.envs.amod.env import AmodConfig, AmodEnv, make_params, match_passengers, schedule
+from jaxmob.envs.amod.reference import ReferenceAmod, matching_lp
+from jaxmob.envs.amod.scenario import AmodScenario, bundled, from_json, load, save, load_file
+
+
+def toy(R=5, S=12, seed=0, horizon=8):
+    """A small city with float prices and costs (unique LP optima)."""
+    rng = np.random.default_rng(seed)
+    reb = rng.integers(1, 4, (R, R)).astype(np.int32)
+    np.fill_diagonal(reb, 0)
+    return AmodScenario(
+        name="toy", source="test", tstep=3, start_minute=0, beta=0.5, demand_ratio=1.0, fleet_hour=0,
+        demand=rng.uniform(0, 4, (S, R, R)).astype(np.float32), price=rng.uniform(5, 30, (S, R, R)).astype(np.float32),
+        trip_steps=rng.integers(1, 5, (S, R, R)).astype(np.int32), reb_steps=reb,
+        init_idle=rng.integers(3, 12, R).astype(np.int32), horizon=horizon)
+
+
+def env_for(scenario, **kw):
+    return AmodEnv(AmodConfig(horizon=scenario.horizon, max_steps=scenario.max_steps, **kw))
+
+
+def test_matching_is_the_revenue_lp_optimum():
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        R = rng.integers(1, 7)
+        idle, requests = rng.integers(0, 9, R), rng.integers(0, 5, (R, R))
+        price = rng.uniform(1, 10, (R, R))
+        rank = np.argsort(-price, axis=-1)
+        served = np.asarray(match_passengers(jnp.asarray(idle), jnp.asarray(requests), jnp.asarray(rank)))
+        assert (served <= requests).all() and (served.sum(1) <= idle).all() and (served >= 0).all()
+        _, best = matching_lp(idle, requests, price)
+        np.testing.assert_allclose((served * price).sum(), best, rtol=1e-9)
+
+
+def test_same_step_arrivals_from_several_origins_all_land():
+    transit = jnp.zeros((3, 3), jnp.int32)
+    flows = jnp.asarray([[0, 2, 5], [0, 0, 4], [1, 0, 0]])
+    steps = jnp.asarray([[1, 2, 2], [1, 1, 2], [2, 1, 1]])  # 0->2 and 1->2 both land at 2 after 2 steps
+    got = np.asarray(schedule(transit, flows, steps))
+    assert got[1, 2] == 9 and got[1, 1] == 2 and got[1, 0] == 1 and got.sum() == 12
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), kind=st.sampled_from(["levels", "meta"]))
+def test_vehicles_are_never_created_or_lost(seed, kind):
+    scenario = toy(seed=seed % 7)
+    env = env_for(scenario, action=kind)
+    params = make_params(scenario, xi=0.1)
+    key = jax.random.key(seed)
+    _, state = env.reset(key, params)
+    fleet = scenario.fleet
+    step = jax.jit(env.step)
+    for t in range(scenario.horizon):
+        key, k1, k2 = jax.random.split(key, 3)
+        if kind == "levels":
+            action = jax.random.randint(k1, (scenario.num_regions,), 0, 5)
+        else:
+            action = jax.random.uniform(k1, (scenario.num_regions,), minval=-1, maxval=1)
+        _, state, _, done, _ = step(k2, state, action, params)
+        assert int(state.idle.sum() + state.transit.sum()) == fleet
+        assert int(state.idle.min()) >= 0 and int(state.transit.min()) >= 0
+    assert bool(done) and int(state.metrics.served) <= int(state.metrics.requests)
+
+
+def test_the_step_matches_the_numpy_highs_reference():
+    scenario = toy(seed=3)
+    requests = np.random.default_rng(5).poisson(scenario.demand[: scenario.horizon + 1]).astype(np.int32)
+    env = env_for(scenario, mode="replay")
+    params = make_params(scenario, replay=requests)
+    ref = ReferenceAmod(params, scenario.max_steps)
+    _, state = env.reset(jax.random.key(0), params)
+    rstate, out = ref.initial(requests[0])
+    step = jax.jit(env.step_moves)
+    moves_of = jax.jit(env.moves)
+    rng = np.random.default_rng(0)
+    total = dict(revenue=out["revenue"], rebalancing_cost=0.0)
+    for t in range(scenario.horizon):
+        np.testing.assert_array_equal(np.asarray(state.idle), rstate["idle"])
+        np.testing.assert_array_equal(np.asarray(state.transit), rstate["transit"])
+        moves = moves_of(state, jnp.asarray(rng.integers(0, 5, scenario.num_regions)), params)
+        _, state, reward, _, info = step(jax.random.key(t), state, moves, params)
+        rstate, out = ref.step(rstate, np.asarray(moves), requests[t + 1])
+        np.testing.assert_allclose(float(info["profit"]), out["revenue"] - out["trip_cost"], rtol=1e-5)
+        np.testing.assert_allclose(out["revenue"], out["optimal_revenue"], rtol=1e-7)
+        np.testing.assert_allclose(float(info["rebalancing_cost"]), out["rebalancing_cost"], rtol=1e-6)
+        np.testing.assert_allclose(float(reward.sum()), out["revenue"] - out["trip_cost"] - out["rebalancing_cost"],
+                                   rtol=1e-5)
+        total["revenue"] += out["revenue"]
+    m = env.episode_metrics(state, params)
+    np.testing.assert_allclose(float(m["revenue"]), total["revenue"], rtol=1e-5)
+
+
+def test_desired_distribution_moves_are_the_least_cost_flow():
+    from jaxmob.envs.amod.reference import rebalancing_lp
+
+    scenario = toy(seed=4)
+    env, params = env_for(scenario), make_params(scenario)
+    _, state = env.reset(jax.random.key(1), params)
+    action = jnp.asarray([4, 0, 1, 3, 0])
+    moves = np.asarray(env.moves(state, action, params))
+    idle = np.asarray(state.idle)
+    desired = np.floor(np.asarray(action) / 8 * idle.sum()).astype(int)
+    after = idle - moves.sum(1) + moves.sum(0)
+    assert (after >= np.minimum(desired, idle + moves.sum(0))).all()
+    _, best = rebalancing_lp(idle, desired, scenario.reb_steps.astype(float))
+    np.testing.assert_allclose((moves * scenario.reb_steps).sum(), best)
+    assert np.asarray(env.moves(state, jnp.zeros(5, jnp.int32), params)).sum() == 0  # all zero: stay
+
+
+def test_bundled_cities_load_and_are_plausible():
+    names = bundled()
+    assert len(names) == 11 and "nyc_brooklyn" in names
+    s = load("nyc_brooklyn")
+    assert s.num_regions == 14 and s.tstep == 4 and s.fleet == 107 * 14 and s.window_steps == 45
+    assert (s.reb_steps[~np.eye(14, dtype=bool)] >= 1).all() and (np.diag(s.reb_steps) == 0).all()
+    a, b = s.requests("test-2000"), s.requests("test-2000")
+    assert a is b and a.shape == (21, 14, 14)
+    with pytest.raises(ValueError, match="unknown episode"):
+        s.requests("tomorrow")
+    with pytest.raises(ValueError, match="unknown AMoD scenario"):
+        load("atlantis")
+
+
+def test_bundled_cities_rebuild_byte_for_byte(shared_data, tmp_path):
+    from jaxmob.envs.amod.scenario import BUNDLED_DIR, write_bundled
+
+    written = write_bundled(shared_data / "amod-scenarios", tmp_path)
+    assert sorted(written) == bundled()
+    for name in written:
+        assert (tmp_path / f"{name}.npz").read_bytes() == (BUNDLED_DIR / f"{name}.npz").read_bytes(), name
+
+
+def test_loader_names_the_problem(shared_data, tmp_path):
+    src = shared_data / "amod-scenarios" / "scenario_porto.json"
+    with pytest.raises(LoaderError, match="no demand rows"):
+        from_json(src, json_hr=23)
+    with pytest.raises(LoaderError, match="horizon=100 needs 101"):
+        from_json(src, horizon=100)
+    bad = tmp_path / "scenario_x.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(LoaderError, match="JSON object"):
+        from_json(bad)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not an AMoD scenario"):
+        load_file(tmp_path / "junk.npz")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    s = toy()
+    save(s, tmp_path / "toy.npz")
+    back = load_file(tmp_path / "toy.npz")
+    for f in ("demand", "price", "trip_steps", "reb_steps", "init_idle"):
+        np.testing.assert_array_equal(getattr(back, f), getattr(s, f))
+    assert back.horizon == s.horizon and back.beta == s.beta
