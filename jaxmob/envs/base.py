@@ -309,3 +309,57 @@ def random_words(key: jax.Array, n: int) -> jax.Array:
 def is_int(value) -> bool:
     """True for Python/NumPy integers but not bools (config validation helper)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+# Regions whose expected demand in one step exceeds this are sampled with a
+# rounded normal quantile instead of exact inversion (float32 exp(-lam) and the
+# inversion loop length both degrade beyond it). No bundled scenario comes near.
+POISSON_EXACT_MAX_RATE = 64.0
+# A pmf below this past the mean ends the inversion search (float32 rounding
+# can leave the running CDF just under a uniform close to 1).
+POISSON_TAIL_PMF = 1e-8
+
+
+def poisson_by_inversion(u: jax.Array, lam: jax.Array, unroll: int = 4) -> jax.Array:
+    """Poisson(lam) counts from one uniform each, by sequential CDF inversion.
+
+    One draw per count (the cheapest possible), exact for lam <=
+    `POISSON_EXACT_MAX_RATE`; above it a rounded normal quantile. The count is
+    the number of terms k whose CDF F(k) is still <= u, so all lanes walk the
+    terms in lockstep with a scalar k and no per-lane branching; the loop ends
+    when every lane's CDF passed its uniform (about max(lam) + 5 sqrt(max(lam))
+    terms), `unroll` terms per round.
+    """
+    lam = lam.astype(jnp.float32)
+    exact = lam <= POISSON_EXACT_MAX_RATE
+    lam_x = jnp.where(exact, lam, 0.0)
+
+    def below(k, pmf, cdf):
+        """The lane has not found its count at term k: F(k) <= u and the pmf is not negligible."""
+        tail = (k > lam_x) & (pmf < POISSON_TAIL_PMF)
+        return (cdf <= u) & ~tail & exact
+
+    def searching(carry):
+        k, pmf, cdf, _ = carry
+        return jnp.any(below(k, pmf, cdf))
+
+    def next_terms(carry):
+        k, pmf, cdf, count = carry
+        for _ in range(unroll):
+            count = count + below(k, pmf, cdf).astype(jnp.int32)
+            k = k + 1.0
+            pmf = pmf * lam_x / k
+            cdf = cdf + pmf
+        return k, pmf, cdf, count
+
+    p0 = jnp.exp(-lam_x)
+    init = (jnp.zeros((), jnp.float32), p0, p0, jnp.zeros(u.shape, jnp.int32))
+    k = jax.lax.while_loop(searching, next_terms, init)[3]
+    z = jax.scipy.special.ndtri(jnp.clip(u, 1e-7, 1.0 - 1e-7))
+    approx = jnp.maximum(jnp.floor(lam + jnp.sqrt(lam) * z + 0.5), 0.0).astype(jnp.int32)
+    return jnp.where(exact, k, approx)
+
+
+def uniform_from_bits(bits: jax.Array) -> jax.Array:
+    """float32 uniforms in [0, 1) from uint32 words (top 24 bits, exact)."""
+    return (bits >> 8).astype(jnp.float32) * jnp.float32(2.0 ** -24)

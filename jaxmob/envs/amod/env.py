@@ -40,7 +40,7 @@ import numpy as np
 from flax import struct
 
 from ...solvers.transport import min_cost_transport
-from ..base import Environment, Spec, accumulate, is_int
+from ..base import Environment, Spec, accumulate, is_int, poisson_by_inversion, random_words, uniform_from_bits
 
 MODES = ("poisson", "replay")
 ACTIONS = ("levels", "meta")
@@ -73,6 +73,8 @@ class AmodParams:
     replay: jax.Array  # (S, R, R) int32 requests of a replayed episode (zeros in poisson mode)
     price: jax.Array  # (S, R, R) float32
     price_rank: jax.Array  # (S, R, R) int32 destinations of each origin by descending price
+    pair_order: jax.Array  # (S, R * R) int32 OD pairs by descending expected requests
+    pair_slot: jax.Array  # (S, R * R) int32 the inverse permutation
     trip_steps: jax.Array  # (S, R, R) int32 >= 1
     reb_steps: jax.Array  # (R, R) int32, 0 on the diagonal
     distance: jax.Array  # (R, R) float32 rebalancing steps, symmetrised (META's d_ij)
@@ -120,11 +122,13 @@ def make_params(scenario, *, replay: np.ndarray | None = None, xi: float = 0.0) 
         replay = np.asarray(replay, np.int32)
         rep[: len(replay)] = replay[:S]
     rank = np.argsort(-scenario.price, axis=-1, kind="stable").astype(np.int32)
+    order = np.argsort(-scenario.demand.reshape(S, R * R), axis=-1, kind="stable").astype(np.int32)
     reb = scenario.reb_steps.astype(np.float32)
     revenue = float((scenario.demand * scenario.price)[: scenario.horizon + 1].sum()) / (R * (scenario.horizon + 1))
     return AmodParams(
         demand=jnp.asarray(scenario.demand, jnp.float32), replay=jnp.asarray(rep),
         price=jnp.asarray(scenario.price, jnp.float32), price_rank=jnp.asarray(rank),
+        pair_order=jnp.asarray(order), pair_slot=jnp.asarray(np.argsort(order, axis=-1).astype(np.int32)),
         trip_steps=jnp.asarray(scenario.trip_steps, jnp.int32), reb_steps=jnp.asarray(scenario.reb_steps, jnp.int32),
         distance=jnp.asarray((reb + reb.T) / 2.0), init_idle=jnp.asarray(scenario.init_idle, jnp.int32),
         step_cost=jnp.float32(scenario.step_cost), reward_scale=jnp.float32(max(revenue, 1e-6)),
@@ -174,7 +178,13 @@ class AmodEnv(Environment):
     def requests_at(self, key, t, params) -> jax.Array:
         if self.config.mode == "replay":
             return params.replay[t]
-        return jax.random.poisson(key, params.demand[t]).astype(jnp.int32)
+        # Inversion walks every lane to the largest rate's tail: draw the R busiest
+        # pairs of the step apart from the rest, so the many quiet pairs stop early.
+        R = params.num_regions
+        lam = params.demand[t].reshape(-1)[params.pair_order[t]]
+        u = uniform_from_bits(random_words(key, lam.size))
+        counts = jnp.concatenate([poisson_by_inversion(u[:R], lam[:R]), poisson_by_inversion(u[R:], lam[R:])])
+        return counts[params.pair_slot[t]].reshape(R, R)
 
     def _match(self, idle, transit, requests, t, params):
         served = match_passengers(idle, requests, params.price_rank[t])
