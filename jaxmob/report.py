@@ -10,7 +10,6 @@ import numpy as np
 from .plots import plot_learning_curve
 from .train import read_metrics
 
-REFERENCE_POLICY = "greedy"  # the hand rule a learned policy must beat (rows named "greedy ...")
 BOUND_POLICY = "bound"  # the clairvoyant bound (rows named "bound ...")
 
 
@@ -72,11 +71,13 @@ def comparison(scenario, days, config, evaluation: dict, name: str, *, bound: bo
     value = {r["policy"]: r[headline] for r in mean}
     find = lambda prefix: next((v for k, v in value.items() if k.startswith(prefix)), None)
     gaps = {}
-    reference, upper = find(REFERENCE_POLICY), find(BOUND_POLICY) if bound else None
+    rule = task.reference_policy  # the hand rule a learned policy must beat (rows named "<rule> ...")
+    reference, upper = find(rule), find(BOUND_POLICY) if bound else None
+    slug = rule.replace(" ", "_")
     if reference is not None:
-        gaps["argmax_minus_greedy"] = mean[0][headline] - reference
+        gaps[f"argmax_minus_{slug}"] = mean[0][headline] - reference
         if "sampled" in evaluation:
-            gaps["sampled_minus_greedy"] = mean[1][headline] - reference
+            gaps[f"sampled_minus_{slug}"] = mean[1][headline] - reference
     if upper is not None:
         gaps["bound_minus_argmax"] = upper - mean[0][headline]
         if "sampled" in evaluation:

@@ -10,7 +10,7 @@ import importlib
 
 from .task import Task
 
-_ENTRIES: dict = {"rebalance": "jaxmob.envs.rebalance.task", "taxi": "jaxmob.envs.taxi.task"}
+_ENTRIES: dict = {"rebalance": "jaxmob.envs.rebalance.task", "taxi": "jaxmob.envs.taxi.task", "amod": "jaxmob.envs.amod.task"}
 _LOADED: dict = {}
 
 

@@ -38,6 +38,7 @@ class Task(abc.ABC):
 
     name: str = ""
     headline: str = ""  # the metric that chooses checkpoints and leads every table
+    reference_policy: str = "greedy"  # the baseline row (by name prefix) a learned policy must beat
     Options: type = None  # frozen dataclass of the environment's own options (fields carry `help` metadata)
     shaping_names: tuple = ()  # options that are traced reward-shaping coefficients (swept like lr)
     default_scenario: str = ""

@@ -163,3 +163,47 @@ def test_save_and_load_round_trip(tmp_path):
     for f in ("demand", "price", "trip_steps", "reb_steps", "init_idle"):
         np.testing.assert_array_equal(getattr(back, f), getattr(s, f))
     assert back.horizon == s.horizon and back.beta == s.beta
+
+
+def test_clairvoyant_bound_of_a_hand_solved_city():
+    """One vehicle in region 0, one request 1 -> 0 at step 1 paying 10: moving there
+    (1 step, cost 1) and serving (1 step, cost 1) earns 10 - 1 - 1 = 8."""
+    from jaxmob.envs.amod.bound import clairvoyant_bound
+
+    s = AmodScenario(name="hand", source="test", tstep=1, start_minute=0, beta=1.0, demand_ratio=1.0, fleet_hour=0,
+                     demand=np.zeros((2, 2, 2), np.float32), price=np.full((2, 2, 2), 10.0, np.float32),
+                     trip_steps=np.ones((2, 2, 2), np.int32), reb_steps=np.array([[0, 1], [1, 0]], np.int32),
+                     init_idle=np.array([1, 0], np.int32), horizon=1)
+    requests = np.zeros((2, 2, 2), np.int32)
+    requests[1, 1, 0] = 1
+    b = clairvoyant_bound(s, requests)
+    assert b["reward"] == pytest.approx(8.0) and b["served"] == pytest.approx(1.0) and b["rebalanced"] == pytest.approx(1.0)
+    assert clairvoyant_bound(s, np.zeros_like(requests))["reward"] == pytest.approx(0.0)
+
+
+def test_the_bound_is_above_every_policy():
+    from jaxmob.envs.amod.baselines import equal_distribution, no_rebalancing
+    from jaxmob.envs.amod.bound import clairvoyant_bound
+    from jaxmob.rollout import random_policy, rollout
+
+    scenario = toy(seed=2)
+    requests = np.random.default_rng(9).poisson(scenario.demand[: scenario.horizon + 1]).astype(np.int32)
+    env, params = env_for(scenario, mode="replay"), make_params(scenario, replay=requests)
+    bound = clairvoyant_bound(scenario, requests)["reward"]
+    for seed, policy in enumerate([no_rebalancing, equal_distribution] + [random_policy] * 5):
+        got = float(rollout(policy, env, params, jax.random.key(seed))["reward"])
+        assert got <= bound + 1e-3
+
+
+def test_amod_trains_through_the_generic_trainer_and_reports_test_episodes(tmp_path):
+    from jaxmob.config import TrainConfig
+    from jaxmob.train import train
+
+    cfg = TrainConfig(env="amod", alg="mappo", scenario="san_francisco", total_updates=2, updates_per_chunk=1,
+                      num_envs=2, minibatches=2, eval_episodes=2, progress=False, out_dir=str(tmp_path / "run"))
+    out = train(cfg, log=lambda *a: None)
+    assert out["updates"] == 2 and out["headline"] == "reward"
+    assert set(out["test"]["per_day"]) == set(load("san_francisco").test_days)
+    assert np.isfinite(out["test"]["reward"]) and 0 < out["test"]["served_ratio"] <= 1
+    with pytest.raises(ValueError, match="action"):
+        TrainConfig(env="amod", options={"action": "teleport"}).validate()

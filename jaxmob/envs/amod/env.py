@@ -302,5 +302,5 @@ class AmodEnv(Environment):
                     served=info["served"].astype(jnp.float32), requests=info["requests"].astype(jnp.float32))
 
     def training_metrics(self, sums: dict, num_envs: int) -> dict:
-        return dict(served_ratio=sums["served"] / jnp.maximum(sums["requests"], 1.0),
+        return dict(reward=sums["reward"] / num_envs, served_ratio=sums["served"] / jnp.maximum(sums["requests"], 1.0),
                     profit=sums["profit"] / num_envs, rebalancing_cost=sums["rebalancing_cost"] / num_envs)

@@ -1,0 +1,119 @@
+"""The region-level AMoD fleet as a plug-in of the generic trainer (`--env amod`).
+
+Scenarios: the 11 bundled AMoD benchmark cities (`nyc_brooklyn`, `chicago`,
+`san_francisco`, `porto`, ...; see `scenario.py` for how the benchmark files
+become them) and any `.npz` written by `scenario.save`. Training draws fresh
+Poisson requests every episode; validation and test episodes are seeded draws
+(3 and 5), never used for anything but choosing and reporting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..task import Built, Task
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class AmodOptions:
+    """The AMoD env's own options (`--env amod`)."""
+
+    action: str = _f("levels", "region action: levels (a weight 0..levels-1 per region sets the desired fleet "
+                               "distribution; PPO family) | meta (a in [-1, 1] per region, Kuhn-Munkres dispatch)")
+    levels: int = _f(5, "weights a region may choose from (action levels)")
+    xi: float = _f(0.1, "META's threshold: |a| <= xi keeps a region out of the dispatch")
+
+
+class AmodTask(Task):
+    name = "amod"
+    headline = "reward"
+    reference_policy = "equal distribution"  # the benchmark's strongest hand rule
+    Options = AmodOptions
+    default_scenario = "nyc_brooklyn"
+    defaults = dict(alg="mappo", num_envs=8, rollout_steps=20, minibatches=4, total_updates=100)
+    columns = ("reward", "served_ratio", "profit", "rebalancing_cost", "rebalanced", "served", "requests")
+    headers = ("reward", "served", "profit", "reb. cost", "moved", "served n", "requests")
+
+    def scenarios(self) -> list:
+        from .scenario import bundled
+
+        return bundled()
+
+    def knows(self, name: str) -> bool:
+        return name in self.scenarios() or name.endswith(".npz")
+
+    def load(self, name: str):
+        from .scenario import load
+
+        return load(name)
+
+    def validate(self, config) -> None:
+        from .env import ACTIONS
+
+        o = config.options
+        if o.action not in ACTIONS:
+            raise ValueError(f"action: must be one of {', '.join(ACTIONS)}, got {o.action!r}")
+        if o.levels < 2:
+            raise ValueError(f"levels: must be >= 2, got {o.levels}")
+        if not 0.0 <= o.xi < 1.0:
+            raise ValueError(f"xi: must lie in [0, 1), got {o.xi}")
+        if self.knows(config.scenario):
+            horizon = self.load(config.scenario).horizon
+            if horizon % config.rollout_steps:
+                raise ValueError(f"rollout_steps: must divide the horizon ({horizon}), got {config.rollout_steps}")
+
+    def env(self, options, scenario, mode: str):
+        from .env import AmodConfig, AmodEnv
+
+        return AmodEnv(AmodConfig(horizon=scenario.horizon, mode=mode, action=options.action, levels=options.levels,
+                                  max_steps=scenario.max_steps))
+
+    def build(self, config, scenario) -> Built:
+        from .env import make_params
+
+        o = config.options
+        day_params = lambda names: self.episode_params(config, scenario, names)  # noqa: E731
+        validation = tuple(config.validation_days) or scenario.validation_days
+        test = tuple(config.test_days) or scenario.test_days
+        return Built(scenario=scenario, env=self.env(o, scenario, "poisson"), env_params=make_params(scenario, xi=o.xi),
+                     eval_env=self.env(o, scenario, "replay"), validation=day_params(validation),
+                     test=day_params(test), day_params=day_params)
+
+    def episode_params(self, config, scenario, names) -> dict:
+        from .env import make_params
+
+        return {n: make_params(scenario, replay=scenario.requests(n), xi=config.options.xi) for n in names}
+
+    def episodes(self, scenario, names) -> dict:
+        return {n: scenario.requests(n) for n in names}
+
+    def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
+        """No rebalancing, equal distribution, and the clairvoyant LP bound, per episode."""
+        import dataclasses
+
+        import jax
+
+        from ...rollout import rollout
+        from .baselines import equal_distribution, no_rebalancing
+        from .bound import clairvoyant_bound
+        from .env import make_params
+
+        env = self.env(dataclasses.replace(config.options, action="levels"), scenario, "replay")
+        key = jax.random.key(config.seed)
+        rows = {}
+        for name, requests in episodes.items():
+            params = make_params(scenario, replay=requests)
+            rows[name] = [{"policy": label, **{k: float(v) for k, v in jax.device_get(rollout(policy, env, params, key)).items()}}
+                          for label, policy in (("no rebalancing", no_rebalancing), ("equal distribution", equal_distribution))]
+            if bound:
+                rows[name].append({"policy": "bound (clairvoyant LP)", **clairvoyant_bound(scenario, requests)})
+        return rows
+
+    def training_label(self, config) -> str:
+        return "training (Poisson requests)"
+
+
+TASK = AmodTask()
