@@ -28,7 +28,7 @@ class TrainConfig:
     """
 
     env: str = _f("rebalance", "environment (see `python -m jaxmob train --env NAME --help`)")
-    alg: str = _f("hagps", "algorithm: share_all | ippo | mappo | no_share | hagps | madarl (attention; envs with token observations, e.g. taxi)")
+    alg: str = _f("hagps", "algorithm: share_all | ippo | mappo | no_share | hagps | madarl (attention; envs with token observations, e.g. taxi) | ddpg | maddpg | meta (off-policy, continuous actions, e.g. amod)")
     scenario: str = _f("", "bundled scenario to train on (default: the environment's default; see `python -m jaxmob info`)")
     seed: int = _f(0, "random seed; the same seed gives the same result")
     total_updates: int = _f(400, "PPO updates in the whole run (HAG-PS on manhattan-106: see the README for the measured time on a 2-core CPU)")
@@ -65,6 +65,13 @@ class TrainConfig:
     head: str = _f("shared", "HAG-PS: local head: shared (one 128-unit layer feeds logits and value, the paper) | separate (actor and critic layers of their own)")
     attention: str = _f("both", "MADARL: attention in the actor (local: own cell vs its neighbours) and critic (global: over every cell): none | local | global | both")
     critic: str = _f("central", "HAG-PS: central (one critic on the global state + identity embedding, as MAPPO: the default, see README) | local (value from the agent's local head, the paper)")
+    # the off-policy core (alg ddpg | maddpg | meta): replay, targets, exploration
+    buffer_size: int = _f(4096, "DDPG/MADDPG/META: replay buffer size in transitions (kept in the checkpoint)")
+    batch_size: int = _f(256, "DDPG/MADDPG/META: transitions per gradient step")
+    gradient_steps: int = _f(20, "DDPG/MADDPG/META: gradient steps per update (after each rollout)")
+    tau: float = _f(0.01, "DDPG/MADDPG/META: Polyak rate of the target networks")
+    exploration_noise: float = _f(0.2, "DDPG/MADDPG/META: std of the Gaussian action noise while training")
+    critic_lr: float = _f(1e-3, "DDPG/MADDPG/META: critic learning rate (lr is the actor's)")
     options: object = _f(None, "the environment's own options (set through their own flags)", cli=False)
 
     def __init__(self, env: str = "rebalance", options=None, **values):
@@ -108,11 +115,11 @@ class TrainConfig:
         """Check every field (generic ones here, the environment's options by its
         Task) before anything compiles; ConfigError names the field."""
         from .algos.hagps import CRITIC_KINDS, HEAD_KINDS
+        from .algos.dpg import DPG_ALGORITHMS
+        from .algos.madarl import ATTENTION
         from .algos.policies import ALGORITHMS
 
-        from .algos.madarl import ATTENTION
-
-        algs = ALGORITHMS + ("hagps", "madarl")
+        algs = ALGORITHMS + ("hagps", "madarl") + DPG_ALGORITHMS
         check = lambda ok, name, msg: None if ok else (_ for _ in ()).throw(ConfigError(f"{name}: {msg}"))
         check(self.alg in algs, "alg", f"unknown algorithm {self.alg!r}; choose from {', '.join(algs)}")
         for name in ("total_updates", "updates_per_chunk", "num_envs", "rollout_steps", "epochs", "minibatches"):
@@ -141,6 +148,12 @@ class TrainConfig:
         check(self.critic in CRITIC_KINDS, "critic", f"must be one of {', '.join(CRITIC_KINDS)}, got {self.critic!r}")
         for name in ("d_split", "tau_merge", "d_split_global", "tau_merge_global"):
             check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        check(1 <= self.batch_size <= self.buffer_size, "batch_size",
+              f"must lie in [1, buffer_size={self.buffer_size}], got {self.batch_size}")
+        check(self.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {self.gradient_steps}")
+        check(0 < self.tau <= 1, "tau", f"must lie in (0, 1], got {self.tau}")
+        check(self.exploration_noise >= 0, "exploration_noise", f"must be >= 0, got {self.exploration_noise}")
+        check(0 < self.critic_lr < 1, "critic_lr", f"must lie in (0, 1), got {self.critic_lr}")
         check(self.keep_last >= 1, "keep_last", f"must be >= 1, got {self.keep_last}")
         check(self.eval_every >= 0, "eval_every", f"must be >= 0, got {self.eval_every}")
         task = self.task

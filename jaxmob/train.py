@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .algos import dpg
 from .algos.policies import make_policy
 from .algos.ppo import Hyper, PPOConfig, action_logits, make_train
 from .config import TrainConfig
@@ -38,11 +39,20 @@ def build(config: TrainConfig, scenario=None) -> dict:
     scenario = scenario if scenario is not None else task.load(config.scenario)
     built = task.build(config, scenario)
     env, env_params = built.env, built.env_params
-    policy = make_policy(config.alg, env.num_agents(env_params), env.num_actions(env_params), config.hidden,
-                         **algorithm_options(config, env, env_params))
-    ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
-                    minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale)
-    init, update_chunk = make_train(env, env_params, policy, ppo)
+    if config.alg in dpg.DPG_ALGORITHMS:  # the off-policy core (continuous actions)
+        policy = dpg.DPGPolicy(dpg.CRITICS[config.alg], env.num_agents(env_params), tuple(config.hidden),
+                               noise=config.exploration_noise)
+        init, update_chunk = dpg.make_train(env, env_params, policy, dpg.DPGConfig(
+            num_envs=config.num_envs, rollout_steps=config.rollout_steps, buffer_size=config.buffer_size,
+            batch_size=config.batch_size, gradient_steps=config.gradient_steps, max_grad_norm=config.max_grad_norm,
+            reward_scale=config.reward_scale))
+    else:
+        policy = make_policy(config.alg, env.num_agents(env_params), env.num_actions(env_params), config.hidden,
+                             **algorithm_options(config, env, env_params))
+        ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
+                        minibatches=config.minibatches, max_grad_norm=config.max_grad_norm,
+                        reward_scale=config.reward_scale)
+        init, update_chunk = make_train(env, env_params, policy, ppo)
     return dict(task=task, scenario=scenario, env=env, env_params=env_params, eval_env=built.eval_env,
                 eval_params=built.validation, test_params=built.test, day_params=built.day_params,
                 training_days=tuple(built.training_days), policy=policy, init=init, update_chunk=update_chunk)
@@ -68,6 +78,9 @@ def algorithm_options(config: TrainConfig, env, env_params) -> dict:
 def hyper_of(config: TrainConfig) -> Hyper:
     """The traced hyperparameters of a config: the environment's shaping
     coefficients, and HAG-PS's thresholds for hagps."""
+    if config.alg in dpg.DPG_ALGORITHMS:
+        return dpg.dpg_hyper(lr=config.lr, gamma=config.gamma, tau=config.tau, noise=config.exploration_noise,
+                             critic_lr=config.critic_lr, shaping=config.task.shaping(config.options))
     algo = {k: getattr(config, k) for k in HAGPS_THRESHOLDS} if config.alg == "hagps" else {}
     return Hyper.make(lr=config.lr, ent_coef=config.ent_coef, clip_eps=config.clip_eps, vf_coef=config.vf_coef,
                       gamma=config.gamma, gae_lambda=config.gae_lambda, shaping=config.task.shaping(config.options),
@@ -77,8 +90,12 @@ def hyper_of(config: TrainConfig) -> Hyper:
 def learned_policy(policy, params, groups, sample: bool = False):
     """The learned policy as a baseline-style policy `(key, state, env_params, env) -> actions`,
     acting by argmax over valid actions (deterministic) or, with `sample`, by
-    drawing from its action distribution (the policy PPO trained)."""
+    drawing from its action distribution (the policy PPO trained). A policy with
+    its own `act` (the deterministic-policy-gradient core) decides for itself."""
     def act(key, state, env_params, env):
+        if hasattr(policy, "act"):
+            return policy.act(params, groups, env.observe(state, env_params), env.global_state(state, env_params),
+                              key, sample)
         obs = env.observe(state, env_params)
         logits, _ = policy.apply(params, groups, obs, env.global_state(state, env_params))
         masked = action_logits(logits, env.action_mask(env_params), env.logit_prior(env_params))

@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from ..task import Built, Task
 
 
+def continuous_algorithms() -> tuple:
+    from ...algos.dpg import DPG_ALGORITHMS
+
+    return DPG_ALGORITHMS
+
+
 def _f(default, help: str):
     return field(default=default, metadata={"help": help})
 
@@ -21,8 +27,9 @@ def _f(default, help: str):
 class AmodOptions:
     """The AMoD env's own options (`--env amod`)."""
 
-    action: str = _f("levels", "region action: levels (a weight 0..levels-1 per region sets the desired fleet "
-                               "distribution; PPO family) | meta (a in [-1, 1] per region, Kuhn-Munkres dispatch)")
+    action: str = _f("auto", "region action: levels (a weight 0..levels-1 per region sets the desired fleet "
+                             "distribution) | meta (a in [-1, 1] per region, Kuhn-Munkres dispatch) | auto (meta for "
+                             "the off-policy algorithms ddpg/maddpg/meta, levels for the PPO family)")
     levels: int = _f(5, "weights a region may choose from (action levels)")
     xi: float = _f(0.1, "META's threshold: |a| <= xi keeps a region out of the dispatch")
 
@@ -54,8 +61,12 @@ class AmodTask(Task):
         from .env import ACTIONS
 
         o = config.options
-        if o.action not in ACTIONS:
-            raise ValueError(f"action: must be one of {', '.join(ACTIONS)}, got {o.action!r}")
+        if o.action not in ACTIONS + ("auto",):
+            raise ValueError(f"action: must be one of {', '.join(ACTIONS + ('auto',))}, got {o.action!r}")
+        if self.action(config) == "levels" and config.alg in continuous_algorithms():
+            raise ValueError(f"action: {config.alg} needs the continuous action (meta), got levels")
+        if self.action(config) == "meta" and config.alg not in continuous_algorithms():
+            raise ValueError(f"action: meta is continuous; {config.alg} needs discrete actions (levels)")
         if o.levels < 2:
             raise ValueError(f"levels: must be >= 2, got {o.levels}")
         if not 0.0 <= o.xi < 1.0:
@@ -65,10 +76,16 @@ class AmodTask(Task):
             if horizon % config.rollout_steps:
                 raise ValueError(f"rollout_steps: must divide the horizon ({horizon}), got {config.rollout_steps}")
 
-    def env(self, options, scenario, mode: str):
+    @staticmethod
+    def action(config) -> str:
+        if config.options.action != "auto":
+            return config.options.action
+        return "meta" if config.alg in continuous_algorithms() else "levels"
+
+    def env(self, options, scenario, mode: str, action: str = "levels"):
         from .env import AmodConfig, AmodEnv
 
-        return AmodEnv(AmodConfig(horizon=scenario.horizon, mode=mode, action=options.action, levels=options.levels,
+        return AmodEnv(AmodConfig(horizon=scenario.horizon, mode=mode, action=action, levels=options.levels,
                                   max_steps=scenario.max_steps))
 
     def build(self, config, scenario) -> Built:
@@ -78,8 +95,10 @@ class AmodTask(Task):
         day_params = lambda names: self.episode_params(config, scenario, names)  # noqa: E731
         validation = tuple(config.validation_days) or scenario.validation_days
         test = tuple(config.test_days) or scenario.test_days
-        return Built(scenario=scenario, env=self.env(o, scenario, "poisson"), env_params=make_params(scenario, xi=o.xi),
-                     eval_env=self.env(o, scenario, "replay"), validation=day_params(validation),
+        action = self.action(config)
+        return Built(scenario=scenario, env=self.env(o, scenario, "poisson", action),
+                     env_params=make_params(scenario, xi=o.xi), eval_env=self.env(o, scenario, "replay", action),
+                     validation=day_params(validation),
                      test=day_params(test), day_params=day_params)
 
     def episode_params(self, config, scenario, names) -> dict:
@@ -92,8 +111,6 @@ class AmodTask(Task):
 
     def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
         """No rebalancing, equal distribution, and the clairvoyant LP bound, per episode."""
-        import dataclasses
-
         import jax
 
         from ...rollout import rollout
@@ -101,7 +118,7 @@ class AmodTask(Task):
         from .bound import clairvoyant_bound
         from .env import make_params
 
-        env = self.env(dataclasses.replace(config.options, action="levels"), scenario, "replay")
+        env = self.env(config.options, scenario, "replay", "levels")
         key = jax.random.key(config.seed)
         rows = {}
         for name, requests in episodes.items():

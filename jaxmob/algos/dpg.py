@@ -1,0 +1,268 @@
+"""The one deterministic-policy-gradient core: DDPG and MADDPG as data.
+
+Beside the PPO core, for continuous actions (one number per agent in
+[-1, 1]): a shared actor mu(o_i) (agents tell themselves apart by their
+observation) with Gaussian exploration noise, a replay buffer of fixed size
+living in the runner state (so a chunk of updates is one `lax.scan` and a
+checkpoint holds the buffer: resuming is exact), target networks moved by
+Polyak averaging, and a critic that is
+
+* 'independent' (DDPG per agent, parameters shared): Q(o_i, a_i);
+* 'central' (MADDPG): Q_i(s, a_1..a_R, o_i) on the global state and every
+  agent's action, so each agent's critic sees the others' choices.
+
+The actor of agent i ascends Q_i with its own action replaced by mu(o_i) (the
+others' actions as stored). One update = `rollout_steps` steps of `num_envs`
+environments into the buffer, then `gradient_steps` minibatch steps of both
+losses once the buffer holds `batch_size` transitions. The learning rates,
+discount, Polyak rate and exploration noise are traced (`Hyper`), so a sweep
+vmaps over them like PPO's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from ..nets import MLP
+from .ppo import Hyper, RunnerState
+
+CRITICS = {"ddpg": "independent", "meta": "independent", "maddpg": "central"}
+DPG_ALGORITHMS = tuple(CRITICS)
+
+
+@dataclass(frozen=True)
+class DPGConfig:
+    """Static (shape-determining) settings of the off-policy core."""
+
+    num_envs: int = 8
+    rollout_steps: int = 20
+    buffer_size: int = 4096
+    batch_size: int = 256
+    gradient_steps: int = 20
+    max_grad_norm: float = 1.0
+    reward_scale: float = 1.0
+
+    def __post_init__(self):
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"DPGConfig: batch_size ({self.batch_size}) exceeds buffer_size ({self.buffer_size})")
+
+
+@dataclass(frozen=True)
+class DPGPolicy:
+    """Actor and critic networks of one critic kind (`CRITICS`)."""
+
+    critic: str
+    num_agents: int
+    hidden: tuple = (64, 64)
+    noise: float = 0.2  # std of the exploration noise of the sampled (behaviour) policy in evaluation
+
+    def __post_init__(self):
+        if self.critic not in ("independent", "central"):
+            raise ValueError(f"unknown critic {self.critic!r}; choose independent or central")
+
+    def _nets(self):
+        return MLP(self.hidden, 1, out_scale=0.01), MLP(self.hidden, 1, out_scale=1.0)
+
+    def critic_input(self, obs, gstate, actions):
+        """Per-agent critic inputs (..., R, D) for actions (..., R) or joint actions (..., R, R)."""
+        if self.critic == "independent":
+            own = actions if actions.ndim == obs.ndim - 1 else jnp.diagonal(actions, axis1=-2, axis2=-1)
+            return jnp.concatenate([obs, own[..., None]], -1)
+        joint = actions if actions.ndim == obs.ndim else jnp.broadcast_to(actions[..., None, :], obs.shape[:-1] + actions.shape[-1:])
+        state = jnp.broadcast_to(gstate[..., None, :], obs.shape[:-1] + gstate.shape[-1:])
+        return jnp.concatenate([state, joint, obs], -1)
+
+    def init(self, key, obs_dim: int, state_dim: int):
+        actor, critic = self._nets()
+        k_a, k_c = jax.random.split(key)
+        R = self.num_agents
+        c_in = obs_dim + 1 if self.critic == "independent" else state_dim + R + obs_dim
+        return {"actor": actor.init(k_a, jnp.zeros((obs_dim,))), "critic": critic.init(k_c, jnp.zeros((c_in,)))}
+
+    def groups(self):
+        return jnp.zeros(self.num_agents, jnp.int32)
+
+    def action(self, params, obs):
+        """mu(o): (..., R) actions in [-1, 1]."""
+        actor, _ = self._nets()
+        return jnp.tanh(actor.apply(params["actor"], obs)[..., 0])
+
+    def q(self, params, obs, gstate, actions):
+        _, critic = self._nets()
+        return critic.apply(params["critic"], self.critic_input(obs, gstate, actions))[..., 0]
+
+    def act(self, params, groups, obs, gstate, key, sample: bool, noise=None):
+        """The deployed policy (mu), or with `sample` the behaviour policy (mu + noise)."""
+        a = self.action(params, obs)
+        noise = self.noise if noise is None else noise
+        return jnp.clip(a + noise * jax.random.normal(key, a.shape), -1.0, 1.0) if sample else a
+
+
+@struct.dataclass
+class Replay:
+    obs: jax.Array  # (N, R, O)
+    gstate: jax.Array  # (N, S)
+    action: jax.Array  # (N, R)
+    reward: jax.Array  # (N, R)
+    next_obs: jax.Array
+    next_gstate: jax.Array
+    done: jax.Array  # (N,)
+    insert: jax.Array  # () next slot
+    size: jax.Array  # () filled slots
+
+    @classmethod
+    def empty(cls, n: int, obs_shape, state_dim: int):
+        z = lambda *s: jnp.zeros((n,) + tuple(s), jnp.float32)  # noqa: E731
+        R, O = obs_shape
+        return cls(z(R, O), z(state_dim), z(R), z(R), z(R, O), z(state_dim), jnp.zeros((n,), bool),
+                   jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+    def add(self, batch: dict) -> "Replay":
+        """Append a batch of B transitions, overwriting the oldest when full."""
+        n = self.done.shape[0]
+        B = batch["done"].shape[0]
+        slots = (self.insert + jnp.arange(B)) % n
+        fields = {k: getattr(self, k).at[slots].set(v.astype(getattr(self, k).dtype)) for k, v in batch.items()}
+        return self.replace(**fields, insert=(self.insert + B) % n, size=jnp.minimum(self.size + B, n))
+
+    def sample(self, key, batch_size: int) -> dict:
+        idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(self.size, 1))
+        return {k: getattr(self, k)[idx] for k in ("obs", "gstate", "action", "reward", "next_obs", "next_gstate", "done")}
+
+
+@struct.dataclass
+class DPGExtra:
+    target: Any
+    replay: Replay
+
+
+def dpg_hyper(lr=1e-3, gamma=0.99, tau=0.01, noise=0.2, critic_lr=None, **kw) -> Hyper:
+    """`Hyper` of the off-policy core: actor lr, critic lr, discount, Polyak rate, noise (all traced)."""
+    return Hyper.make(lr=lr, gamma=gamma, tau=tau, noise=noise, critic_lr=critic_lr if critic_lr is not None else lr, **kw)
+
+
+def _adam(max_grad_norm):
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.inject_hyperparams(optax.adam)(learning_rate=1e-3))
+
+
+def _with_lr(opt_state, lr):
+    clip_state, adam_state = opt_state
+    hp = dict(adam_state.hyperparams)
+    hp["learning_rate"] = jnp.asarray(lr, hp["learning_rate"].dtype)
+    return (clip_state, adam_state._replace(hyperparams=hp))
+
+
+def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
+    """Return `(init(key, hyper), update_chunk(runner, num_updates))`, as `ppo.make_train` does."""
+    spec = env.action_spec(env_params)
+    if spec.num_values is not None:
+        raise TypeError(f"the DPG core needs continuous actions; {type(env).__name__} has {spec.num_values} discrete ones")
+    B, T = config.num_envs, config.rollout_steps
+    actor_opt, critic_opt = _adam(config.max_grad_norm), _adam(config.max_grad_norm)
+    reset = jax.vmap(env.reset, in_axes=(0, None))
+    global_state = jax.vmap(env.global_state, in_axes=(0, None))
+    agent_mask = env.agent_mask(env_params).astype(jnp.float32)
+    n_agents = jnp.maximum(agent_mask.sum(), 1.0)
+
+    def init(key, hyper: Hyper) -> RunnerState:
+        k_env, k_pol, k_run = jax.random.split(key, 3)
+        obs, env_state = reset(jax.random.split(k_env, B), env_params)
+        gstate = global_state(env_state, env_params)
+        params = policy.init(k_pol, obs.shape[-1], gstate.shape[-1])
+        opt_state = {"actor": _with_lr(actor_opt.init(params["actor"]), hyper.lr),
+                     "critic": _with_lr(critic_opt.init(params["critic"]), hyper.algo["critic_lr"])}
+        replay = Replay.empty(config.buffer_size, obs.shape[1:], gstate.shape[-1])
+        return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=k_run,
+                           update=jnp.zeros((), jnp.int32), groups=policy.groups(), hyper=hyper,
+                           extra=DPGExtra(target=params, replay=replay))
+
+    def env_step(carry, _):
+        runner, reset_state, reset_obs = carry
+        key, k_act, k_env = jax.random.split(runner.key, 3)
+        gstate = global_state(runner.env_state, env_params)
+        action = policy.act(runner.params, runner.groups, runner.obs, gstate, k_act, True, runner.hyper.algo["noise"])
+        next_obs, reached, reward, done, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_env, B), runner.env_state, action, env_params)
+        learn = jax.vmap(env.learning_reward, in_axes=(0, 0, 0, 0, None, None))(
+            runner.env_state, action, reward, info, env_params, runner.hyper.shaping) * config.reward_scale
+        replay = runner.extra.replay.add(dict(obs=runner.obs, gstate=gstate, action=action, reward=learn,
+                                              next_obs=next_obs, next_gstate=global_state(reached, env_params),
+                                              done=done))
+        # finished episodes continue from the reset drawn for this update (as `step_auto_reset`)
+        obs = jnp.where(_bcast(done, next_obs), reset_obs, next_obs)
+        env_state = jax.tree.map(lambda r, s: jnp.where(_bcast(done, s), r, s), reset_state, reached)
+        stats = env.step_stats(info, reward, env_params)
+        runner = runner.replace(key=key, env_state=env_state, obs=obs, extra=runner.extra.replace(replay=replay))
+        return (runner, reset_state, reset_obs), stats
+
+    def losses(params, target, batch, hyper):
+        next_a = policy.action(target, batch["next_obs"])
+        q_next = policy.q(target, batch["next_obs"], batch["next_gstate"], next_a)
+        not_done = 1.0 - batch["done"].astype(jnp.float32)[:, None]
+        y = jax.lax.stop_gradient(batch["reward"] + hyper.gamma * not_done * q_next)
+        q = policy.q(params, batch["obs"], batch["gstate"], batch["action"])
+        critic_loss = (((q - y) ** 2) * agent_mask).sum() / (n_agents * q.shape[0])
+        return critic_loss, q
+
+    def actor_loss(actor_params, params, batch):
+        full = {**params, "actor": actor_params}
+        mine = policy.action(full, batch["obs"])  # (N, R)
+        if policy.critic == "central":  # agent i's own action replaced, the others' as stored
+            R = mine.shape[-1]
+            eye = jnp.eye(R, dtype=bool)
+            actions = jnp.where(eye, mine[:, None, :], batch["action"][:, None, :])  # (N, R, R): row i for agent i
+        else:
+            actions = mine
+        q = policy.q(full, batch["obs"], batch["gstate"], actions)
+        return -((q * agent_mask).sum() / (n_agents * q.shape[0]))
+
+    def gradient_step(carry, key):
+        params, opt_state, target, replay, hyper = carry
+        batch = replay.sample(key, config.batch_size)
+        (c_loss, q), c_grads = jax.value_and_grad(lambda c: losses({**params, "critic": c}, target, batch, hyper),
+                                                  has_aux=True)(params["critic"])
+        c_updates, c_state = critic_opt.update(c_grads, opt_state["critic"], params["critic"])
+        params = {**params, "critic": optax.apply_updates(params["critic"], c_updates)}
+        a_loss, a_grads = jax.value_and_grad(actor_loss)(params["actor"], params, batch)
+        a_updates, a_state = actor_opt.update(a_grads, opt_state["actor"], params["actor"])
+        params = {**params, "actor": optax.apply_updates(params["actor"], a_updates)}
+        tau = hyper.algo["tau"]
+        target = jax.tree.map(lambda t, p: (1.0 - tau) * t + tau * p, target, params)
+        return (params, {"actor": a_state, "critic": c_state}, target, replay, hyper), dict(
+            critic_loss=c_loss, actor_loss=a_loss, q_mean=(q * agent_mask).sum() / (n_agents * q.shape[0]))
+
+    def update(runner: RunnerState, _):
+        key, k_reset, k_grad = jax.random.split(runner.key, 3)
+        reset_obs, reset_state = reset(jax.random.split(k_reset, B), env_params)
+        (runner, _, _), stats = jax.lax.scan(env_step, (runner.replace(key=key), reset_state, reset_obs), None, T)
+        replay = runner.extra.replay
+        opt_state = {"actor": _with_lr(runner.opt_state["actor"], runner.hyper.lr),
+                     "critic": _with_lr(runner.opt_state["critic"], runner.hyper.algo["critic_lr"])}
+        carry = (runner.params, opt_state, runner.extra.target, replay, runner.hyper)
+        (params, opt_state, target, _, _), aux = jax.lax.scan(gradient_step, carry,
+                                                             jax.random.split(k_grad, config.gradient_steps))
+        ready = replay.size >= config.batch_size  # learn once the buffer can fill a minibatch
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ready, a, b), new, old)  # noqa: E731
+        runner = runner.replace(params=keep(params, runner.params), opt_state=keep(opt_state, runner.opt_state),
+                                extra=runner.extra.replace(target=keep(target, runner.extra.target)),
+                                update=runner.update + 1)
+        s = jax.tree.map(jnp.sum, stats)
+        metrics = {k: jnp.where(ready, v.mean(), 0.0) for k, v in aux.items()}  # 0 while the buffer fills
+        metrics.update(env.training_metrics(s, B))
+        metrics.update(episode_return=s["reward"] / (B * n_agents) * (env.episode_length / T),
+                       buffer_size=replay.size.astype(jnp.float32))
+        return runner, metrics
+
+    def update_chunk(runner: RunnerState, num_updates: int):
+        return jax.lax.scan(update, runner, None, num_updates)
+
+    return init, update_chunk
+
+
+def _bcast(done, leaf):
+    return done.reshape(done.shape + (1,) * (leaf.ndim - done.ndim))

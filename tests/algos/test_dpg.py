@@ -1,0 +1,158 @@
+"""The deterministic-policy-gradient core: replay, a known control problem, a corridor city."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmob.algos.dpg import CRITICS, DPGConfig, DPGPolicy, Replay, dpg_hyper, make_train
+from jaxmob.envs.base import Environment, Spec
+
+
+class Track(Environment):
+    """Each of R agents sees a target in [-0.8, 0.8] and is paid -(a - target)^2; one-step
+    episodes. The optimal deterministic policy is a = target, known in closed form."""
+
+    R = 3
+
+    def reset(self, key, params):
+        target = jax.random.uniform(key, (self.R,), minval=-0.8, maxval=0.8)
+        return self.observe(target, params), target
+
+    def step(self, key, state, action, params):
+        reward = -((action - state) ** 2)
+        obs, nxt = self.reset(key, params)
+        return obs, nxt, reward, jnp.bool_(True), {"err": jnp.abs(action - state).mean()}
+
+    def observe(self, state, params):
+        return jnp.concatenate([state[:, None], jnp.eye(self.R)], 1)
+
+    def observation_spec(self, params):
+        return Spec((self.R, 1 + self.R), jnp.float32)
+
+    def action_spec(self, params):
+        return Spec((self.R,), jnp.float32)
+
+    def global_state_spec(self, params):
+        return Spec((self.R,), jnp.float32)
+
+    def global_state(self, state, params):
+        return state
+
+    def agent_mask(self, params):
+        return jnp.ones(self.R, bool)
+
+    @property
+    def episode_length(self):
+        return 1
+
+    def episode_metrics(self, state, params):
+        return {}
+
+    def step_stats(self, info, reward, params):
+        return {"reward": reward.sum(), "err": info["err"]}
+
+    def training_metrics(self, sums, num_envs):
+        return {"err": sums["err"]}
+
+
+def test_replay_keeps_the_newest_transitions_in_a_ring():
+    r = Replay.empty(5, (2, 1), 1)
+    for k in range(4):  # 4 batches of 2 into 5 slots
+        b = dict(obs=jnp.full((2, 2, 1), k), gstate=jnp.zeros((2, 1)), action=jnp.full((2, 2), 2 * k + jnp.arange(2)[:, None]),
+                 reward=jnp.zeros((2, 2)), next_obs=jnp.zeros((2, 2, 1)), next_gstate=jnp.zeros((2, 1)),
+                 done=jnp.zeros(2, bool))
+        r = r.add(b)
+    assert int(r.size) == 5 and int(r.insert) == 3
+    np.testing.assert_array_equal(np.asarray(r.action[:, 0]), [5, 6, 7, 3, 4])  # slots 0-2 overwritten by 5, 6, 7
+
+
+@pytest.mark.parametrize("alg", ["ddpg", "maddpg"])
+def test_learns_the_known_optimal_policy_of_a_control_problem(alg):
+    env = Track()
+    policy = DPGPolicy(CRITICS[alg], env.R, (32, 32))
+    init, chunk = make_train(env, None, policy, DPGConfig(num_envs=16, rollout_steps=1, buffer_size=1024,
+                                                         batch_size=64, gradient_steps=8))
+    runner = jax.jit(init)(jax.random.key(0), dpg_hyper(lr=3e-3, gamma=0.0, tau=0.05, noise=0.3))
+    runner, m = jax.jit(chunk, static_argnums=1)(runner, 150)
+    targets = jnp.linspace(-0.8, 0.8, 9)
+    obs = jax.vmap(lambda t: env.observe(jnp.full(env.R, t), None))(targets)
+    err = np.abs(np.asarray(policy.action(runner.params, obs)) - np.asarray(targets)[:, None])
+    assert err.max() < 0.1, err
+    assert float(m["err"][-10:].mean()) < float(m["err"][:10].mean())
+
+
+def test_continuous_core_refuses_discrete_envs():
+    from jaxmob.envs.amod.env import AmodConfig, AmodEnv, make_params
+    from jaxmob.envs.amod.scenario import load
+
+    s = load("san_francisco")
+    env = AmodEnv(AmodConfig(horizon=s.horizon, max_steps=s.max_steps, action="levels"))
+    with pytest.raises(TypeError, match="continuous"):
+        make_train(env, make_params(s), DPGPolicy("independent", s.num_regions), DPGConfig())
+
+
+def corridor(tmp_path):
+    """Three regions in a line; every request runs 0 -> 2, so without rebalancing the
+    fleet piles up at the far end and region 0 goes unserved."""
+    from jaxmob.envs.amod.scenario import AmodScenario, save
+
+    S, R = 12, 3
+    demand = np.zeros((S, R, R), np.float32)
+    demand[:, 0, 2] = 3.0
+    reb = np.abs(np.subtract.outer(np.arange(R), np.arange(R))).astype(np.int32)
+    s = AmodScenario(name="corridor", source="test", tstep=3, start_minute=0, beta=0.1, demand_ratio=1.0,
+                     fleet_hour=0, demand=demand, price=np.full((S, R, R), 10.0, np.float32),
+                     trip_steps=np.full((S, R, R), 2, np.int32), reb_steps=reb,
+                     init_idle=np.array([4, 4, 4], np.int32), horizon=10)
+    save(s, tmp_path / "corridor.npz")
+    return str(tmp_path / "corridor.npz")
+
+
+def corridor_config(tmp_path, **kw):
+    from jaxmob.config import TrainConfig
+
+    common = dict(env="amod", alg="meta", scenario=corridor(tmp_path), total_updates=100, updates_per_chunk=25,
+                  num_envs=8, rollout_steps=10, batch_size=128, buffer_size=4096, gradient_steps=20, lr=1e-3,
+                  gamma=0.9, exploration_noise=0.5, eval_episodes=2, progress=False, options={"xi": 0.1},
+                  out_dir=str(tmp_path / "run"))
+    return TrainConfig(**{**common, **kw})
+
+
+def test_meta_learns_to_rebalance_the_corridor(tmp_path):
+    from jaxmob.train import train
+
+    full = train(corridor_config(tmp_path), log=lambda *a: None)
+    no_reb = next(r for r in _baselines(full) if r["policy"] == "no rebalancing")
+    assert full["test"]["reward"] > 1.3 * no_reb["reward"], (full["test"]["reward"], no_reb)
+    assert full["test"]["rebalanced"] > 0
+
+
+def test_maddpg_resumes_exactly_replay_buffer_included(tmp_path):
+    from jaxmob.train import train
+
+    small = dict(alg="maddpg", total_updates=6, updates_per_chunk=3, batch_size=32)
+    full = train(corridor_config(tmp_path, **small, out_dir=str(tmp_path / "full")), log=lambda *a: None)
+    cut = corridor_config(tmp_path, **small, out_dir=str(tmp_path / "cut"))
+    train(cut, max_chunks=1, log=lambda *a: None)
+    resumed = train(cut, resume=True, log=lambda *a: None)
+    assert int(full["runner"].extra.replay.size) == 6 * 8 * 10 and float(full["runner"].opt_state["critic"][1].count) > 0
+    for a, b in zip(jax.tree.leaves(full["runner"]), jax.tree.leaves(resumed["runner"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # replay buffer and targets included
+    assert resumed["test"] == full["test"]
+
+
+def _baselines(summary):
+    import jax as _jax
+
+    parts = summary["parts"]
+    rows = parts["task"].baseline_rows(parts["scenario"], parts["task"].episodes(parts["scenario"], ["test-2000"]),
+                                       _config(summary), bound=False)
+    return rows["test-2000"]
+
+
+def _config(summary):
+    from jaxmob.config import TrainConfig
+
+    c = dict(summary["config"])
+    return TrainConfig(env=c.pop("env"), options=c.pop("options"), **{k: tuple(v) if isinstance(v, list) else v
+                                                                       for k, v in c.items()})
