@@ -2,7 +2,8 @@
 
 Only traced hyperparameters (`Hyper`: lr, ent_coef, clip_eps, vf_coef, gamma,
 gae_lambda, the environment's reward-shaping coefficients such as the rebalance
-env's move_credit, and HAG-PS's split/merge thresholds) can be swept this way;
+env's move_credit, HAG-PS's split/merge thresholds, and the off-policy core's
+critic_lr, tau and exploration_noise) can be swept this way;
 shape-changing ones (network size, number of envs) need separate runs.
 """
 from __future__ import annotations
@@ -20,22 +21,31 @@ from .config import TrainConfig
 from .train import build, hyper_of, make_evaluator
 
 SWEEPABLE = ("lr", "ent_coef", "clip_eps", "vf_coef", "gamma", "gae_lambda",
-             "d_split", "tau_merge", "d_split_global", "tau_merge_global")  # the last four: HAG-PS
+             "d_split", "tau_merge", "d_split_global", "tau_merge_global",  # these four: HAG-PS
+             "critic_lr", "tau", "exploration_noise")  # the off-policy core's
+DPG_TRACED = ("lr", "gamma", "critic_lr", "tau", "exploration_noise")
 
 
-def sweepable(env: str) -> tuple:
-    """The traced hyperparameters of a run on `env`: the generic ones and the env's shaping coefficients."""
+def sweepable(env: str, alg: str | None = None) -> tuple:
+    """The traced hyperparameters of a run on `env` (of algorithm `alg`, if given):
+    the generic ones and the env's shaping coefficients."""
+    from .algos.dpg import DPG_ALGORITHMS
     from .envs.registry import get
 
-    return SWEEPABLE + tuple(get(env).shaping_names)
+    names = SWEEPABLE
+    if alg in DPG_ALGORITHMS:
+        names = DPG_TRACED
+    elif alg is not None:
+        names = tuple(n for n in SWEEPABLE if n not in DPG_TRACED or n in ("lr", "gamma"))
+    return names + tuple(get(env).shaping_names)
 
 
 def grid_runs(config: TrainConfig, seeds: int, grid: dict) -> list[dict]:
     """Every (setting, seed) pair as a dict of hyperparameters plus the seed."""
-    names = sweepable(config.env)
+    names = sweepable(config.env, config.alg)
     for k in grid:
         if k not in names:
-            raise ValueError(f"cannot sweep {k!r} in one program; sweepable: {', '.join(names)}")
+            raise ValueError(f"cannot sweep {k!r} of {config.alg} in one program; sweepable: {', '.join(names)}")
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     names = sorted(grid)

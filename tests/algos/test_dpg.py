@@ -156,3 +156,13 @@ def _config(summary):
     c = dict(summary["config"])
     return TrainConfig(env=c.pop("env"), options=c.pop("options"), **{k: tuple(v) if isinstance(v, list) else v
                                                                        for k, v in c.items()})
+
+
+def test_a_sweep_over_polyak_rates_is_one_program(tmp_path):
+    from jaxmob.sweep import run_sweep
+
+    cfg = corridor_config(tmp_path, total_updates=4, updates_per_chunk=2, batch_size=32)
+    out = run_sweep(cfg, 2, {"tau": [0.01, 0.1]}, out_dir=str(tmp_path / "sweep"), progress=False)
+    assert len(out["evals"]) == 4 and all(np.isfinite(e["reward"]) for e in out["evals"])
+    with pytest.raises(ValueError, match="cannot sweep 'ent_coef' of meta"):
+        run_sweep(cfg, 1, {"ent_coef": [0.0]}, progress=False)
