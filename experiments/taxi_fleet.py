@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxmob.config import TrainConfig
 from jaxmob.report import baseline_rows
-from jaxmob.train import train
+from jaxmob.train import finished_run, train
 
 VARIANTS = {"mappo": ("mappo", None), "madarl-none": ("madarl", "none"), "madarl-local": ("madarl", "local"),
             "madarl-global": ("madarl", "global"), "madarl": ("madarl", "both")}
@@ -84,7 +84,7 @@ def main(argv=None):
                                   rollout_steps=36, minibatches=2 if args.num_envs == 1 else 4,
                                   eval_episodes=args.eval_episodes,
                                   out_dir=f"{args.runs}/{args.scenario}-{name}-{fleet}-s{seed}")
-                summary = finished(cfg)
+                summary = finished_run(cfg)
                 if summary is None:
                     t0 = time.perf_counter()
                     summary = train(cfg, log=lambda *_: None)
@@ -104,18 +104,6 @@ def main(argv=None):
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     plot(results, out.with_suffix(".png"))
     print(table(results))
-
-
-def finished(cfg) -> dict | None:
-    """The summary of a finished run with this exact configuration, if one is on disk."""
-    from dataclasses import asdict
-
-    path = Path(cfg.run_dir) / "summary.json"
-    if not path.exists():
-        return None
-    summary = json.loads(path.read_text())
-    same = summary.get("config") == json.loads(json.dumps(asdict(cfg)))
-    return summary if same and "test" in summary else None
 
 
 def _mean(rows_by_day: dict, i: int, metric: str) -> float:

@@ -262,6 +262,16 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     return {**summary, "runner": runner, "parts": parts}
 
 
+def finished_run(config: TrainConfig) -> dict | None:
+    """The summary of a finished run of exactly this configuration in its run folder, if any
+    (experiment scripts skip such runs, so an interrupted table resumes where it stopped)."""
+    path = Path(config.run_dir) / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if summary.get("config") == _jsonable_config(config) and "test" in summary else None
+
+
 def restore(manager, like, step):
     """The runner state saved at `step` by a checkpoint manager, shaped like `like`."""
     import orbax.checkpoint as ocp
