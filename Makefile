@@ -26,10 +26,12 @@ train: install
 bench: install
 	$(BIN)/python benchmarks/bench_env.py $(ARGS)
 	$(BIN)/python benchmarks/bench_taxi.py
+	$(BIN)/python benchmarks/bench_amod.py
 
 scenarios: install
 	$(BIN)/python -m jaxmob scenarios $(ARGS)
 	$(BIN)/python -m jaxmob scenarios taxi
+	$(BIN)/python -m jaxmob scenarios amod
 
 show: install
 	$(BIN)/python -m jaxmob show $(or $(SCENARIO),manhattan-106)

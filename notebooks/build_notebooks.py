@@ -22,7 +22,7 @@ ablation.cells = [
          "if TINY:\n"
          "    base = TrainConfig(alg='hagps', scenario='synthetic-square', total_updates=2, updates_per_chunk=2, num_envs=2,\n"
          "                       rollout_steps=24, horizon=24, window=12, epochs=1, minibatches=2, progress=False)\n"
-         "    D_SPLIT, TAU_MERGE, ID_DIMS, SEEDS = [1.0, 4.0], [0.25, 1.0], [0, 4], 1\n"
+         "    D_SPLIT, TAU_MERGE, ID_DIMS, SEEDS = [1.0, 4.0], [1.0], [4], 1\n"
          "else:\n"
          "    base = TrainConfig(alg='hagps', scenario='manhattan-106', total_updates=60, updates_per_chunk=10,\n"
          "                       num_envs=4, progress=False)\n"

@@ -217,3 +217,30 @@ def write_bundled(source_dir, out_dir=BUNDLED_DIR) -> list:
         save(scenario, out_dir / f"{scenario.name}.npz")
         written.append(scenario.name)
     return written
+
+
+def add_cli_arguments(p) -> None:
+    p.add_argument("--data", help="raw data folder holding amod-scenarios/ (default $JAXMOB_SHARED_DATA or ../shared/data)")
+    p.add_argument("--out", help="output folder (default the package's amod scenarios folder)")
+
+
+def cli_main(args) -> int:
+    """`jaxmob scenarios amod`: rebuild the bundled cities from the benchmark files."""
+    import sys
+
+    from ...paths import shared_data_dir
+
+    data = Path(args.data) if args.data else shared_data_dir()
+    source = data / "amod-scenarios" if data is not None else None
+    if source is None or not source.is_dir():
+        print("error: no amod-scenarios/ folder: pass --data DIR (the folder holding amod-scenarios/) "
+              "or set JAXMOB_SHARED_DATA", file=sys.stderr)
+        return 2
+    try:
+        names = write_bundled(source, Path(args.out) if args.out else BUNDLED_DIR)
+    except (LoaderError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(names)} AMoD cities: {', '.join(names)}")
+    return 0
+

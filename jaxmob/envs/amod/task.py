@@ -129,6 +129,11 @@ class AmodTask(Task):
                 rows[name].append({"policy": "bound (clairvoyant LP)", **clairvoyant_bound(scenario, requests)})
         return rows
 
+    def scenarios_cli(self):
+        from .scenario import add_cli_arguments, cli_main
+
+        return add_cli_arguments, cli_main
+
     def training_label(self, config) -> str:
         return "training (Poisson requests)"
 
