@@ -48,10 +48,24 @@ def _shortest_paths(cost, arc, flow, has_supply):
     return dr, pr, pl
 
 
+def _ship_direct(flow, supply, demand, dr, pr, pl):
+    """Fill every sink whose shortest path is one arc from a node with supply left,
+    splitting each such source's supply over its sinks in index order. The arcs
+    are tight under the distances, so the flow stays optimal for what it ships
+    (the primal-dual argument), and one shortest-path search serves many sinks."""
+    n = flow.shape[0]
+    direct = (demand > 0) & jnp.isfinite(dr) & (pl[pr] < 0) & (supply[pr] > 0)
+    wanted = jnp.where((pr[None, :] == jnp.arange(n)[:, None]) & direct[None, :], demand[None, :], 0)
+    before = jnp.cumsum(wanted, axis=1) - wanted
+    ship = jnp.clip(supply[:, None] - before, 0, wanted)
+    return flow + ship, supply - ship.sum(axis=1), demand - ship.sum(axis=0), ship.sum()
+
+
 def _augment(state, cost, arc):
     flow, supply, demand, rounds = state
     n = cost.shape[0]
     dr, pr, pl = _shortest_paths(cost, arc, flow, supply > 0)
+    flow, supply, demand, shipped = _ship_direct(flow, supply, demand, dr, pr, pl)
     sink = jnp.argmin(jnp.where(demand > 0, dr, jnp.inf))
 
     nodes = jnp.arange(n)
@@ -72,9 +86,10 @@ def _augment(state, cost, arc):
     init = (sink.astype(jnp.int32), jnp.bool_(True), jnp.zeros((n, n), jnp.int32), jnp.int32(big), jnp.int32(0), 0)
     _, going, path, room, root, _ = jax.lax.while_loop(lambda c: c[1] & (c[5] < n), walk, init)
     delta = jnp.minimum(jnp.minimum(room, supply[root]), demand[sink])
-    delta = jnp.where(jnp.isfinite(dr[sink]) & ~going, delta, 0)  # nothing reachable: stop
+    delta = jnp.where(jnp.isfinite(dr[sink]) & (demand[sink] > 0) & ~going, jnp.maximum(delta, 0), 0)
     flow = flow + delta * path
-    return flow, supply.at[root].add(-delta), demand.at[sink].add(-delta), jnp.where(delta > 0, rounds + 1, -1)
+    progress = (delta > 0) | (shipped > 0)  # none: nothing reachable is left, stop
+    return flow, supply.at[root].add(-delta), demand.at[sink].add(-delta), jnp.where(progress, rounds + 1, -1)
 
 
 def min_cost_transport(supply: jax.Array, demand: jax.Array, cost: jax.Array) -> jax.Array:
