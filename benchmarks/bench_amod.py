@@ -1,7 +1,7 @@
 """Region-level AMoD env speed: city-steps/s of whole episodes, batched, against
 the NumPy/HiGHS reference, measured in the same run.
 
-    python benchmarks/bench_amod.py [--scenario nyc_brooklyn] [--batch 1 64 1024] [--reps 5]
+    python benchmarks/bench_amod.py [--scenarios nyc_brooklyn ... | all] [--batch 1 64 1024] [--reps 5]
 
 Each row runs `horizon` steps of `batch` cities in one compiled `lax.scan`
 (`vmap` over cities), passenger matching included, under three policies:
@@ -71,42 +71,45 @@ def reference_rate(scenario, params, steps: int) -> float:
 
 
 def main(argv=None):
+    from jaxmob.envs.amod.scenario import bundled
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", default="nyc_brooklyn")
+    ap.add_argument("--scenarios", nargs="+", default=["nyc_brooklyn"], help="cities, or 'all'")
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 64, 1024])
     ap.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--ref-steps", type=int, default=10)
     args = ap.parse_args(argv)
-    scenario = load(args.scenario)
-    params = make_params(scenario, xi=0.1)
+    names = bundled() if args.scenarios == ["all"] else args.scenarios
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} x "
           f"{jax.devices()[0].platform}, jax {jax.__version__}")
-    print(f"scenario {scenario.name}: {scenario.num_regions} regions, {scenario.fleet} vehicles, "
-          f"{scenario.horizon} steps of {scenario.tstep} min per episode")
-    print(f"{'policy':24s} {'batch':>6s} {'compile s':>10s} {'median s':>10s} {'city-steps/s':>14s}")
-    rates = {}
-    for policy in args.policies:
-        action = "meta" if policy.startswith("META") else "levels"
-        env = AmodEnv(AmodConfig(horizon=scenario.horizon, max_steps=scenario.max_steps, action=action))
-        for batch in args.batch:
-            run = make_run(env, params, batch, policy)
-            t0 = time.perf_counter()
-            jax.block_until_ready(run(jax.random.key(0)))
-            compile_s = time.perf_counter() - t0
-            times = []
-            for r in range(args.reps):
+    print(f"{'scenario':24s} {'policy':24s} {'batch':>6s} {'compile s':>10s} {'median s':>10s} {'city-steps/s':>14s}")
+    for name in names:
+        scenario = load(name)
+        params = make_params(scenario, xi=0.1)
+        rates = {}
+        for policy in args.policies:
+            action = "meta" if policy.startswith("META") else "levels"
+            env = AmodEnv(AmodConfig(horizon=scenario.horizon, max_steps=scenario.max_steps, action=action))
+            for batch in args.batch:
+                run = make_run(env, params, batch, policy)
                 t0 = time.perf_counter()
-                jax.block_until_ready(run(jax.random.key(1 + r)))
-                times.append(time.perf_counter() - t0)
-            med = statistics.median(times)
-            rates[policy, batch] = batch * env.episode_length / med
-            print(f"{policy:24s} {batch:6d} {compile_s:10.2f} {med:10.4f} {rates[policy, batch]:14,.0f}", flush=True)
-    ref = reference_rate(scenario, params, args.ref_steps)
-    print(f"{'reference (NumPy+HiGHS)':24s} {1:6d} {'':>10s} {'':>10s} {ref:14,.0f}")
-    for (policy, batch), rate in rates.items():
-        if policy == "equal distribution":
-            print(f"speed-up over the reference, equal distribution, batch {batch}: {rate / ref:,.0f}x")
+                jax.block_until_ready(run(jax.random.key(0)))
+                compile_s = time.perf_counter() - t0
+                times = []
+                for r in range(args.reps):
+                    t0 = time.perf_counter()
+                    jax.block_until_ready(run(jax.random.key(1 + r)))
+                    times.append(time.perf_counter() - t0)
+                med = statistics.median(times)
+                rates[policy, batch] = batch * env.episode_length / med
+                print(f"{name:24s} {policy:24s} {batch:6d} {compile_s:10.2f} {med:10.4f} {rates[policy, batch]:14,.0f}",
+                      flush=True)
+        ref = reference_rate(scenario, params, args.ref_steps)
+        print(f"{name:24s} {'reference (NumPy+HiGHS)':24s} {1:6d} {'':>10s} {'':>10s} {ref:14,.0f}")
+        for (policy, batch), rate in rates.items():
+            if policy == "equal distribution":
+                print(f"{name}: speed-up over the reference, equal distribution, batch {batch}: {rate / ref:,.0f}x")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ METRICS = ("reward", "served_ratio", "profit", "rebalancing_cost")
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cities", default=",".join(CITIES))
+    ap.add_argument("--cities", default=",".join(CITIES), help="comma-separated, or 'all' (the 11 bundled cities)")
+    ap.add_argument("--algs", default=",".join(LEARNED.values()), help="learned rows: meta, maddpg, mappo, or none")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--updates", type=int, default=100)
     ap.add_argument("--updates-per-chunk", type=int, default=20, help="validation after every chunk")
@@ -47,10 +48,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.cities, args.seeds, args.updates, args.updates_per_chunk = "san_francisco", 1, 2, 1
-    cities = args.cities.split(",")
+    from jaxmob.envs.amod.scenario import bundled
+
+    cities = bundled() if args.cities == "all" else args.cities.split(",")
+    algs = [] if args.algs == "none" else args.algs.split(",")
+    learned = {label: alg for label, alg in LEARNED.items() if alg in algs}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    results = {"cities": cities, "seeds": args.seeds, "updates": args.updates,
+    results = {"cities": cities, "seeds": args.seeds if learned else 0, "updates": args.updates,
                "machine": f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}", "table": {}}
     t_all = time.perf_counter()
     for city in cities:
@@ -58,10 +63,12 @@ def main(argv=None):
         scenario = base.task.load(city)
         rows = baseline_rows(scenario, list(scenario.test_days), base, bound=True)
         cell = results["table"].setdefault(city, {})
+        results.setdefault("scenarios", {})[city] = dict(regions=scenario.num_regions, fleet=scenario.fleet,
+                                                         tstep=scenario.tstep, horizon=scenario.horizon)
         for i, first in enumerate(next(iter(rows.values()))):
             per_episode = {m: [r[i][m] for r in rows.values()] for m in METRICS}
             cell[first["policy"]] = {"kind": "per test episode", **per_episode}
-        for label, alg in LEARNED.items():
+        for label, alg in learned.items():
             cell[label] = {"kind": "per seed", **{m: [] for m in METRICS}, "wall_s": []}
             for seed in range(args.seeds):
                 cfg = TrainConfig(env="amod", alg=alg, scenario=city, seed=seed, total_updates=args.updates,
@@ -77,6 +84,7 @@ def main(argv=None):
                 cell[label]["wall_s"].append(float(summary["wall_s"]))
             results["wall_s"] = time.perf_counter() - t_all
             out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     results["wall_s"] = time.perf_counter() - t_all
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     plot(results, out.with_suffix(".png"))
@@ -84,7 +92,10 @@ def main(argv=None):
 
 
 def table(results) -> str:
-    """Markdown: reward (thousands) and served ratio per city, mean ± std."""
+    """Markdown: reward (thousands) and served ratio per city, mean ± std; with no learned
+    rows, one line per city with every metric of every hand rule."""
+    if not results["seeds"]:
+        return baseline_table(results)
     cities = results["cities"]
     pm = lambda v, scale=1.0, f="{:.1f}": f"{f.format(np.mean(v) / scale)} ± {f.format(np.std(v) / scale)}"  # noqa: E731
     lines = ["| policy |" + "".join(f" {c} reward (k) | {c} served |" for c in cities),
@@ -93,6 +104,18 @@ def table(results) -> str:
         cells = "".join(f" {pm(results['table'][c][name]['reward'], 1e3)} | "
                         f"{pm(results['table'][c][name]['served_ratio'], 1.0, '{:.3f}')} |" for c in cities)
         lines.append(f"| {name} |{cells}")
+    return "\n".join(lines)
+
+
+def baseline_table(results) -> str:
+    pm = lambda v, f="{:.1f}", scale=1.0: f"{f.format(np.mean(v) / scale)} ± {f.format(np.std(v) / scale)}"  # noqa: E731
+    lines = ["| city | regions | fleet | policy | reward (k) | served | profit (k) | reb. cost (k) |", "|---|---|---|---|---|---|---|---|"]
+    for city in results["cities"]:
+        info = results["scenarios"][city]
+        for name, r in results["table"][city].items():
+            lines.append(f"| {city} | {info['regions']} | {info['fleet']:,} | {name} | {pm(r['reward'], scale=1e3)} | "
+                         f"{pm(r['served_ratio'], '{:.3f}')} | {pm(r['profit'], scale=1e3)} | "
+                         f"{pm(r['rebalancing_cost'], '{:.2f}', 1e3)} |")
     return "\n".join(lines)
 
 

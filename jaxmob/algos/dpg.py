@@ -29,7 +29,7 @@ import optax
 from flax import struct
 
 from ..nets import MLP
-from .ppo import Hyper, RunnerState
+from .ppo import Hyper, RunnerState, make_optimizer, set_lr
 
 CRITICS = {"ddpg": "independent", "meta": "independent", "maddpg": "central"}
 DPG_ALGORITHMS = tuple(CRITICS)
@@ -146,24 +146,13 @@ def dpg_hyper(lr=1e-3, gamma=0.99, tau=0.01, noise=0.2, critic_lr=None, **kw) ->
     return Hyper.make(lr=lr, gamma=gamma, tau=tau, noise=noise, critic_lr=critic_lr if critic_lr is not None else lr, **kw)
 
 
-def _adam(max_grad_norm):
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.inject_hyperparams(optax.adam)(learning_rate=1e-3))
-
-
-def _with_lr(opt_state, lr):
-    clip_state, adam_state = opt_state
-    hp = dict(adam_state.hyperparams)
-    hp["learning_rate"] = jnp.asarray(lr, hp["learning_rate"].dtype)
-    return (clip_state, adam_state._replace(hyperparams=hp))
-
-
 def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     """Return `(init(key, hyper), update_chunk(runner, num_updates))`, as `ppo.make_train` does."""
     spec = env.action_spec(env_params)
     if spec.num_values is not None:
         raise TypeError(f"the DPG core needs continuous actions; {type(env).__name__} has {spec.num_values} discrete ones")
     B, T = config.num_envs, config.rollout_steps
-    actor_opt, critic_opt = _adam(config.max_grad_norm), _adam(config.max_grad_norm)
+    actor_opt, critic_opt = make_optimizer(config.max_grad_norm), make_optimizer(config.max_grad_norm)
     reset = jax.vmap(env.reset, in_axes=(0, None))
     global_state = jax.vmap(env.global_state, in_axes=(0, None))
     agent_mask = env.agent_mask(env_params).astype(jnp.float32)
@@ -174,8 +163,8 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         obs, env_state = reset(jax.random.split(k_env, B), env_params)
         gstate = global_state(env_state, env_params)
         params = policy.init(k_pol, obs.shape[-1], gstate.shape[-1])
-        opt_state = {"actor": _with_lr(actor_opt.init(params["actor"]), hyper.lr),
-                     "critic": _with_lr(critic_opt.init(params["critic"]), hyper.algo["critic_lr"])}
+        opt_state = {"actor": set_lr(actor_opt.init(params["actor"]), hyper.lr),
+                     "critic": set_lr(critic_opt.init(params["critic"]), hyper.algo["critic_lr"])}
         replay = Replay.empty(config.buffer_size, obs.shape[1:], gstate.shape[-1])
         return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=k_run,
                            update=jnp.zeros((), jnp.int32), groups=policy.groups(), hyper=hyper,
@@ -241,8 +230,8 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         reset_obs, reset_state = reset(jax.random.split(k_reset, B), env_params)
         (runner, _, _), stats = jax.lax.scan(env_step, (runner.replace(key=key), reset_state, reset_obs), None, T)
         replay = runner.extra.replay
-        opt_state = {"actor": _with_lr(runner.opt_state["actor"], runner.hyper.lr),
-                     "critic": _with_lr(runner.opt_state["critic"], runner.hyper.algo["critic_lr"])}
+        opt_state = {"actor": set_lr(runner.opt_state["actor"], runner.hyper.lr),
+                     "critic": set_lr(runner.opt_state["critic"], runner.hyper.algo["critic_lr"])}
         carry = (runner.params, opt_state, runner.extra.target, replay, runner.hyper)
         (params, opt_state, target, _, _), aux = jax.lax.scan(gradient_step, carry,
                                                              jax.random.split(k_grad, config.gradient_steps))

@@ -144,7 +144,7 @@ def make_optimizer(max_grad_norm: float):
                        optax.inject_hyperparams(optax.adam)(learning_rate=3e-4, eps=1e-5))
 
 
-def _set_lr(opt_state, lr):
+def set_lr(opt_state, lr):
     clip_state, adam_state = opt_state
     hp = dict(adam_state.hyperparams)
     hp["learning_rate"] = jnp.asarray(lr, hp["learning_rate"].dtype)
@@ -211,7 +211,7 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
         obs, env_state = reset(jax.random.split(k_env, B), env_params)
         gstate = global_state(env_state, env_params)
         params = policy.init(k_pol, obs.shape[-1], gstate.shape[-1])
-        opt_state = _set_lr(optimizer.init(params), hyper.lr)
+        opt_state = set_lr(optimizer.init(params), hyper.lr)
         return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=k_run,
                            update=jnp.zeros((), jnp.int32), groups=policy.groups(), hyper=hyper,
                            extra=hooks.init(k_extra, params))
@@ -267,7 +267,7 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
             return (params, opt_state, key), aux
 
         key, k_epochs = jax.random.split(runner.key)
-        opt_state = _set_lr(runner.opt_state, runner.hyper.lr)
+        opt_state = set_lr(runner.opt_state, runner.hyper.lr)
         (params, opt_state, _), aux = jax.lax.scan(epoch, (runner.params, opt_state, k_epochs), None, config.epochs)
         runner = runner.replace(params=params, opt_state=opt_state, key=key, update=runner.update + 1)
         runner, hook_metrics = hooks.after_update(runner, traj)

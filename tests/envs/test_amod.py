@@ -207,3 +207,19 @@ def test_amod_trains_through_the_generic_trainer_and_reports_test_episodes(tmp_p
     assert np.isfinite(out["test"]["reward"]) and 0 < out["test"]["served_ratio"] <= 1
     with pytest.raises(ValueError, match="action"):
         TrainConfig(env="amod", options={"action": "teleport"}).validate()
+
+
+def test_meta_balance_reward_is_min_over_max_of_requests_and_idle():
+    scenario = toy(seed=6)
+    requests = np.random.default_rng(2).poisson(scenario.demand[: scenario.horizon + 1]).astype(np.int32)
+    env = env_for(scenario, mode="replay", action="meta", reward="balance")
+    params = make_params(scenario, replay=requests, xi=0.1)
+    _, state = env.reset(jax.random.key(0), params)
+    moves = jnp.zeros((5, 5), jnp.int32)
+    idle_before = np.asarray(state.idle + state.transit[0])  # nothing moves: idle after arrivals
+    _, _, reward, _, info = env.step_moves(jax.random.key(1), state, moves, params)
+    demand = requests[1].sum(axis=1)
+    want = np.where(np.maximum(demand, idle_before) > 0,
+                    np.minimum(demand, idle_before) / np.maximum(np.maximum(demand, idle_before), 1), 1.0)
+    np.testing.assert_allclose(np.asarray(reward), want, rtol=1e-6)
+    assert float(info["team"]) == pytest.approx(float(info["profit"]))  # the team reward is still profit

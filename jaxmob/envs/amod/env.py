@@ -15,9 +15,15 @@ by the step they arrive. One `step(action)` is
    origin and its exact optimum serves destinations in descending price
    order; served vehicles arrive after the trip duration.
 
-Reward (the team's, shared evenly by the region agents) = passenger profit
-(revenue - beta * tstep * trip steps per served request) - rebalancing cost
-(beta * tstep * rebalancing steps per moved vehicle). `reset` matches the
+Team reward = passenger profit (revenue - beta * tstep * trip steps per
+served request) - rebalancing cost (beta * tstep * rebalancing steps per
+moved vehicle): the benchmark's reward, every table's headline. What a
+region agent is paid (`AmodConfig.reward`):
+* 'profit': the team reward shared evenly (team / regions);
+* 'balance' (META's): region i's supply-demand balance of the step,
+  b_i = min(D_i, S_i) / max(D_i, S_i), and 1 when both are 0, with D_i the
+  step's requests from i and S_i its idle vehicles before matching; in [0, 1],
+  1 when supply equals demand. `reset` matches the
 requests of step 0 from the initial fleet. Vehicles are neither created nor
 lost: idle + in transit = fleet at every step (property-tested).
 
@@ -44,6 +50,7 @@ from ..base import Environment, Spec, accumulate, is_int, poisson_by_inversion, 
 
 MODES = ("poisson", "replay")
 ACTIONS = ("levels", "meta")
+REWARDS = ("profit", "balance")
 LOOKAHEAD = 4  # steps of arrivals and expected requests an observation shows
 
 
@@ -54,6 +61,7 @@ class AmodConfig:
     horizon: int = 20
     mode: str = "poisson"
     action: str = "levels"
+    reward: str = "profit"
     levels: int = 5
     max_steps: int = 20  # longest trip or rebalancing, in steps (the transit pipeline's length)
 
@@ -61,6 +69,7 @@ class AmodConfig:
         for name, ok, want in (("horizon", is_int(self.horizon) and self.horizon >= 1, "an integer >= 1"),
                                ("mode", self.mode in MODES, f"one of {MODES}"),
                                ("action", self.action in ACTIONS, f"one of {ACTIONS}"),
+                               ("reward", self.reward in REWARDS, f"one of {REWARDS}"),
                                ("levels", is_int(self.levels) and self.levels >= 2, "an integer >= 2"),
                                ("max_steps", is_int(self.max_steps) and self.max_steps >= 1, "an integer >= 1")):
             if not ok:
@@ -232,6 +241,7 @@ class AmodEnv(Environment):
         idle = idle + transit[0]
         transit = jnp.concatenate([transit[1:], jnp.zeros_like(transit[:1])])
         requests = self.requests_at(key, t, params)
+        supply, demand = idle, requests.sum(axis=1)
         idle, transit, served, income, trip_cost = self._match(idle, transit, requests, t, params)
         profit = income - trip_cost
         team = profit - reb_cost
@@ -240,8 +250,12 @@ class AmodEnv(Environment):
             rebalancing_cost=reb_cost, rebalanced=moves.sum(), steps=1))
         nxt = AmodState(idle=idle, transit=transit, unmet=(requests - served).sum(axis=1), t=t, metrics=metrics)
         R = params.num_regions
-        reward = jnp.full((R,), team / R, jnp.float32)
-        info = dict(profit=profit, rebalancing_cost=reb_cost, served=served.sum(), requests=requests.sum(),
+        if self.config.reward == "balance":
+            low, high = jnp.minimum(demand, supply), jnp.maximum(demand, supply)
+            reward = jnp.where(high > 0, low / jnp.maximum(high, 1), 1.0).astype(jnp.float32)
+        else:
+            reward = jnp.full((R,), team / R, jnp.float32)
+        info = dict(team=team, profit=profit, rebalancing_cost=reb_cost, served=served.sum(), requests=requests.sum(),
                     rebalanced=moves.sum())
         return self.observe(nxt, params), nxt, reward, t >= self.config.horizon, info
 
@@ -286,7 +300,7 @@ class AmodEnv(Environment):
         return jnp.ones((params.num_regions,), bool)
 
     def learning_reward(self, state, action, reward, info, params, coefs):
-        return reward / params.reward_scale
+        return reward if self.config.reward == "balance" else reward / params.reward_scale
 
     # ------------------------------------------------------------------ metrics
     def episode_metrics(self, state: AmodState, params) -> dict:
@@ -298,7 +312,7 @@ class AmodEnv(Environment):
                     requests=m.requests.astype(jnp.float32))
 
     def step_stats(self, info, reward, params) -> dict:
-        return dict(reward=reward.sum(), profit=info["profit"], rebalancing_cost=info["rebalancing_cost"],
+        return dict(reward=info["team"], profit=info["profit"], rebalancing_cost=info["rebalancing_cost"],
                     served=info["served"].astype(jnp.float32), requests=info["requests"].astype(jnp.float32))
 
     def training_metrics(self, sums: dict, num_envs: int) -> dict:

@@ -30,6 +30,9 @@ class AmodOptions:
     action: str = _f("auto", "region action: levels (a weight 0..levels-1 per region sets the desired fleet "
                              "distribution) | meta (a in [-1, 1] per region, Kuhn-Munkres dispatch) | auto (meta for "
                              "the off-policy algorithms ddpg/maddpg/meta, levels for the PPO family)")
+    reward: str = _f("auto", "what a region is paid: profit (the team reward, shared) | balance (META's: "
+                             "min(requests, idle) / max(requests, idle) of its step) | auto (balance for the "
+                             "off-policy algorithms, profit for the PPO family)")
     levels: int = _f(5, "weights a region may choose from (action levels)")
     xi: float = _f(0.1, "META's threshold: |a| <= xi keeps a region out of the dispatch")
 
@@ -58,11 +61,13 @@ class AmodTask(Task):
         return load(name)
 
     def validate(self, config) -> None:
-        from .env import ACTIONS
+        from .env import ACTIONS, REWARDS
 
         o = config.options
         if o.action not in ACTIONS + ("auto",):
             raise ValueError(f"action: must be one of {', '.join(ACTIONS + ('auto',))}, got {o.action!r}")
+        if o.reward not in REWARDS + ("auto",):
+            raise ValueError(f"reward: must be one of {', '.join(REWARDS + ('auto',))}, got {o.reward!r}")
         if self.action(config) == "levels" and config.alg in continuous_algorithms():
             raise ValueError(f"action: {config.alg} needs the continuous action (meta), got levels")
         if self.action(config) == "meta" and config.alg not in continuous_algorithms():
@@ -82,11 +87,17 @@ class AmodTask(Task):
             return config.options.action
         return "meta" if config.alg in continuous_algorithms() else "levels"
 
-    def env(self, options, scenario, mode: str, action: str = "levels"):
+    @staticmethod
+    def reward(config) -> str:
+        if config.options.reward != "auto":
+            return config.options.reward
+        return "balance" if config.alg in continuous_algorithms() else "profit"
+
+    def env(self, options, scenario, mode: str, action: str = "levels", reward: str = "profit"):
         from .env import AmodConfig, AmodEnv
 
-        return AmodEnv(AmodConfig(horizon=scenario.horizon, mode=mode, action=action, levels=options.levels,
-                                  max_steps=scenario.max_steps))
+        return AmodEnv(AmodConfig(horizon=scenario.horizon, mode=mode, action=action, reward=reward,
+                                  levels=options.levels, max_steps=scenario.max_steps))
 
     def build(self, config, scenario) -> Built:
         from .env import make_params
@@ -95,9 +106,9 @@ class AmodTask(Task):
         day_params = lambda names: self.episode_params(config, scenario, names)  # noqa: E731
         validation = tuple(config.validation_days) or scenario.validation_days
         test = tuple(config.test_days) or scenario.test_days
-        action = self.action(config)
-        return Built(scenario=scenario, env=self.env(o, scenario, "poisson", action),
-                     env_params=make_params(scenario, xi=o.xi), eval_env=self.env(o, scenario, "replay", action),
+        action, reward = self.action(config), self.reward(config)
+        return Built(scenario=scenario, env=self.env(o, scenario, "poisson", action, reward),
+                     env_params=make_params(scenario, xi=o.xi), eval_env=self.env(o, scenario, "replay", action, reward),
                      validation=day_params(validation),
                      test=day_params(test), day_params=day_params)
 
