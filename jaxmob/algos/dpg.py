@@ -152,7 +152,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     if spec.num_values is not None:
         raise TypeError(f"the DPG core needs continuous actions; {type(env).__name__} has {spec.num_values} discrete ones")
     B, T = config.num_envs, config.rollout_steps
-    actor_opt, critic_opt = make_optimizer(config.max_grad_norm), make_optimizer(config.max_grad_norm)
+    actor_opt, critic_opt = make_optimizer(config.max_grad_norm, eps=1e-8), make_optimizer(config.max_grad_norm, eps=1e-8)
     reset = jax.vmap(env.reset, in_axes=(0, None))
     global_state = jax.vmap(env.global_state, in_axes=(0, None))
     agent_mask = env.agent_mask(env_params).astype(jnp.float32)

@@ -138,10 +138,10 @@ def sgd_step(optimizer, policy, groups, hyper, action_mask, prior, agent_mask, v
     return optax.apply_updates(params, updates), opt_state, aux
 
 
-def make_optimizer(max_grad_norm: float):
+def make_optimizer(max_grad_norm: float, eps: float = 1e-5):
     """Adam with a traced learning rate (set from `Hyper.lr` every update)."""
     return optax.chain(optax.clip_by_global_norm(max_grad_norm),
-                       optax.inject_hyperparams(optax.adam)(learning_rate=3e-4, eps=1e-5))
+                       optax.inject_hyperparams(optax.adam)(learning_rate=3e-4, eps=eps))
 
 
 def set_lr(opt_state, lr):

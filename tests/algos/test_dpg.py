@@ -113,7 +113,8 @@ def corridor_config(tmp_path, **kw):
 
     common = dict(env="amod", alg="meta", scenario=corridor(tmp_path), total_updates=100, updates_per_chunk=25,
                   num_envs=8, rollout_steps=10, batch_size=128, buffer_size=4096, gradient_steps=20, lr=1e-3,
-                  gamma=0.9, exploration_noise=0.5, eval_episodes=2, progress=False, options={"xi": 0.1},
+                  gamma=0.9, exploration_noise=0.5, eval_episodes=2, progress=False,
+                  options={"xi": 0.1, "reward": "profit"},
                   out_dir=str(tmp_path / "run"))
     return TrainConfig(**{**common, **kw})
 
@@ -161,7 +162,7 @@ def _config(summary):
 def test_a_sweep_over_polyak_rates_is_one_program(tmp_path):
     from jaxmob.sweep import run_sweep
 
-    cfg = corridor_config(tmp_path, total_updates=4, updates_per_chunk=2, batch_size=32)
+    cfg = corridor_config(tmp_path, total_updates=2, updates_per_chunk=2, batch_size=32)
     out = run_sweep(cfg, 2, {"tau": [0.01, 0.1]}, out_dir=str(tmp_path / "sweep"), progress=False)
     assert len(out["evals"]) == 4 and all(np.isfinite(e["reward"]) for e in out["evals"])
     with pytest.raises(ValueError, match="cannot sweep 'ent_coef' of meta"):
