@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from ..envs.base import select_tree
 from ..nets import MLP
 from .ppo import Hyper, RunnerState, make_optimizer, set_lr
 
@@ -183,8 +184,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
                                               next_obs=next_obs, next_gstate=global_state(reached, env_params),
                                               done=done))
         # finished episodes continue from the reset drawn for this update (as `step_auto_reset`)
-        obs = jnp.where(_bcast(done, next_obs), reset_obs, next_obs)
-        env_state = jax.tree.map(lambda r, s: jnp.where(_bcast(done, s), r, s), reset_state, reached)
+        obs, env_state = jax.vmap(select_tree)(done, (reset_obs, reset_state), (next_obs, reached))
         stats = env.step_stats(info, reward, env_params)
         runner = runner.replace(key=key, env_state=env_state, obs=obs, extra=runner.extra.replace(replay=replay))
         return (runner, reset_state, reset_obs), stats
@@ -252,6 +252,3 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
 
     return init, update_chunk
 
-
-def _bcast(done, leaf):
-    return done.reshape(done.shape + (1,) * (leaf.ndim - done.ndim))
