@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 train: install
 	$(BIN)/python -m jaxmob train --env $(ENV) $(if $(ALG),--alg $(ALG),) $(if $(SCENARIO),--scenario $(SCENARIO),) $(ARGS)
