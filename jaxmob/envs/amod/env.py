@@ -52,6 +52,7 @@ MODES = ("poisson", "replay")
 ACTIONS = ("levels", "meta")
 REWARDS = ("profit", "balance")
 LOOKAHEAD = 4  # steps of arrivals and expected requests an observation shows
+LOCAL_FEATURES = 3 + 2 * LOOKAHEAD  # idle, arrivals, expected requests, imbalance, unmet (then id, time)
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,7 @@ class AmodEnv(Environment):
 
     def observation_spec(self, params) -> Spec:
         R = params.num_regions
-        return Spec((R, 3 + 2 * LOOKAHEAD + R + self.config.horizon + 1), jnp.float32)
+        return Spec((R, LOCAL_FEATURES + R + self.config.horizon + 1), jnp.float32)
 
     def action_spec(self, params) -> Spec:
         R = params.num_regions
@@ -288,13 +289,12 @@ class AmodEnv(Environment):
         return Spec((R,), jnp.int32, self.config.levels)
 
     def global_state(self, state: AmodState, params) -> jax.Array:
-        obs = self.observe(state, params)
-        local = obs[:, : 3 + 2 * LOOKAHEAD].ravel()
-        return jnp.concatenate([local, obs[0, 3 + 2 * LOOKAHEAD + params.num_regions:]])
+        obs = self.observe(state, params)  # every region's local features, and the time once
+        return jnp.concatenate([obs[:, :LOCAL_FEATURES].ravel(), obs[0, LOCAL_FEATURES + params.num_regions:]])
 
     def global_state_spec(self, params) -> Spec:
         R = params.num_regions
-        return Spec(((3 + 2 * LOOKAHEAD) * R + self.config.horizon + 1,), jnp.float32)
+        return Spec((LOCAL_FEATURES * R + self.config.horizon + 1,), jnp.float32)
 
     def agent_mask(self, params) -> jax.Array:
         return jnp.ones((params.num_regions,), bool)
