@@ -4,20 +4,21 @@
 assignment problem on a padded square matrix: the real rows and columns are
 the masked ones, and as many real pairs are matched as the smaller real side
 allows, at least total cost. It is the shortest-augmenting-path form of the
-Hungarian method (Jonker-Volgenant style potentials, O(n^3)): one row at a
-time joins the matching along a shortest alternating path of reduced costs.
+Hungarian method (Jonker-Volgenant style potentials, O(k n^2) for k real
+pairs): one row at a time joins the matching along a shortest alternating
+path of reduced costs.
+
+Only the smaller real side is added row by row (the matrix is transposed
+when there are more real rows than real columns), and the columns of the
+other side that are not real cost `big`, more than any difference of real
+assignments, so every added row ends on a real column. A few waiting
+requests against a large fleet thus cost a few augmentations, not one per
+padded row.
 
 Everything is `lax` loops over fixed shapes, so one compiled program serves
 every instance of a padded size (`jit`, `vmap` over a batch of matrices), and
 the answer is exact: the tests check it against
 `scipy.optimize.linear_sum_assignment` on random and adversarial matrices.
-
-Padding follows the usual construction: a real row paired with a padding
-column (or a padding row with a real column) costs `big`, larger than any
-difference of real assignments, so the optimum matches as many real pairs as
-possible; padding with padding costs 0. Every perfect matching of the square
-matrix then costs (its real pairs) + big * (real rows + real columns - 2 *
-real pairs), which the optimum keeps at its least.
 """
 from __future__ import annotations
 
@@ -25,17 +26,9 @@ import jax
 import jax.numpy as jnp
 
 
-def _padded_costs(cost, row_mask, col_mask):
-    """The square matrix the Hungarian loop solves (see the module docstring)."""
-    real = row_mask[:, None] & col_mask[None, :]
-    span = jnp.max(jnp.where(real, jnp.abs(cost), 0.0))
-    big = (2.0 * span + 1.0) * cost.shape[0]
-    mixed = row_mask[:, None] ^ col_mask[None, :]
-    return jnp.where(real, cost, jnp.where(mixed, big, 0.0))
-
-
-def _hungarian(a: jax.Array) -> jax.Array:
-    """`row_of_col` (n,) for the square float matrix `a`: the row each column is assigned to.
+def _hungarian(a: jax.Array, k: jax.Array) -> jax.Array:
+    """`row_of_col` (n,) for the first `k` rows of the square float matrix `a`: the row each
+    column is assigned to (-1: none).
 
     Indices are 1-based inside (column 0 and row 0 are the virtual start of each
     augmenting search), as in the textbook form of the algorithm."""
@@ -43,8 +36,8 @@ def _hungarian(a: jax.Array) -> jax.Array:
     inf = jnp.asarray(jnp.inf, a.dtype)
     a = jnp.pad(a, ((1, 0), (1, 0)))
 
-    def add_row(i, carry):
-        u, v, p = carry
+    def add_row(carry):
+        i, u, v, p = carry
         p = p.at[0].set(i)
 
         def search_cond(c):
@@ -76,10 +69,10 @@ def _hungarian(a: jax.Array) -> jax.Array:
             return p.at[j0].set(p[j1]), j1
 
         p, _ = jax.lax.while_loop(lambda c: c[1] != 0, unwind, (p, j0))
-        return u, v, p
+        return i + 1, u, v, p
 
-    init = (jnp.zeros(n + 1, a.dtype), jnp.zeros(n + 1, a.dtype), jnp.zeros(n + 1, jnp.int32))
-    _, _, p = jax.lax.fori_loop(1, n + 1, add_row, init)
+    init = (jnp.int32(1), jnp.zeros(n + 1, a.dtype), jnp.zeros(n + 1, a.dtype), jnp.zeros(n + 1, jnp.int32))
+    _, _, _, p = jax.lax.while_loop(lambda c: c[0] <= k, add_row, init)
     return p[1:] - 1
 
 
@@ -94,10 +87,21 @@ def linear_sum_assignment(cost: jax.Array, row_mask: jax.Array | None = None,
     cost = jnp.asarray(cost, jnp.float32)
     row_mask = jnp.ones(n, bool) if row_mask is None else jnp.asarray(row_mask, bool)
     col_mask = jnp.ones(n, bool) if col_mask is None else jnp.asarray(col_mask, bool)
-    row_of_col = _hungarian(_padded_costs(cost, row_mask, col_mask))
-    col_of_row = jnp.zeros(n, jnp.int32).at[row_of_col].set(jnp.arange(n, dtype=jnp.int32))
-    real = row_mask & col_mask[col_of_row]
-    return jnp.where(real, col_of_row, -1)
+    flip = jnp.sum(row_mask) > jnp.sum(col_mask)  # add the smaller real side row by row
+    a = jnp.where(flip, cost.T, cost)
+    rows, cols = jnp.where(flip, col_mask, row_mask), jnp.where(flip, row_mask, col_mask)
+    real = rows[:, None] & cols[None, :]
+    span = jnp.max(jnp.where(real, jnp.abs(a), 0.0))
+    a = jnp.where(cols[None, :], a, (2.0 * span + 1.0) * n)
+    order = jnp.argsort(~rows, stable=True)  # real rows first
+    row_of_col = _hungarian(a[order], jnp.sum(rows))
+    matched = row_of_col >= 0
+    row_of_col = jnp.where(matched, order[jnp.maximum(row_of_col, 0)], -1)
+    pair = matched & cols & rows[jnp.maximum(row_of_col, 0)]
+    # back to the caller's orientation: pairs (row_of_col[j], j) of a, i.e. (j, row) when flipped
+    col_of_a_row = jnp.full(n, -1, jnp.int32).at[jnp.where(pair, row_of_col, n)].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+    row_of_a_col = jnp.where(pair, row_of_col, -1).astype(jnp.int32)
+    return jnp.where(flip, row_of_a_col, col_of_a_row)
 
 
 def assignment_cost(cost: jax.Array, col_of_row: jax.Array) -> jax.Array:
