@@ -32,6 +32,7 @@ scenarios: install
 	$(BIN)/python -m jaxmob scenarios $(ARGS)
 	$(BIN)/python -m jaxmob scenarios taxi
 	$(BIN)/python -m jaxmob scenarios amod
+	$(BIN)/python -m jaxmob scenarios routing
 
 show: install
 	$(BIN)/python -m jaxmob show $(or $(SCENARIO),manhattan-106)

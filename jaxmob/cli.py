@@ -123,20 +123,28 @@ def build_parser(env: str = "rebalance") -> argparse.ArgumentParser:
     from .config import add_config_arguments
     from .sweep import sweepable
 
-    p = sub.add_parser("train", help="train a multi-agent PPO policy (fused, chunked, checkpointed); "
-                       "--env NAME --help lists that environment's options")
-    add_config_arguments(p, env=env)
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
-    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound in the final table")
-    p.set_defaults(func=_train)
-    p = sub.add_parser("sweep", help="seeds x hyperparameters as one vmapped training program")
-    add_config_arguments(p, skip=sweepable(env), env=env)
-    p.add_argument("--seeds", type=int, default=3, help="seeds per hyperparameter setting")
-    p.add_argument("--sweep-out", help="output folder (default runs/sweep-<alg>-<scenario>)")
-    for name in sweepable(env):
-        p.add_argument(f"--{name.replace('_', '-')}", dest=f"sweep_{name}",
-                       help=f"comma-separated values of {name} to sweep (default: the train default)")
-    p.set_defaults(func=_sweep)
+    planner = get(env).train_cli()
+    if planner is not None:  # an env of online planners: `train` runs them (nothing to learn)
+        add_arguments, main_planner = planner
+        p = sub.add_parser("train", help=f"{env}: run its planners on the test episodes (nothing to train)")
+        p.add_argument("--env", default=env, choices=names(), help="environment")
+        add_arguments(p)
+        p.set_defaults(func=main_planner)
+    else:
+        p = sub.add_parser("train", help="train a multi-agent PPO policy (fused, chunked, checkpointed); "
+                           "--env NAME --help lists that environment's options")
+        add_config_arguments(p, env=env)
+        p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
+        p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound in the final table")
+        p.set_defaults(func=_train)
+        p = sub.add_parser("sweep", help="seeds x hyperparameters as one vmapped training program")
+        add_config_arguments(p, skip=sweepable(env), env=env)
+        p.add_argument("--seeds", type=int, default=3, help="seeds per hyperparameter setting")
+        p.add_argument("--sweep-out", help="output folder (default runs/sweep-<alg>-<scenario>)")
+        for name in sweepable(env):
+            p.add_argument(f"--{name.replace('_', '-')}", dest=f"sweep_{name}",
+                           help=f"comma-separated values of {name} to sweep (default: the train default)")
+        p.set_defaults(func=_sweep)
     cli = get(env).eval_cli()
     if cli is not None:
         add_arguments, main_eval = cli

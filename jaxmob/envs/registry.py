@@ -10,7 +10,8 @@ import importlib
 
 from .task import Task
 
-_ENTRIES: dict = {"rebalance": "jaxmob.envs.rebalance.task", "taxi": "jaxmob.envs.taxi.task", "amod": "jaxmob.envs.amod.task"}
+_ENTRIES: dict = {"rebalance": "jaxmob.envs.rebalance.task", "taxi": "jaxmob.envs.taxi.task", "amod": "jaxmob.envs.amod.task",
+            "routing": "jaxmob.envs.routing.task"}
 _LOADED: dict = {}
 
 

@@ -95,6 +95,11 @@ class Task(abc.ABC):
         """`(add_arguments(parser), main(args) -> exit code)` of `jaxmob eval --env NAME`, or None."""
         return None
 
+    def train_cli(self):
+        """`(add_arguments(parser), main(args) -> exit code)` replacing `jaxmob train --env NAME` for an
+        environment whose policies are online planners (nothing to train), or None."""
+        return None
+
     def scenarios_cli(self):
         """`(add_arguments(parser), main(args) -> exit code)` of `jaxmob scenarios NAME`, or None."""
         return None

@@ -1,0 +1,125 @@
+"""Fleet sweep across the two stability thresholds: outstanding requests over time.
+
+The theory (`jaxmob/envs/routing/theory.py`) gives a necessary fleet
+(m > E[eta] D_min) and a sufficient one (m >= E[eta] D_max) for
+instantaneous assignment to keep the queue bounded. This script runs IA-RA
+and the two-phase rollout on fleets below, between and above them and plots
+the outstanding requests per step, mean and std over the test episodes. It
+also fits the growth of the queue over the second half of each episode
+(requests per step): near 0 when the queue is bounded, near
+E[eta] (1 - m / (E[eta] D)) when it is not. Finished cells are kept in the
+JSON, so an interrupted run resumes. Writes results/routing_fleet_sweep.json and .png.
+
+    python experiments/routing_fleet_sweep.py           # about 15 min on 2 CPU cores
+    python experiments/routing_fleet_sweep.py --quick   # a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from jaxmob.envs.routing.evaluate import LABELS, RoutingSetup, TEST_SEEDS, run_policy, setup_dict
+from jaxmob.envs.routing.task import load_scenario
+from jaxmob.envs.routing.theory import fleet_thresholds
+
+
+def growth(curves) -> float:
+    """Least-squares slope of the mean queue over the second half of the episode (requests per step)."""
+    m = np.mean(np.array(curves, float), axis=0)
+    x = np.arange(len(m))[len(m) // 2:]
+    return float(np.polyfit(x, m[len(m) // 2:], 1)[0])
+
+
+def default_fleets(th: dict) -> list:
+    n, s = th["necessary_fleet"], th["sufficient_fleet"]
+    return sorted({max(2, n // 2), max(2, n - 4), n, (n + s) // 2, s, s + 8})
+
+
+def plot(payload: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    th = payload["thresholds"]
+    policies = list(dict.fromkeys(r["policy"] for r in payload["rows"]))
+    fig, axes = plt.subplots(1, len(policies), figsize=(6 * len(policies), 4.2), sharey=True, squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    fleets = sorted({r["fleet"] for r in payload["rows"]})
+    for ax, policy in zip(axes[0], policies):
+        for k, fleet in enumerate(fleets):
+            r = next((r for r in payload["rows"] if r["policy"] == policy and r["fleet"] == fleet), None)
+            if r is None:
+                continue
+            c = np.array(r["curves"], float)
+            m, s = c.mean(0), c.std(0)
+            x = np.arange(1, len(m) + 1)
+            zone = "< necessary" if fleet < th["necessary_fleet"] else ">= sufficient" if fleet >= th["sufficient_fleet"] else "between"
+            colour = cmap(k / max(1, len(fleets) - 1))
+            ax.plot(x, m, color=colour, label=f"m = {fleet} ({zone}), growth {r['growth']:+.3f}/step")
+            ax.fill_between(x, m - s, m + s, color=colour, alpha=0.15)
+        ax.set_title(LABELS[policy], fontsize=9)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("outstanding requests (mean ± std over episodes)")
+    fig.suptitle(f"{payload['scenario']}: E[eta] = {th['rate']:g}/step, D_min = {th['D_min']:.1f}, D_max = {th['D_max']:.1f} "
+                 f"edges: necessary m >= {th['necessary_fleet']}, sufficient m >= {th['sufficient_fleet']}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fleets", help="comma-separated (default: around the thresholds)")
+    ap.add_argument("--policies", default="ia_ra,two_phase")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--queue", type=int, default=128)
+    ap.add_argument("--horizon", type=int, default=30)
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--cap", type=int, default=8)
+    ap.add_argument("--scenario", default="sf_north")
+    ap.add_argument("--quick", action="store_true", help="two fleets, 20 steps, 1 seed, horizon 3")
+    ap.add_argument("--out", default="results/routing_fleet_sweep")
+    args = ap.parse_args(argv)
+    graph, demand = load_scenario(args.scenario)
+    th = fleet_thresholds(graph.hops, demand.pickup, demand.dropoff, demand.rate).as_dict()
+    if args.quick:
+        args.fleets, args.seeds, args.steps, args.horizon, args.samples, args.cap, args.queue = "4,8", 1, 20, 3, 2, 4, 16
+    fleets = [int(f) for f in args.fleets.split(",")] if args.fleets else default_fleets(th)
+    base = RoutingSetup(steps=args.steps, queue=args.queue, horizon=args.horizon, samples=args.samples, cap=args.cap)
+    seeds = TEST_SEEDS[:args.seeds]
+    out = Path(args.out)
+    done = {}
+    if out.with_suffix(".json").exists():
+        old = json.loads(out.with_suffix(".json").read_text())
+        if old.get("setup") == setup_dict(base) and old.get("seeds") == list(seeds):
+            done = {(r["policy"], r["fleet"]): r for r in old["rows"]}
+    payload = {"scenario": graph.name, "demand": demand.source, "setup": setup_dict(base), "seeds": list(seeds),
+               "thresholds": th, "rows": []}
+    for policy in args.policies.split(","):
+        for fleet in fleets:
+            if (policy, fleet) not in done:
+                t0 = time.time()
+                r = run_policy(policy, graph, demand, replace(base, fleet=fleet), seeds)
+                r["growth"] = growth(r["curves"])
+                done[(policy, fleet)] = r
+                print(f"{LABELS[policy]}, m = {fleet}: final queue {np.mean([e['outstanding_end'] for e in r['episodes']]):.1f}, "
+                      f"growth {r['growth']:+.3f}/step ({time.time() - t0:.0f} s)", flush=True)
+            payload["rows"] = list(done.values())
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+    plot(payload, out.with_suffix(".png"))
+    print(f"thresholds: {json.dumps({k: round(v, 2) for k, v in th.items()})}")
+    print(f"wrote {out}.json and {out}.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Request demand on a street graph: a rate and pick-up / drop-off distributions.
+
+No public San Francisco request file is in the shared data, so the bundled
+demand is a documented model on the real graph (`hotspot_demand`): each
+distribution mixes a uniform share over all intersections with Gaussian
+hotspots around named places (centre, spread in metres, weight), normalised
+per hotspot so a weight is that hotspot's share of the requests. Pick-ups
+gather downtown (Financial District, Union Square, Fisherman's Wharf),
+drop-offs toward the residential north-west (Marina, Pacific Heights) and
+North Beach, so taxis must drive back empty: that asymmetry is what the
+Wasserstein term of the fleet bounds measures.
+
+`demand_from_csv` builds the same distributions from a user's request file
+(`time, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon`), snapping points
+to the nearest intersection; rows with unreadable fields, points outside
+the map's bounds or farther than `max_snap_m` from any intersection are
+dropped and counted by reason (`Demand.dropped`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...city.citibike import LoaderError
+from .graph import StreetGraph, haversine_m
+
+# (place, lat, lon, spread in metres, share of the hotspot part)
+PICKUP_HOTSPOTS = (("Financial District", 37.7946, -122.3999, 500.0, 0.5),
+                   ("Union Square", 37.7880, -122.4075, 400.0, 0.3),
+                   ("Fisherman's Wharf", 37.8080, -122.4177, 400.0, 0.2))
+DROPOFF_HOTSPOTS = (("Marina", 37.8030, -122.4370, 600.0, 0.4),
+                    ("Pacific Heights", 37.7925, -122.4350, 600.0, 0.3),
+                    ("North Beach", 37.8003, -122.4100, 400.0, 0.3))
+UNIFORM_SHARE = 0.3  # of each distribution spread evenly over the intersections
+DEFAULT_RATE = 0.5  # expected new requests per step (a step is one edge of driving)
+CSV_COLUMNS = ("time", "pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon")
+
+
+@dataclass(frozen=True, eq=False)
+class Demand:
+    """E[eta] = `rate` requests per step; pick-ups and drop-offs drawn from `pickup` and `dropoff`."""
+
+    rate: float
+    pickup: np.ndarray  # (N,) float64, sums to 1
+    dropoff: np.ndarray
+    source: str = ""
+    dropped: dict = field(default_factory=dict)  # reason -> rows dropped (request files)
+
+    def __post_init__(self):
+        for name in ("pickup", "dropoff"):
+            p = getattr(self, name)
+            if p.ndim != 1 or not np.all(np.isfinite(p)) or np.any(p < 0) or not np.isclose(p.sum(), 1.0):
+                raise ValueError(f"{name} must be a probability vector over the intersections")
+        if not (np.isfinite(self.rate) and self.rate > 0):
+            raise ValueError(f"rate must be a positive number of requests per step, got {self.rate}")
+
+
+def _mixture(graph: StreetGraph, hotspots, uniform_share: float) -> np.ndarray:
+    p = np.full(graph.num_nodes, uniform_share / graph.num_nodes)
+    total = sum(h[4] for h in hotspots)
+    for _, lat, lon, spread, weight in hotspots:
+        g = np.exp(-0.5 * (haversine_m(graph.lat, graph.lon, lat, lon) / spread) ** 2)
+        p += (1.0 - uniform_share) * weight / total * g / g.sum()
+    return p / p.sum()
+
+
+def hotspot_demand(graph: StreetGraph, rate: float = DEFAULT_RATE, pickup_hotspots=PICKUP_HOTSPOTS,
+                   dropoff_hotspots=DROPOFF_HOTSPOTS, uniform_share: float = UNIFORM_SHARE) -> Demand:
+    """The documented demand model (see the module doc) on `graph`."""
+    if not 0.0 <= uniform_share <= 1.0:
+        raise ValueError(f"uniform_share must lie in [0, 1], got {uniform_share}")
+    return Demand(rate=float(rate), pickup=_mixture(graph, pickup_hotspots, uniform_share),
+                  dropoff=_mixture(graph, dropoff_hotspots, uniform_share),
+                  source=f"hotspot model: {uniform_share:.0%} uniform, pick-ups around "
+                  f"{', '.join(h[0] for h in pickup_hotspots)}; drop-offs around {', '.join(h[0] for h in dropoff_hotspots)}")
+
+
+def demand_from_csv(path, graph: StreetGraph, step_seconds: float = 15.0, max_snap_m: float = 250.0) -> Demand:
+    """Empirical demand from a request file (see the module doc): the rate is the kept requests
+    per `step_seconds` over the file's time span."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise LoaderError(f"{path}: {'empty file' if path.is_file() else 'no such file'}")
+    table = pd.read_csv(path, dtype=str)
+    missing = [c for c in CSV_COLUMNS if c not in table.columns]
+    if missing:
+        raise LoaderError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(CSV_COLUMNS)})")
+    if table.empty:
+        raise LoaderError(f"{path}: no request rows")
+    dropped: dict = {}
+
+    def drop(mask, reason):
+        nonlocal table
+        if mask.any():
+            dropped[reason] = dropped.get(reason, 0) + int(mask.sum())
+            table = table[~mask]
+
+    times = pd.to_numeric(table["time"], errors="coerce")
+    if times.isna().all():  # timestamps rather than seconds
+        times = pd.to_datetime(table["time"], errors="coerce").astype("int64") / 1e9
+        times[pd.to_datetime(table["time"], errors="coerce").isna()] = np.nan
+    table = table.assign(seconds=times)
+    for c in CSV_COLUMNS[1:]:
+        table[c] = pd.to_numeric(table[c], errors="coerce")
+    drop(table[list(CSV_COLUMNS[1:]) + ["seconds"]].isna().any(axis=1).to_numpy(), "unreadable time or coordinate")
+    lo_lat, lo_lon, hi_lat, hi_lon = graph.bounds or (graph.lat.min(), graph.lon.min(), graph.lat.max(), graph.lon.max())
+    for end in ("pickup", "dropoff"):
+        lat, lon = table[f"{end}_lat"].to_numpy(), table[f"{end}_lon"].to_numpy()
+        drop(~((lat >= lo_lat) & (lat <= hi_lat) & (lon >= lo_lon) & (lon <= hi_lon)), f"{end} outside the map")
+    nodes = {}
+    for end in ("pickup", "dropoff"):
+        idx, dist = graph.nearest_node(table[f"{end}_lat"].to_numpy(), table[f"{end}_lon"].to_numpy())
+        far = dist > max_snap_m
+        nodes[end] = idx
+        if far.any():
+            dropped[f"{end} over {max_snap_m:g} m from a street"] = int(far.sum())
+            keep = ~far
+            table = table[keep]
+            nodes = {k: v[keep] for k, v in nodes.items()}
+    if table.empty:
+        raise LoaderError(f"{path}: no request lies on the map (dropped: {dropped})")
+    span = float(table["seconds"].max() - table["seconds"].min()) + step_seconds
+    n = graph.num_nodes
+    pick = np.bincount(nodes["pickup"], minlength=n).astype(float)
+    drop_counts = np.bincount(nodes["dropoff"], minlength=n).astype(float)
+    return Demand(rate=len(table) * step_seconds / span, pickup=pick / pick.sum(), dropoff=drop_counts / drop_counts.sum(),
+                  source=f"{path.name}: {len(table):,} requests over {span / 3600:.2f} h", dropped=dropped)
