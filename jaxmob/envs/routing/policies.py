@@ -98,13 +98,18 @@ def base_cost(state: RoutingState, targets, assigned, keys, params: RoutingParam
     return jnp.sum(costs) + remaining_wait(last, params)
 
 
+def future_keys(key: jax.Array, samples: int, horizon: int) -> jax.Array:
+    """(samples, horizon) keys of the sampled futures every candidate of a decision shares."""
+    return jax.random.split(key, samples * horizon).reshape(samples, horizon)
+
+
 def rollout_targets(key: jax.Array, state: RoutingState, params: RoutingParams, horizon: int = 10,
                     samples: int = 4, base=ia_ra, active: jax.Array | None = None, deciders: int | None = None):
     """One-at-a-time rollout's (targets, assigned) (see the module doc); taxis outside
     `active` (default: every present, free taxi) keep the base policy's move, and so do all
     but the first `deciders` taxis (default all: the scan's length)."""
     targets, assigned = base(state, params)
-    keys = jax.random.split(key, samples * horizon).reshape(samples, horizon)
+    keys = future_keys(key, samples, horizon)
     free = state.present & ~state.carrying
     active = free if active is None else active & free
 
