@@ -84,7 +84,7 @@ def main(argv=None):
     ap.add_argument("--queue", type=int, default=128)
     ap.add_argument("--horizon", type=int, default=30)
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--cap", type=int, default=8)
+    ap.add_argument("--cap", type=int, default=6)
     ap.add_argument("--scenario", default="sf_north")
     ap.add_argument("--quick", action="store_true", help="two fleets, 20 steps, 1 seed, horizon 3")
     ap.add_argument("--out", default="results/routing_fleet_sweep")

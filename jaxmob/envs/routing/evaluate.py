@@ -39,7 +39,7 @@ class RoutingSetup:
     queue: int = 64  # request queue capacity (a full queue turns requests away, counted)
     horizon: int = 10  # rollout: steps simulated per Q-factor (truncated horizon)
     samples: int = 4  # rollout: sampled futures per Q-factor
-    cap: int = 8  # two-phase: most taxis one sector rollout handles (sets the number of sectors)
+    cap: int = 6  # two-phase: most taxis one sector rollout handles (sets the number of sectors)
     sector_queue: int = 16  # two-phase: waiting requests a sector rollout sees (its oldest)
     chunk: int = 10  # decisions per compiled chunk (progress and timing granularity)
 

@@ -16,10 +16,13 @@ pick-up demand, so busy areas get small sectors. Then every step:
 2. phase two, inside sectors: every sector runs the one-at-a-time rollout on
    its own free taxis (up to `cap`), its own waiting requests (the oldest
    `queue`) and its own share of the future demand, with IA-RA as the base
-   policy. The sectors run side by side: a `vmap` over sectors, split over
-   the devices of a mesh when one is given (`shard_map`, no communication).
+   policy. Its simulations also carry the taxis now driving passengers to
+   the sector (up to `cap`), which will be free there. The sectors run side
+   by side: a `vmap` over sectors, split over the devices of a mesh when one
+   is given (`shard_map`, no communication).
 
-Taxis over a sector's cap and carrying taxis follow the base policy.
+Free taxis that IA-RA sends to a request in another sector, taxis over a
+sector's cap and carrying taxis follow the base policy.
 """
 from __future__ import annotations
 
@@ -132,7 +135,7 @@ def _sector_problem(state: RoutingState, sectors: Sectors, s, candidates, cap: i
     return jnp.where(valid & decided, idx, state.node.shape[0]), sub
 
 
-def two_phase_targets(key: jax.Array, state: RoutingState, params: RoutingParams, sectors: Sectors, cap: int = 8,
+def two_phase_targets(key: jax.Array, state: RoutingState, params: RoutingParams, sectors: Sectors, cap: int = 6,
                       queue: int = 16, horizon: int = 10, samples: int = 4, mesh=None, phase_one: bool = True):
     """The two-phase policy's (targets, assigned) (see the module doc)."""
     targets, assigned = ia_ra(state, params)
