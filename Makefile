@@ -27,6 +27,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_env.py $(ARGS)
 	$(BIN)/python benchmarks/bench_taxi.py
 	$(BIN)/python benchmarks/bench_amod.py
+	$(BIN)/python benchmarks/bench_routing.py
 
 scenarios: install
 	$(BIN)/python -m jaxmob scenarios $(ARGS)

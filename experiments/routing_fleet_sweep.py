@@ -85,6 +85,7 @@ def main(argv=None):
     ap.add_argument("--horizon", type=int, default=30)
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--cap", type=int, default=6)
+    ap.add_argument("--chunk", type=int, default=10, help="decisions per compiled chunk (timing: every chunk after the first)")
     ap.add_argument("--scenario", default="sf_north")
     ap.add_argument("--quick", action="store_true", help="two fleets, 20 steps, 1 seed, horizon 3")
     ap.add_argument("--out", default="results/routing_fleet_sweep")
@@ -92,9 +93,10 @@ def main(argv=None):
     graph, demand = load_scenario(args.scenario)
     th = fleet_thresholds(graph.hops, demand.pickup, demand.dropoff, demand.rate).as_dict()
     if args.quick:
-        args.fleets, args.seeds, args.steps, args.horizon, args.samples, args.cap, args.queue = "4,8", 1, 20, 3, 2, 4, 16
+        args.fleets, args.seeds, args.steps, args.horizon, args.samples, args.cap, args.queue, args.chunk = "4,8", 1, 20, 3, 2, 4, 16, 5
     fleets = [int(f) for f in args.fleets.split(",")] if args.fleets else default_fleets(th)
-    base = RoutingSetup(steps=args.steps, queue=args.queue, horizon=args.horizon, samples=args.samples, cap=args.cap)
+    base = RoutingSetup(steps=args.steps, queue=args.queue, horizon=args.horizon, samples=args.samples, cap=args.cap,
+                        chunk=args.chunk)
     seeds = TEST_SEEDS[:args.seeds]
     out = Path(args.out)
     done = {}

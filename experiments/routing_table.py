@@ -65,7 +65,8 @@ def plot(rows: list, path: Path, title: str) -> None:
     for ax, label in ((a, "total wait (request-steps), mean ± std over episodes"), (b, "ms per decision (median)")):
         ax.set_xticks(np.arange(len(fleets)), [f"m = {f}" for f in fleets])
         ax.set_ylabel(label, fontsize=8)
-    b.set_yscale("log")
+    if any(r["decision_ms"] > 0 for r in rows):
+        b.set_yscale("log")
     a.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -83,14 +84,16 @@ def main(argv=None):
     ap.add_argument("--horizon", type=int, default=30)
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--cap", type=int, default=6)
+    ap.add_argument("--chunk", type=int, default=10, help="decisions per compiled chunk (timing: every chunk after the first)")
     ap.add_argument("--scenario", default="sf_north")
     ap.add_argument("--quick", action="store_true", help="fleet 6, 10 steps, 1 seed, horizon 3")
     ap.add_argument("--out", default="results/routing_table")
     args = ap.parse_args(argv)
     if args.quick:
-        args.fleets, args.seeds, args.steps, args.horizon, args.samples, args.cap = "6", 1, 10, 3, 2, 3
+        args.fleets, args.seeds, args.steps, args.horizon, args.samples, args.cap, args.chunk = "6", 1, 10, 3, 2, 3, 5
     graph, demand = load_scenario(args.scenario)
-    base = RoutingSetup(steps=args.steps, horizon=args.horizon, samples=args.samples, cap=args.cap)
+    base = RoutingSetup(steps=args.steps, horizon=args.horizon, samples=args.samples, cap=args.cap,
+                        chunk=args.chunk)
     seeds = TEST_SEEDS[:args.seeds]
     out = Path(args.out)
     done = {}

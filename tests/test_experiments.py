@@ -54,3 +54,21 @@ def test_algorithm_table_and_ablation_rows_from_a_clean_checkout(tmp_path):
     assert rows["central"]["overrides"]["critic"] == "central"
     for r in rows.values():
         assert 0 < r["test"]["mean"] <= 1 and 0 < r["test_sampled"]["mean"] <= 1 and len(r["test"]["per_seed"]) == 2
+
+
+def test_routing_table_and_fleet_sweep_from_a_clean_checkout(tmp_path):
+    """Both routing scripts run end to end (tiny settings), resume from their JSON, and report the bars."""
+    table = tmp_path / "table"
+    _script("routing_table").main(["--quick", "--policies", "ia_ra,rollout,two_phase", "--out", str(table)])
+    result = json.loads(table.with_suffix(".json").read_text())
+    assert {r["policy"] for r in result["rows"]} == {"ia_ra", "rollout", "two_phase"}
+    assert result["bars"][0]["fleet"] == 6 and result["bars"][0]["speedup"] > 0
+    assert table.with_suffix(".png").exists()
+    _script("routing_table").main(["--quick", "--policies", "ia_ra,rollout,two_phase", "--out", str(table)])
+    again = json.loads(table.with_suffix(".json").read_text())
+    assert again["rows"] == result["rows"]  # every cell reused
+    sweep = tmp_path / "sweep"
+    _script("routing_fleet_sweep").main(["--quick", "--policies", "ia_ra", "--out", str(sweep)])
+    rows = json.loads(sweep.with_suffix(".json").read_text())["rows"]
+    assert [r["fleet"] for r in rows] == [4, 8] and all("growth" in r for r in rows)
+    assert sweep.with_suffix(".png").exists()
