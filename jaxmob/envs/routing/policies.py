@@ -12,8 +12,7 @@ its committed request (`env.step` moves a taxi one edge toward its target):
   taxi l tries staying and each out-neighbour, with taxis before it on the
   moves already chosen and taxis after it on the base policy's moves; each
   candidate's Q-factor is the cost of that step plus `horizon - 1` steps of
-  the base policy plus a terminal estimate of the wait still ahead
-  (`remaining_wait`), averaged over `samples` sampled futures (the same futures
+  the base policy, averaged over `samples` sampled futures (the same futures
   for every candidate: common random numbers). The cheapest candidate wins,
   the base policy's own move on ties, so rollout never trails its base
   policy in its own estimate. Candidates and samples are vmapped; the
@@ -73,19 +72,10 @@ def ia(state: RoutingState, params: RoutingParams):
 BASE_POLICIES = {"ia": ia, "ia_ra": ia_ra}
 
 
-def remaining_wait(state: RoutingState, params: RoutingParams) -> jax.Array:
-    """Terminal cost of a truncated rollout: each waiting request's steps until the nearest taxi could
-    reach it (a free taxi driving there, a carrying one via its drop-off), conflicts ignored."""
-    eta = jnp.where(state.carrying[:, None],
-                    params.hops[state.node, state.dest][:, None] + params.hops[state.dest[:, None], state.req_pick[None, :]],
-                    params.hops[state.node[:, None], state.req_pick[None, :]])
-    eta = jnp.where(state.present[:, None], eta, jnp.iinfo(jnp.int32).max // 2)
-    return jnp.sum(jnp.where(state.req_live, jnp.min(eta, axis=0), 0))
-
-
 def base_cost(state: RoutingState, targets, assigned, keys, params: RoutingParams, base=ia_ra) -> jax.Array:
-    """Cost of one step on (targets, assigned), then the base policy, one step per key, plus the
-    terminal `remaining_wait` of the last state."""
+    """Cost of one step on (targets, assigned), then the base policy, one step per key (no terminal
+    cost: an estimate of the wait beyond the horizon that ignores how taxis share the requests,
+    each request's nearest taxi, misled the rollout once requests outnumber taxis)."""
     slots = ARRIVAL_SLOTS
 
     def go(carry, key):
@@ -94,8 +84,8 @@ def base_cost(state: RoutingState, targets, assigned, keys, params: RoutingParam
         s, cost = step(s, t, a, sample_arrivals(key, params, slots), params)
         return (s, False, t, a), cost
 
-    (last, _, _, _), costs = jax.lax.scan(go, (state, True, targets, assigned), keys)
-    return jnp.sum(costs) + remaining_wait(last, params)
+    _, costs = jax.lax.scan(go, (state, True, targets, assigned), keys)
+    return jnp.sum(costs)
 
 
 def future_keys(key: jax.Array, samples: int, horizon: int) -> jax.Array:

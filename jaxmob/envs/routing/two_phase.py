@@ -9,8 +9,8 @@ pick-up demand, so busy areas get small sectors. Then every step:
 1. phase one, between sectors: each sector's desired share of the free taxis
    follows its predicted demand (waiting requests there plus `horizon` steps
    of expected arrivals), at most `cap`; the free taxis beyond a sector's
-   share (those without a request of their own under IA-RA first) are
-   matched to the missing places of the other sectors by instantaneous
+   share, among those IA-RA leaves without a request, are matched to the
+   missing places of the other sectors by instantaneous
    assignment on the distance to each sector's centre intersection, and
    drive there;
 2. phase two, inside sectors: every sector runs the one-at-a-time rollout on
@@ -103,8 +103,9 @@ def rebalance_between_sectors(state: RoutingState, params: RoutingParams, sector
     desired = jnp.minimum(jnp.floor(jnp.sum(free) * weight / jnp.sum(weight) + 0.5).astype(jnp.int32), cap)
     surplus = jnp.maximum(supply - desired, 0)
     deficit = jnp.maximum(desired - supply, 0)
-    rank = _rank_within(sec, free, (base_assigned >= 0).astype(jnp.int32))  # taxis without a request go first
-    spare = free & (rank < surplus[sec])
+    idle = free & (base_assigned < 0)  # never pull a taxi away from a request IA-RA gives it
+    rank = _rank_within(sec, idle, jnp.zeros_like(sec))
+    spare = idle & (rank < surplus[sec])
     m = state.node.shape[0]
     ends = jnp.cumsum(deficit)
     slot_sector = jnp.minimum(jnp.searchsorted(ends, jnp.arange(m), side="right"), n_sec - 1)
