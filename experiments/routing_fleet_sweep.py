@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxmob.envs.routing.evaluate import LABELS, RoutingSetup, TEST_SEEDS, run_policy, setup_dict
+from jaxmob.envs.routing.evaluate import (LABELS, TEST_SEEDS, add_setup_arguments, finished_cells, run_policy,
+                                          setup_dict, setup_from_args)
 from jaxmob.envs.routing.task import load_scenario
 from jaxmob.envs.routing.theory import fleet_thresholds
 
@@ -80,12 +81,7 @@ def main(argv=None):
     ap.add_argument("--fleets", help="comma-separated (default: around the thresholds)")
     ap.add_argument("--policies", default="ia_ra,two_phase")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--queue", type=int, default=128)
-    ap.add_argument("--horizon", type=int, default=30)
-    ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--cap", type=int, default=6)
-    ap.add_argument("--chunk", type=int, default=10, help="decisions per compiled chunk (timing: every chunk after the first)")
+    add_setup_arguments(ap, skip=("fleet",), steps=300, queue=128)
     ap.add_argument("--scenario", default="sf_north")
     ap.add_argument("--quick", action="store_true", help="two fleets, 20 steps, 1 seed, horizon 3")
     ap.add_argument("--out", default="results/routing_fleet_sweep")
@@ -95,15 +91,10 @@ def main(argv=None):
     if args.quick:
         args.fleets, args.seeds, args.steps, args.horizon, args.samples, args.cap, args.queue, args.chunk = "4,8", 1, 20, 3, 2, 4, 16, 5
     fleets = [int(f) for f in args.fleets.split(",")] if args.fleets else default_fleets(th)
-    base = RoutingSetup(steps=args.steps, queue=args.queue, horizon=args.horizon, samples=args.samples, cap=args.cap,
-                        chunk=args.chunk)
+    base = setup_from_args(args)
     seeds = TEST_SEEDS[:args.seeds]
     out = Path(args.out)
-    done = {}
-    if out.with_suffix(".json").exists():
-        old = json.loads(out.with_suffix(".json").read_text())
-        if old.get("setup") == setup_dict(base) and old.get("seeds") == list(seeds):
-            done = {(r["policy"], r["fleet"]): r for r in old["rows"]}
+    done = finished_cells(out.with_suffix(".json"), base, seeds)
     payload = {"scenario": graph.name, "demand": demand.source, "setup": setup_dict(base), "seeds": list(seeds),
                "thresholds": th, "rows": []}
     for policy in args.policies.split(","):

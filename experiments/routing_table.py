@@ -24,7 +24,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxmob.envs.routing.evaluate import LABELS, POLICIES, RoutingSetup, TEST_SEEDS, format_rows, run_policy, setup_dict
+from jaxmob.envs.routing.evaluate import (LABELS, POLICIES, TEST_SEEDS, add_setup_arguments, finished_cells,
+                                          format_rows, run_policy, setup_dict, setup_from_args)
 from jaxmob.envs.routing.task import load_scenario
 from jaxmob.envs.routing.theory import fleet_thresholds
 
@@ -80,11 +81,7 @@ def main(argv=None):
     ap.add_argument("--fleets", default="20,28,36")
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=120)
-    ap.add_argument("--horizon", type=int, default=30)
-    ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--cap", type=int, default=6)
-    ap.add_argument("--chunk", type=int, default=10, help="decisions per compiled chunk (timing: every chunk after the first)")
+    add_setup_arguments(ap, skip=("fleet",))
     ap.add_argument("--scenario", default="sf_north")
     ap.add_argument("--quick", action="store_true", help="fleet 6, 10 steps, 1 seed, horizon 3")
     ap.add_argument("--out", default="results/routing_table")
@@ -92,15 +89,10 @@ def main(argv=None):
     if args.quick:
         args.fleets, args.seeds, args.steps, args.horizon, args.samples, args.cap, args.chunk = "6", 1, 10, 3, 2, 3, 5
     graph, demand = load_scenario(args.scenario)
-    base = RoutingSetup(steps=args.steps, horizon=args.horizon, samples=args.samples, cap=args.cap,
-                        chunk=args.chunk)
+    base = setup_from_args(args)
     seeds = TEST_SEEDS[:args.seeds]
     out = Path(args.out)
-    done = {}
-    if out.with_suffix(".json").exists():
-        old = json.loads(out.with_suffix(".json").read_text())
-        if old.get("setup") == setup_dict(base) and old.get("seeds") == list(seeds):
-            done = {(r["policy"], r["fleet"]): r for r in old["rows"]}
+    done = finished_cells(out.with_suffix(".json"), base, seeds)
     thresholds = fleet_thresholds(graph.hops, demand.pickup, demand.dropoff, demand.rate).as_dict()
     payload = {"scenario": graph.name, "graph": str(graph), "demand": demand.source, "setup": setup_dict(base),
                "seeds": list(seeds), "thresholds": thresholds, "machine": f"{platform.machine()}, "

@@ -37,7 +37,7 @@ class RoutingSetup:
     fleet: int = 28
     steps: int = 120  # decisions per episode
     queue: int = 64  # request queue capacity (a full queue turns requests away, counted)
-    horizon: int = 10  # rollout: steps simulated per Q-factor (truncated horizon)
+    horizon: int = 30  # rollout: steps simulated per Q-factor (truncated horizon)
     samples: int = 4  # rollout: sampled futures per Q-factor
     cap: int = 6  # two-phase: most taxis one sector rollout handles (sets the number of sectors)
     sector_queue: int = 16  # two-phase: waiting requests a sector rollout sees (its oldest)
@@ -50,6 +50,39 @@ class RoutingSetup:
                 raise ValueError(f"{name}: must be a positive integer, got {value!r}")
         if self.steps % self.chunk:
             raise ValueError(f"steps ({self.steps}) must be a multiple of chunk ({self.chunk})")
+
+
+SETUP_HELP = {"fleet": "taxis", "steps": "decisions per episode", "queue": "request queue capacity",
+              "horizon": "rollout horizon in steps", "samples": "sampled futures per Q-factor",
+              "cap": "two-phase: taxis per sector rollout (sets the number of sectors)",
+              "sector_queue": "two-phase: waiting requests a sector rollout sees",
+              "chunk": "decisions per compiled chunk (timing: every chunk after the first)"}
+
+
+def add_setup_arguments(parser, skip=(), **defaults) -> None:
+    """One `--flag` per `RoutingSetup` field (its default unless given here)."""
+    base = asdict(RoutingSetup())
+    for name, help_text in SETUP_HELP.items():
+        if name not in skip:
+            default = defaults.get(name, base[name])
+            parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default,
+                                help=f"{help_text} (default {default})")
+
+
+def setup_from_args(args, **fixed) -> RoutingSetup:
+    values = {n: getattr(args, n) for n in SETUP_HELP if hasattr(args, n)}
+    return RoutingSetup(**{**values, **fixed})
+
+
+def finished_cells(path: Path, setup: RoutingSetup, seeds) -> dict:
+    """{(policy, fleet): row} of an earlier run's JSON with the same setup and seeds (resuming)."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    if old.get("setup") != setup_dict(setup) or old.get("seeds") != list(seeds):
+        return {}
+    return {(r["policy"], r["fleet"]): r for r in old["rows"]}
 
 
 def make_decide(policy: str, graph, demand, params, setup: RoutingSetup, mesh=None):

@@ -93,7 +93,7 @@ def future_keys(key: jax.Array, samples: int, horizon: int) -> jax.Array:
     return jax.random.split(key, samples * horizon).reshape(samples, horizon)
 
 
-def rollout_targets(key: jax.Array, state: RoutingState, params: RoutingParams, horizon: int = 10,
+def rollout_targets(key: jax.Array, state: RoutingState, params: RoutingParams, horizon: int = 30,
                     samples: int = 4, base=ia_ra, active: jax.Array | None = None, deciders: int | None = None):
     """One-at-a-time rollout's (targets, assigned) (see the module doc); taxis outside
     `active` (default: every present, free taxi) keep the base policy's move, and so do all

@@ -74,9 +74,8 @@ class RoutingTask(Task):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .evaluate import POLICIES, RoutingSetup
+    from .evaluate import POLICIES, add_setup_arguments
 
-    d = RoutingSetup()
     p.add_argument("--policy", "--alg", dest="policy", default="two_phase", choices=POLICIES + ("all",),
                    help="the policy to run beside IA and IA-RA (all: every policy, the full-map rollout included)")
     p.add_argument("--scenario", default=DEFAULT_GRAPH, help="bundled street graph, a saved .npz or an OSM XML file")
@@ -84,15 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "demand (default: the documented hotspot model)")
     p.add_argument("--step-seconds", type=float, default=15.0, help="seconds per step when reading --requests")
     p.add_argument("--rate", type=float, help="expected new requests per step (default: the model's 0.5, or the file's)")
-    p.add_argument("--fleet", type=int, default=d.fleet, help=f"taxis (default {d.fleet})")
     p.add_argument("--seeds", type=int, default=3, help="test episodes (seeds 2000, 2001, ...)")
-    p.add_argument("--steps", type=int, default=d.steps, help=f"decisions per episode (default {d.steps})")
-    p.add_argument("--queue", type=int, default=d.queue, help=f"request queue capacity (default {d.queue})")
-    p.add_argument("--horizon", type=int, default=d.horizon, help=f"rollout horizon in steps (default {d.horizon})")
-    p.add_argument("--samples", type=int, default=d.samples, help=f"sampled futures per Q-factor (default {d.samples})")
-    p.add_argument("--cap", type=int, default=d.cap, help=f"two-phase: taxis per sector rollout (default {d.cap})")
-    p.add_argument("--sector-queue", type=int, default=d.sector_queue, help=f"two-phase: requests a sector sees (default {d.sector_queue})")
-    p.add_argument("--chunk", type=int, default=d.chunk, help=f"decisions per compiled chunk (default {d.chunk})")
+    add_setup_arguments(p)
     p.add_argument("--out", help="folder for results.json and outstanding.png (default runs/routing-<policy>-<scenario>)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
 
@@ -101,12 +93,11 @@ def main(args) -> int:
     from tqdm.auto import tqdm
 
     from ...city.citibike import LoaderError
-    from .evaluate import POLICIES, RoutingSetup, TEST_SEEDS, format_rows, plot_curves, run_policy, setup_dict, write_json
+    from .evaluate import POLICIES, TEST_SEEDS, format_rows, plot_curves, run_policy, setup_dict, setup_from_args, write_json
     from .theory import fleet_thresholds
 
     try:
-        setup = RoutingSetup(fleet=args.fleet, steps=args.steps, queue=args.queue, horizon=args.horizon,
-                             samples=args.samples, cap=args.cap, sector_queue=args.sector_queue, chunk=args.chunk)
+        setup = setup_from_args(args)
         setup.check()
         if not 1 <= args.seeds <= 100:
             raise ValueError(f"seeds: must lie in [1, 100], got {args.seeds}")

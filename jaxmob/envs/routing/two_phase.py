@@ -137,7 +137,7 @@ def _sector_problem(state: RoutingState, sectors: Sectors, s, candidates, cap: i
 
 
 def two_phase_targets(key: jax.Array, state: RoutingState, params: RoutingParams, sectors: Sectors, cap: int = 6,
-                      queue: int = 16, horizon: int = 10, samples: int = 4, mesh=None, phase_one: bool = True):
+                      queue: int = 16, horizon: int = 30, samples: int = 4, mesh=None, phase_one: bool = True):
     """The two-phase policy's (targets, assigned) (see the module doc)."""
     targets, assigned = ia_ra(state, params)
     moved, phase_one_target = rebalance_between_sectors(state, params, sectors, assigned, cap, horizon)
