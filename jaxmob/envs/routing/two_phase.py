@@ -14,9 +14,10 @@ pick-up demand, so busy areas get small sectors. Then every step:
    assignment on the distance to each sector's centre intersection, and
    drive there;
 2. phase two, inside sectors: every sector runs the one-at-a-time rollout on
-   its own free taxis (up to `cap`), its own waiting requests (the oldest
-   `queue`) and its own share of the future demand, with IA-RA as the base
-   policy. Its simulations also carry the taxis now driving passengers to
+   its own free taxis (up to `cap`), up to `queue` of its own waiting
+   requests and its own share of the future demand, with IA-RA as the base
+   policy (its requests: those IA-RA gives its taxis, then the nearest).
+   Its simulations also carry the taxis now driving passengers to
    the sector (up to `cap`), which will be free there. The sectors run side
    by side: a `vmap` over sectors, split over the devices of a mesh when one
    is given (`shard_map`, no communication).
@@ -116,24 +117,30 @@ def rebalance_between_sectors(state: RoutingState, params: RoutingParams, sector
     return moved, sectors.centre[slot_sector[jnp.maximum(slot, 0)]]
 
 
-def _sector_problem(state: RoutingState, sectors: Sectors, s, candidates, cap: int, queue: int):
+def _sector_problem(state: RoutingState, params: RoutingParams, sectors: Sectors, s, candidates, assigned,
+                    cap: int, queue: int):
     """(taxi indices (2 cap,), sub-state) of sector `s`: up to `cap` of its candidate taxis, up to
     `cap` carrying taxis bound for it (they will be free there, so its rollouts count on them), and
-    its oldest `queue` waiting requests. Only the first `cap` taxis are decided on."""
+    `queue` of its waiting requests: those IA-RA gives its candidate taxis, then the nearest to
+    them (a queue of the oldest would, once requests pile up, send the simulated base policy past
+    nearer ones). Only the first `cap` taxis are decided on."""
+    m = state.node.shape[0]
     mine = candidates & (sectors.sector_of[state.node] == s)
     coming = state.present & state.carrying & (sectors.sector_of[state.dest] == s)
     idx = jnp.concatenate([jnp.argsort(~mine, stable=True)[:cap], jnp.argsort(~coming, stable=True)[:cap]])
-    valid = jnp.concatenate([mine, coming])[jnp.concatenate([idx[:cap], idx[cap:] + state.node.shape[0]])]
+    valid = jnp.concatenate([mine, coming])[jnp.concatenate([idx[:cap], idx[cap:] + m])]
     in_s = state.req_live & (sectors.sector_of[state.req_pick] == s)
+    given = jnp.zeros(in_s.shape, bool).at[jnp.where(mine & (assigned >= 0), assigned, in_s.shape[0])].set(True, mode="drop")
+    reach = jnp.min(jnp.where(mine[:, None], params.hops[state.node[:, None], state.req_pick[None, :]], m * 1000), axis=0)
     big = jnp.iinfo(jnp.int32).max
-    req = jnp.argsort(jnp.where(in_s, state.req_time, big), stable=True)[:queue]
+    req = jnp.argsort(jnp.where(in_s, jnp.where(given, -1, reach), big), stable=True)[:queue]
     zero = jnp.zeros((), jnp.int32)
     sub = RoutingState(node=state.node[idx], carrying=state.carrying[idx], dest=state.dest[idx],
                        assigned=jnp.full(2 * cap, -1, jnp.int32), present=valid, req_pick=state.req_pick[req],
                        req_drop=state.req_drop[req], req_time=state.req_time[req], req_live=in_s[req], t=state.t,
                        arrived=zero, turned_away=zero, delivered=zero, wait=zero)
     decided = jnp.arange(2 * cap) < cap
-    return jnp.where(valid & decided, idx, state.node.shape[0]), sub
+    return jnp.where(valid & decided, idx, m), sub
 
 
 def two_phase_targets(key: jax.Array, state: RoutingState, params: RoutingParams, sectors: Sectors, cap: int = 6,
@@ -150,7 +157,7 @@ def two_phase_targets(key: jax.Array, state: RoutingState, params: RoutingParams
     candidates = state.present & ~state.carrying & ~moved & ((assigned < 0) | own)
 
     def sector_rollout(s, key, pickup_cdf, share):
-        idx, sub = _sector_problem(state, sectors, s, candidates, cap, queue)
+        idx, sub = _sector_problem(state, params, sectors, s, candidates, assigned, cap, queue)
         sub_params = params.replace(pickup_cdf=pickup_cdf, rate=params.rate * share)
         t, _ = rollout_targets(key, sub, sub_params, horizon, samples, deciders=cap)
         return idx, t
