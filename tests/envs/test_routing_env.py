@@ -1,4 +1,6 @@
 """Request-level routing: the street graph, the step against NumPy, conservation, demand files, fleet bounds."""
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -56,25 +58,33 @@ def test_step_matches_the_numpy_reference(seed):
         np.testing.assert_array_equal(v, want[k], err_msg=k)
 
 
+CONSERVATION_PARAMS = PARAMS.replace(rate=jnp.float32(1.5))  # a small queue overflows: turned-away requests are counted
+
+
+def _random_targets(s, params):
+    return jax.random.randint(jax.random.key(s.t), s.node.shape, 0, GRAPH.num_nodes), jnp.full(s.node.shape, -1)
+
+
+@functools.cache
+def episode(policy: str):
+    """jit(key, state -> (trace of states, costs)): 60 steps of `policy`, compiled once per policy."""
+    decide = {"ia": ia, "ia_ra": ia_ra, "random": _random_targets}[policy]
+
+    def go(s, key):
+        t, a = decide(s, CONSERVATION_PARAMS)
+        new, cost = E.step(s, t, a, E.sample_arrivals(key, CONSERVATION_PARAMS, ARRIVAL_SLOTS), CONSERVATION_PARAMS)
+        return new, (new, cost)
+
+    return jax.jit(lambda k, state: jax.lax.scan(go, state, jax.random.split(k, 60))[1])
+
+
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.sampled_from(["ia", "ia_ra", "random"]))
 def test_taxis_and_requests_are_conserved(seed, policy):
     """Every arrived request is waiting, riding or delivered; taxis only move along edges."""
     rng = np.random.default_rng(seed)
     state = E.initial_state(rng.integers(0, GRAPH.num_nodes, 8), queue=6, fleet=7)
-    params = PARAMS.replace(rate=jnp.float32(1.5))  # a small queue overflows: turned-away requests are counted
-
-    def go(s, key):
-        k1, k2 = jax.random.split(key)
-        if policy == "random":
-            t = jax.random.randint(k1, s.node.shape, 0, GRAPH.num_nodes)
-            a = jnp.full(s.node.shape, -1)
-        else:
-            t, a = {"ia": ia, "ia_ra": ia_ra}[policy](s, params)
-        new, cost = E.step(s, t, a, E.sample_arrivals(k2, params, ARRIVAL_SLOTS), params)
-        return new, (new, cost)
-
-    _, (trace, costs) = jax.jit(lambda k: jax.lax.scan(go, state, jax.random.split(k, 60)))(jax.random.key(seed))
+    trace, costs = episode(policy)(jax.random.key(seed), state)
     trace = jax.device_get(trace)
     assert np.all([bool(E.conserved(jax.tree.map(lambda x: x[i], trace))) for i in range(60)])
     nodes = np.concatenate([np.asarray(state.node)[None], trace.node])
