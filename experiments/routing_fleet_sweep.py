@@ -10,7 +10,7 @@ also fits the growth of the queue over the second half of each episode
 E[eta] (1 - m / (E[eta] D)) when it is not. Finished cells are kept in the
 JSON, so an interrupted run resumes. Writes results/routing_fleet_sweep.json and .png.
 
-    python experiments/routing_fleet_sweep.py           # about 15 min on 2 CPU cores
+    python experiments/routing_fleet_sweep.py           # about 10 min on 2 CPU cores
     python experiments/routing_fleet_sweep.py --quick   # a smoke run
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ total wait within 5% of the full-map rollout's, and at least 5x less time
 per decision, both measured in this run on this machine. Finished cells are
 kept in the JSON, so an interrupted run resumes. Writes results/routing_table.json and .png.
 
-    python experiments/routing_table.py            # about 20 min on 2 CPU cores
+    python experiments/routing_table.py            # about 25 min on 2 CPU cores
     python experiments/routing_table.py --quick    # a smoke run
 """
 from __future__ import annotations
