@@ -81,6 +81,7 @@ def main(argv=None):
     ap.add_argument("--fleets", default="20,28,36")
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=TEST_SEEDS[0], help="episodes use seeds first-seed, first-seed + 1, ...")
     add_setup_arguments(ap, skip=("fleet",))
     ap.add_argument("--scenario", default="sf_north")
     ap.add_argument("--quick", action="store_true", help="fleet 6, 10 steps, 1 seed, horizon 3")
@@ -90,7 +91,7 @@ def main(argv=None):
         args.fleets, args.seeds, args.steps, args.horizon, args.samples, args.cap, args.chunk = "6", 1, 10, 3, 2, 3, 5
     graph, demand = load_scenario(args.scenario)
     base = setup_from_args(args)
-    seeds = TEST_SEEDS[:args.seeds]
+    seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
     out = Path(args.out)
     done = finished_cells(out.with_suffix(".json"), base, seeds)
     thresholds = fleet_thresholds(graph.hops, demand.pickup, demand.dropoff, demand.rate).as_dict()
