@@ -138,7 +138,7 @@ def step(state: RoutingState, targets: jax.Array, assigned: jax.Array, arrivals:
     carrying = carrying | got
     dest = jnp.where(got, state.req_drop[safe], state.dest)
     live = state.req_live & ~taken
-    assigned = jnp.where(got | carrying | ~state.present, -1, assigned)
+    assigned = jnp.where(carrying | ~state.present, -1, assigned)  # carrying includes `got`
     assigned = jnp.where((assigned >= 0) & ~live[jnp.maximum(assigned, 0)], -1, assigned)
     cost = jnp.sum(live).astype(jnp.int32)
     # arrivals into the free slots, lowest slot first

@@ -26,7 +26,7 @@ from .policies import ARRIVAL_SLOTS, ia, ia_ra, rollout_targets
 from .two_phase import sectors_for, two_phase_targets
 
 POLICIES = ("ia", "ia_ra", "rollout", "two_phase")
-LABELS = {"sectors_only": "sector rollouts only (no phase one)", "ia": "IA", "ia_ra": "IA-RA", "rollout": "one-at-a-time rollout (full map)", "two_phase": "two-phase rollout"}
+LABELS = {"ia": "IA", "ia_ra": "IA-RA", "rollout": "one-at-a-time rollout (full map)", "two_phase": "two-phase rollout"}
 TEST_SEEDS = (2000, 2001, 2002, 2003, 2004)
 
 
@@ -93,10 +93,6 @@ def make_decide(policy: str, graph, demand, params, setup: RoutingSetup, mesh=No
         return lambda key, s: ia_ra(s, params)
     if policy == "rollout":
         return lambda key, s: rollout_targets(key, s, params, setup.horizon, setup.samples)
-    if policy == "sectors_only":  # ablation: two-phase without phase one
-        sectors = sectors_for(graph, demand.pickup, setup.fleet, setup.cap)
-        return lambda key, s: two_phase_targets(key, s, params, sectors, setup.cap, setup.sector_queue,
-                                                setup.horizon, setup.samples, mesh=mesh, phase_one=False)
     if policy == "two_phase":
         sectors = sectors_for(graph, demand.pickup, setup.fleet, setup.cap)
         return lambda key, s: two_phase_targets(key, s, params, sectors, setup.cap, setup.sector_queue,

@@ -144,11 +144,10 @@ def _sector_problem(state: RoutingState, params: RoutingParams, sectors: Sectors
 
 
 def two_phase_targets(key: jax.Array, state: RoutingState, params: RoutingParams, sectors: Sectors, cap: int = 6,
-                      queue: int = 16, horizon: int = 30, samples: int = 4, mesh=None, phase_one: bool = True):
+                      queue: int = 16, horizon: int = 30, samples: int = 4, mesh=None):
     """The two-phase policy's (targets, assigned) (see the module doc)."""
     targets, assigned = ia_ra(state, params)
     moved, phase_one_target = rebalance_between_sectors(state, params, sectors, assigned, cap, horizon)
-    moved = moved & phase_one
     targets = jnp.where(moved, phase_one_target, targets)
     assigned = jnp.where(moved, -1, assigned)
     n_sec = sectors.centre.shape[0]
