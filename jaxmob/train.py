@@ -40,8 +40,7 @@ def build(config: TrainConfig, scenario=None) -> dict:
     built = task.build(config, scenario)
     env, env_params = built.env, built.env_params
     if config.alg in dpg.DPG_ALGORITHMS:  # the off-policy core (continuous actions)
-        policy = dpg.DPGPolicy(dpg.CRITICS[config.alg], env.num_agents(env_params), tuple(config.hidden),
-                               noise=config.exploration_noise)
+        policy = dpg.make_policy(config.alg, env, env_params, tuple(config.hidden), noise=config.exploration_noise)
         init, update_chunk = dpg.make_train(env, env_params, policy, dpg.DPGConfig(
             num_envs=config.num_envs, rollout_steps=config.rollout_steps, buffer_size=config.buffer_size,
             batch_size=config.batch_size, gradient_steps=config.gradient_steps, max_grad_norm=config.max_grad_norm,

@@ -9,10 +9,15 @@ Polyak averaging, and a critic that is
 
 * 'independent' (DDPG per agent, parameters shared): Q(o_i, a_i);
 * 'central' (MADDPG): Q_i(s, a_1..a_R, o_i) on the global state and every
-  agent's action, so each agent's critic sees the others' choices.
+  agent's action, so each agent's critic sees the others' choices;
+* 'graph' (MARL-GCN, `marl_gcn.py`): a graph-attention critic with
+  heterogeneous pooling, for agents that share one team reward.
 
 The actor of agent i ascends Q_i with its own action replaced by mu(o_i) (the
-others' actions as stored). One update = `rollout_steps` steps of `num_envs`
+others' actions as stored); under the graph critic every learning agent's
+action is replaced at once (the team's reward is shared, so the mean Q of the
+joint policy is what the actors ascend). A policy with an `aux_loss` (MARL-GCN's
+graph contrastive loss) has it added to the critic loss. One update = `rollout_steps` steps of `num_envs`
 environments into the buffer, then `gradient_steps` minibatch steps of both
 losses once the buffer holds `batch_size` transitions. The learning rates,
 discount, Polyak rate and exploration noise are traced (`Hyper`), so a sweep
@@ -25,6 +30,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -32,8 +38,22 @@ from ..envs.base import select_tree
 from ..nets import MLP
 from .ppo import Hyper, RunnerState, make_optimizer, set_lr
 
-CRITICS = {"ddpg": "independent", "meta": "independent", "maddpg": "central"}
+CRITICS = {"ddpg": "independent", "meta": "independent", "maddpg": "central", "marl_gcn": "graph",
+           "marl_gcn_no_gat": "graph", "marl_gcn_no_hyper": "graph", "marl_gcn_no_cl": "graph"}
 DPG_ALGORITHMS = tuple(CRITICS)
+
+
+def make_policy(alg: str, env, env_params, hidden=(64, 64), noise: float = 0.2):
+    """The actor-critic pair of an off-policy algorithm (`CRITICS`) for `env`."""
+    if CRITICS[alg] == "graph":
+        from .marl_gcn import MarlGcnPolicy
+
+        graph = env.agent_graph(env_params)
+        if graph is None:
+            raise ValueError(f"{alg} needs a graph over the agents; {type(env).__name__} has none (agent_graph)")
+        graph = {k: np.asarray(v) for k, v in graph.items()}  # static: shapes of the pooling depend on it
+        return MarlGcnPolicy.variant(alg, env.num_agents(env_params), graph, width=int(hidden[0]), noise=noise)
+    return DPGPolicy(CRITICS[alg], env.num_agents(env_params), tuple(hidden), noise=noise)
 
 
 @dataclass(frozen=True)
@@ -189,13 +209,17 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         runner = runner.replace(key=key, env_state=env_state, obs=obs, extra=runner.extra.replace(replay=replay))
         return (runner, reset_state, reset_obs), stats
 
-    def losses(params, target, batch, hyper):
+    aux_loss = getattr(policy, "aux_loss", None)
+
+    def losses(params, target, batch, hyper, key):
         next_a = policy.action(target, batch["next_obs"])
         q_next = policy.q(target, batch["next_obs"], batch["next_gstate"], next_a)
         not_done = 1.0 - batch["done"].astype(jnp.float32)[:, None]
         y = jax.lax.stop_gradient(batch["reward"] + hyper.gamma * not_done * q_next)
         q = policy.q(params, batch["obs"], batch["gstate"], batch["action"])
         critic_loss = (((q - y) ** 2) * agent_mask).sum() / (n_agents * q.shape[0])
+        if aux_loss is not None:
+            critic_loss = critic_loss + aux_loss(params["critic"], batch, key)
         return critic_loss, q
 
     def actor_loss(actor_params, params, batch):
@@ -205,6 +229,8 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
             R = mine.shape[-1]
             eye = jnp.eye(R, dtype=bool)
             actions = jnp.where(eye, mine[:, None, :], batch["action"][:, None, :])  # (N, R, R): row i for agent i
+        elif policy.critic == "graph":  # the learners' joint action from the policy, the others' as stored
+            actions = jnp.where(agent_mask > 0, mine, batch["action"])
         else:
             actions = mine
         q = policy.q(full, batch["obs"], batch["gstate"], actions)
@@ -212,8 +238,9 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
 
     def gradient_step(carry, key):
         params, opt_state, target, replay, hyper = carry
-        batch = replay.sample(key, config.batch_size)
-        (c_loss, q), c_grads = jax.value_and_grad(lambda c: losses({**params, "critic": c}, target, batch, hyper),
+        k_batch, k_aux = jax.random.split(key)
+        batch = replay.sample(k_batch, config.batch_size)
+        (c_loss, q), c_grads = jax.value_and_grad(lambda c: losses({**params, "critic": c}, target, batch, hyper, k_aux),
                                                   has_aux=True)(params["critic"])
         c_updates, c_state = critic_opt.update(c_grads, opt_state["critic"], params["critic"])
         params = {**params, "critic": optax.apply_updates(params["critic"], c_updates)}

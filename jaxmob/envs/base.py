@@ -137,6 +137,13 @@ class Environment(abc.ABC):
         `global_tokens` and `token_dim`, the tokens coming first. None otherwise."""
         return None
 
+    def agent_graph(self, params) -> dict | None:
+        """Where agents are the nodes of a graph (parking facilities), what graph learners need:
+        `neighbours` (A, K) int and `neighbour_mask` (A, K) bool, each agent's `kind` (1 learning,
+        0 static) and `region`, the observation's `history` rows and the `focus` feature column that
+        marks the agents around the current event. None otherwise."""
+        return None
+
     def step_stats(self, info, reward, params) -> dict:
         """Scalars of one step to be summed over a rollout (default: the team reward)."""
         return {"reward": (reward * self.agent_mask(params)).sum()}
@@ -259,6 +266,12 @@ class AutoResetWrapper(Environment):
 
     def training_metrics(self, sums, num_envs):
         return self.env.training_metrics(sums, num_envs)
+
+    def token_layout(self, params):
+        return self.env.token_layout(params)
+
+    def agent_graph(self, params):
+        return self.env.agent_graph(params)
 
 
 THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))

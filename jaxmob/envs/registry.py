@@ -11,7 +11,7 @@ import importlib
 from .task import Task
 
 _ENTRIES: dict = {"rebalance": "jaxmob.envs.rebalance.task", "taxi": "jaxmob.envs.taxi.task", "amod": "jaxmob.envs.amod.task",
-            "routing": "jaxmob.envs.routing.task"}
+            "routing": "jaxmob.envs.routing.task", "parking": "jaxmob.envs.parking.task"}
 _LOADED: dict = {}
 
 

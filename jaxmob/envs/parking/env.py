@@ -1,0 +1,481 @@
+"""On-street parking allocation as a compiled, vmappable environment (every facility an agent).
+
+Time moves in one-minute decision epochs. The state at minute t holds each
+facility's free bays, the vehicles due to leave and to arrive at every later
+minute, and the queue of requests (destination, request time, intended stay)
+waiting to be allocated, oldest first. One `step(action)` at minute t:
+
+1. offers: every facility has a score in [0, 1]: an optimised (core) facility
+   its priority (a + 1) / 2 from its action a in [-1, 1]; a static facility its
+   rule's (`STATIC_RULES`): 'fifo', 1 - exp(-minutes free / 30), so the
+   facility that has had free bays longest is served first; 'siro', a fresh
+   uniform draw (service in random order); 'nearest', 1 (every offer equal);
+2. allocation: the queued requests, oldest first, go one by one to the best
+   offer among the facilities within walking distance of their destination
+   that still have a free bay (ties: the nearer one). An allocated vehicle
+   reserves its bay now, drives there (`drive_min` minutes) and stays;
+3. a request still waiting `max_wait` minutes after it was made fails; the
+   others keep cruising and are offered again next minute;
+4. the requests made during [t, t+1) join the queue (a full queue turns the
+   newest away, counted as failures);
+5. time advances to t+1: bays whose vehicles leave at t+1 come free, and
+   vehicles reaching their bay at t+1 park.
+
+Reward (delayed to the minute the vehicle parks, shared by the optimised
+agents): each vehicle that parks in an optimised facility pays
+`base - cruise_penalty * cruise minutes`, cruise = park time - request time
+(queueing, cruising and the drive to the bay); 1 - 0.1 * cruise by default.
+Failures, and requests that go to static facilities, pay nothing.
+
+Bays and vehicles are integers and never created or lost: free + vehicles
+still to leave = capacity at every facility, and requests made = queued +
+allocated + failed (property-tested; `reference.py` is the NumPy oracle).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from ..base import Environment, Spec, accumulate
+
+STATIC_RULES = ("fifo", "siro", "nearest")
+MODES = ("poisson", "replay")
+FEATURES = 14  # per-facility features of one minute (the observation holds `history` of them + the action before)
+WALK_LIMIT_MIN = 5.0  # walking minutes a driver accepts (400 m at 80 m/min)
+NEARBY_MINUTES = 15  # predicted demand: mean requests/min over the next quarter hour
+NEVER = 1 << 20  # free_since of a full facility
+CALENDAR_SLACK = 320  # calendar minutes past the day (departures later than that fall on its last slot, after the day)
+
+
+@dataclass(frozen=True)
+class ParkingConfig:
+    """Static settings: the episode length, demand mode, queue and history sizes."""
+
+    horizon: int = 840  # minutes per episode (the whole 07:00-21:00 day)
+    mode: str = "poisson"
+    random_start: bool = False  # training: start at a random minute with the expected occupancy
+    max_arrivals: int = 64  # request slots per minute (more are counted and turned away)
+    queue: int = 128  # requests waiting or cruising at once
+    max_wait: int = 10  # minutes a request cruises before it fails
+    history: int = 3  # minutes of features an observation shows (the GRU's window)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("horizon", "max_arrivals", "queue", "max_wait", "history"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+
+@struct.dataclass
+class ParkingParams:
+    capacity: jax.Array  # (F,) int32
+    region: jax.Array  # (F,) int32: 0 CBD, 1 Southbank, 2 periphery
+    optimised: jax.Array  # (F,) bool
+    offered: jax.Array  # (F, F) bool: destination -> facilities within walking distance
+    walk_min: jax.Array  # (F, F) float32 walking minutes destination -> facility
+    drive_min: jax.Array  # (F, F) int32 minutes to drive to a bay (>= 1)
+    rate: jax.Array  # (T,) requests per minute
+    period: jax.Array  # (T,) 1 at the peak
+    dest_logits: jax.Array  # (2, F) off-peak, peak
+    stay_minutes: jax.Array  # (S,) int32
+    stay_logits: jax.Array  # (S,)
+    expected_occ: jax.Array  # (T, F) expected parked vehicles (random starts)
+    nearby: jax.Array  # (T, F) predicted requests/min for destinations within walking distance
+    neighbours: jax.Array  # (F, K) int32 facility graph (nearest within walking distance)
+    neighbour_mask: jax.Array  # (F, K) bool
+    bay_facility: jax.Array  # (B,) int32 (random starts fill bays one by one)
+    replay_dest: jax.Array  # (T, K) int32, -1 = empty slot (mode replay)
+    replay_stay: jax.Array  # (T, K) int32
+    replay_time: jax.Array  # (T, K) float32 minute fraction of the request
+    minute0: jax.Array  # () int32 minute of day of t = 0
+    static_rule: jax.Array  # () int32 index into STATIC_RULES
+    base_reward: jax.Array  # () float32
+    cruise_penalty: jax.Array  # () float32 per minute
+
+    @property
+    def num_facilities(self) -> int:
+        return self.capacity.shape[-1]
+
+
+@struct.dataclass
+class ParkingMetrics:
+    """Episode totals by (destination area: core, periphery) x (period of the request: off-peak, peak)."""
+
+    requests: jax.Array  # (2, 2) int32
+    parked: jax.Array  # allocated a bay
+    failed: jax.Array  # waited max_wait, or turned away
+    cruise: jax.Array  # (2, 2) float32 minutes, summed over parked
+    walk: jax.Array
+    spread: jax.Array  # (2, 2) facility area x period: sum over minutes of the occupancy std across facilities
+    minutes: jax.Array  # (2,) minutes per period
+    reward: jax.Array  # () team reward paid
+
+    @classmethod
+    def zeros(cls):
+        i, f = jnp.zeros((2, 2), jnp.int32), jnp.zeros((2, 2), jnp.float32)
+        return cls(requests=i, parked=i, failed=i, cruise=f, walk=f, spread=f, minutes=jnp.zeros(2, jnp.int32),
+                   reward=jnp.zeros((), jnp.float32))
+
+
+@struct.dataclass
+class Queue:
+    """Requests waiting for a bay, oldest first (`valid` marks the used slots)."""
+
+    dest: jax.Array  # (C,) int32
+    time: jax.Array  # (C,) float32 request minute
+    stay: jax.Array  # (C,) int32
+    valid: jax.Array  # (C,) bool
+
+
+@struct.dataclass
+class ParkingState:
+    t: jax.Array  # () int32 minute since the day start
+    steps: jax.Array  # () int32 steps this episode
+    free: jax.Array  # (F,) int32
+    free_since: jax.Array  # (F,) int32 minute the facility last had a free bay after being full
+    en_route: jax.Array  # (F,) int32 vehicles driving to a reserved bay
+    departs: jax.Array  # (L, F) int32 vehicles leaving at each minute
+    arrives: jax.Array  # (L, F) int32 vehicles reaching their bay at each minute
+    due_reward: jax.Array  # (L,) float32 reward paid when those vehicles park
+    queue: Queue
+    hist: jax.Array  # (H, F, FEATURES + 1) features and the action before them, oldest first
+    metrics: ParkingMetrics
+
+
+def make_params(scenario, *, replay=None, static_rule: str = "fifo", base_reward: float = 1.0,
+                cruise_penalty: float = 0.1, neighbours: int = 8) -> ParkingParams:
+    """Env params of a `ParkingScenario`; `replay` = (dest, stay, time) arrays (T, K) of a replayed day."""
+    if static_rule not in STATIC_RULES:
+        raise ValueError(f"static_rule: must be one of {', '.join(STATIC_RULES)}, got {static_rule!r}")
+    from .scenario import DRIVE_M_PER_MIN, WALK_M_PER_MIN
+
+    walk_m = scenario.walk_m()
+    walk_min = walk_m / WALK_M_PER_MIN
+    offered = walk_min <= WALK_LIMIT_MIN
+    drive = np.maximum(1, np.ceil(walk_m / DRIVE_M_PER_MIN)).astype(np.int32)
+    T = scenario.minutes
+    minute = np.arange(scenario.day_start, scenario.day_end)
+    period = scenario.period_of(minute)
+    rate = scenario.rate_profile()
+    lam = rate[:, None] * scenario.dest_weights[period]  # (T, F) requests/min per destination
+    ahead = np.stack([lam[t:t + NEARBY_MINUTES].mean(0) for t in range(T)])
+    nearby = ahead @ offered.astype(np.float64)  # requests/min whose destination offers f
+    order = np.argsort(walk_min + np.eye(len(walk_min)) * 1e9, axis=1)[:, :neighbours]
+    nb_mask = np.take_along_axis(offered, order, 1) & (order != np.arange(len(order))[:, None])
+    if replay is None:
+        replay = (np.full((1, 1), -1, np.int32), np.zeros((1, 1), np.int32), np.zeros((1, 1), np.float32))
+    dest, stay, when = replay
+    if np.any(np.asarray(dest) >= scenario.num_facilities):
+        raise ValueError(f"replay: destination {int(np.max(dest))} is not a facility (there are {scenario.num_facilities})")
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    i32 = lambda x: jnp.asarray(x, jnp.int32)  # noqa: E731
+    return ParkingParams(
+        capacity=i32(scenario.capacity), region=i32(scenario.region), optimised=jnp.asarray(scenario.optimised),
+        offered=jnp.asarray(offered), walk_min=f32(walk_min), drive_min=i32(drive), rate=f32(rate), period=i32(period),
+        dest_logits=f32(np.log(scenario.dest_weights + 1e-30)), stay_minutes=i32(scenario.stay_minutes),
+        stay_logits=f32(np.log(scenario.stay_probs)), expected_occ=f32(scenario.expected_occupancy()), nearby=f32(nearby),
+        neighbours=i32(order), neighbour_mask=jnp.asarray(nb_mask), bay_facility=i32(np.sort(scenario.bay_facility)),
+        replay_dest=i32(dest), replay_stay=i32(stay), replay_time=f32(when), minute0=i32(scenario.day_start),
+        static_rule=i32(STATIC_RULES.index(static_rule)), base_reward=f32(base_reward),
+        cruise_penalty=f32(cruise_penalty))
+
+
+def rule_scores(rule, key, state: ParkingState, params: ParkingParams) -> jax.Array:
+    """(F,) offers of a hand rule (index into `STATIC_RULES`, may be traced)."""
+    idle = jnp.maximum(state.t - state.free_since, 0).astype(jnp.float32)
+    fifo = 1.0 - jnp.exp(-idle / 30.0)
+    siro = jax.random.uniform(key, state.free.shape)
+    return jnp.select([rule == 0, rule == 1], [fifo, siro], jnp.ones_like(fifo))
+
+
+def offer_scores(key, state: ParkingState, action, params: ParkingParams) -> jax.Array:
+    """(F,) scores: the optimised facilities' priorities, the static ones' rule."""
+    priority = (jnp.clip(action, -1.0, 1.0) + 1.0) / 2.0
+    return jnp.where(params.optimised, priority, rule_scores(params.static_rule, key, state, params))
+
+
+def area_group(region):
+    """0 for the optimised core (CBD, Southbank), 1 for the periphery."""
+    return (region >= 2).astype(jnp.int32)
+
+
+class ParkingEnv(Environment):
+    def __init__(self, config: ParkingConfig | None = None, **kw):
+        self.config = config if config is not None else ParkingConfig(**kw)
+
+    @property
+    def episode_length(self) -> int:
+        return self.config.horizon
+
+    def slots(self, params) -> int:
+        """Length of the departure calendar: the day, the longest drive and the longest stay."""
+        return params.rate.shape[0] + CALENDAR_SLACK
+
+    # ------------------------------------------------------------------ demand
+    def arrivals(self, key, t, params) -> tuple:
+        """Requests made during [t, t+1): (dest, stay, time, valid) of `max_arrivals` slots, and how many
+        more were made than fit (turned away)."""
+        K = self.config.max_arrivals
+        T = params.rate.shape[0]
+        tc = jnp.minimum(t, T - 1)
+        if self.config.mode == "replay":
+            Tr, Kr = params.replay_dest.shape
+            row = jnp.minimum(t, Tr - 1)
+            dest = jnp.full((K,), -1, jnp.int32).at[:Kr].set(params.replay_dest[row][:K])
+            stay = jnp.zeros((K,), jnp.int32).at[:Kr].set(params.replay_stay[row][:K])
+            frac = jnp.zeros((K,), jnp.float32).at[:Kr].set(params.replay_time[row][:K])
+            valid = (dest >= 0) & (t < Tr)
+            extra = jnp.maximum((params.replay_dest[row] >= 0).sum() - K, 0) * (t < Tr)
+        else:
+            k_n, k_d, k_s, k_t = jax.random.split(key, 4)
+            n = jax.random.poisson(k_n, params.rate[tc])
+            valid = (jnp.arange(K) < n) & (t < T)
+            dest = jax.random.categorical(k_d, params.dest_logits[params.period[tc]], shape=(K,)).astype(jnp.int32)
+            stay = params.stay_minutes[jax.random.categorical(k_s, params.stay_logits, shape=(K,))]
+            frac = jnp.sort(jax.random.uniform(k_t, (K,)))
+            extra = jnp.maximum(n - K, 0) * (t < T)
+        return dest, stay, t.astype(jnp.float32) + frac, valid, extra.astype(jnp.int32)
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, key, params):
+        state = self.initial_state(key, params)
+        return self.observe(state, params), state
+
+    def initial_state(self, key, params) -> ParkingState:
+        """Minute t0 (0, or random with `random_start`) with the expected occupancy of t0 parked:
+        each bay is taken with probability expected / capacity, its remaining stay drawn from the
+        length-biased stay distribution (the stays of vehicles found parked)."""
+        F, L = params.num_facilities, self.slots(params)
+        T, C = params.rate.shape[0], self.config.queue
+        k_t, k_fill, k_stay, k_rest = jax.random.split(key, 4)
+        t0 = (jax.random.randint(k_t, (), 0, max(T - self.config.horizon, 0) + 1) if self.config.random_start
+              else jnp.int32(0))
+        p = jnp.clip(params.expected_occ[t0] / jnp.maximum(params.capacity, 1), 0.0, 1.0)
+        B = params.bay_facility.shape[0]
+        taken = jax.random.uniform(k_fill, (B,)) < p[params.bay_facility]
+        biased = params.stay_logits + jnp.log(params.stay_minutes.astype(jnp.float32))
+        stay = params.stay_minutes[jax.random.categorical(k_stay, biased, shape=(B,))]
+        rest = 1 + jnp.floor(jax.random.uniform(k_rest, (B,)) * stay).astype(jnp.int32)
+        departs = jnp.zeros((L, F), jnp.int32).at[jnp.minimum(t0 + rest, L - 1), params.bay_facility].add(
+            taken.astype(jnp.int32))
+        free = params.capacity - departs.sum(0)
+        empty = Queue(dest=jnp.zeros((C,), jnp.int32), time=jnp.zeros((C,), jnp.float32),
+                      stay=jnp.zeros((C,), jnp.int32), valid=jnp.zeros((C,), bool))
+        state = ParkingState(t=t0.astype(jnp.int32), steps=jnp.int32(0), free=free,
+                             free_since=jnp.where(free > 0, t0, NEVER).astype(jnp.int32),
+                             en_route=jnp.zeros((F,), jnp.int32), departs=departs, arrives=jnp.zeros((L, F), jnp.int32),
+                             due_reward=jnp.zeros((L,), jnp.float32), queue=empty,
+                             hist=jnp.zeros((self.config.history, F, FEATURES + 1), jnp.float32),
+                             metrics=ParkingMetrics.zeros())
+        feats = self.features(state, params)
+        return state.replace(hist=jnp.broadcast_to(jnp.concatenate([feats, jnp.zeros((F, 1))], -1), state.hist.shape))
+
+    # ------------------------------------------------------------------ step
+    def step(self, key, state, action, params):
+        k_rule, k_arr = jax.random.split(key)
+        scores = offer_scores(k_rule, state, action, params)
+        arrivals = self.arrivals(k_arr, state.t, params)
+        nxt, info = self.step_with(state, scores, arrivals, params)
+        feats = self.features(nxt, params)
+        row = jnp.concatenate([feats, jnp.clip(action, -1.0, 1.0)[:, None].astype(jnp.float32)], -1)
+        nxt = nxt.replace(hist=jnp.concatenate([nxt.hist[1:], row[None]], 0))
+        reward = jnp.where(params.optimised, info["team_reward"], 0.0).astype(jnp.float32)
+        done = nxt.steps >= self.config.horizon
+        return self.observe(nxt, params), nxt, reward, done, info
+
+    def step_with(self, state: ParkingState, scores, arrivals, params):
+        """The dynamics of one minute for given offer scores and arrivals (`arrivals` as
+        `self.arrivals` returns them); no randomness, so `reference.py` can replay it."""
+        t = state.t
+        L = state.departs.shape[0]
+        q = state.queue
+        period_of = lambda time: params.period[jnp.clip(jnp.floor(time).astype(jnp.int32), 0, params.period.shape[0] - 1)]  # noqa: E731
+
+        def allocate(carry, i):
+            free, free_since, en_route, departs, arrives, due, m = carry
+            d = q.dest[i]
+            ok = q.valid[i] & params.offered[d] & (free > 0)
+            offer = jnp.where(ok, scores - 1e-4 * params.walk_min[d], -jnp.inf)
+            f = jnp.argmax(offer)
+            got = ok.any()
+            g = got.astype(jnp.int32)
+            drive = params.drive_min[d, f]
+            park_at = jnp.minimum(t + drive, L - 1)
+            leave_at = jnp.minimum(t + drive + q.stay[i], L - 1)
+            cruise = (t + drive).astype(jnp.float32) - q.time[i]
+            free = free.at[f].add(-g)
+            free_since = jnp.where(got & (free[f] == 0), free_since.at[f].set(NEVER), free_since)
+            en_route = en_route.at[f].add(g)
+            departs = departs.at[leave_at, f].add(g)
+            arrives = arrives.at[park_at, f].add(g)
+            pay = jnp.where(got & params.optimised[f], params.base_reward - params.cruise_penalty * cruise, 0.0)
+            due = due.at[park_at].add(pay)
+            a, p = area_group(params.region[d]), period_of(q.time[i])
+            m = dict(parked=m["parked"].at[a, p].add(g), cruise=m["cruise"].at[a, p].add(jnp.where(got, cruise, 0.0)),
+                     walk=m["walk"].at[a, p].add(jnp.where(got, params.walk_min[d, f], 0.0)))
+            return (free, free_since, en_route, departs, arrives, due, m), got
+
+        zeros = ParkingMetrics.zeros()
+        m0 = dict(parked=zeros.parked, cruise=zeros.cruise, walk=zeros.walk)
+        carry = (state.free, state.free_since, state.en_route, state.departs, state.arrives, state.due_reward, m0)
+        (free, free_since, en_route, departs, arrives, due, m), served = jax.lax.scan(
+            allocate, carry, jnp.arange(q.valid.shape[0]))
+        waiting = q.valid & ~served
+        timed_out = waiting & ((t + 1).astype(jnp.float32) - q.time >= self.config.max_wait)
+        keep = waiting & ~timed_out
+
+        dest, stay, when, valid, extra = arrivals
+        C = q.valid.shape[0]
+        all_dest = jnp.concatenate([q.dest, dest])
+        all_time = jnp.concatenate([q.time, when])
+        all_stay = jnp.concatenate([q.stay, stay])
+        all_valid = jnp.concatenate([keep, valid])
+        order = jnp.argsort(jnp.where(all_valid, all_time, jnp.inf), stable=True)
+        kept = order[:C]
+        queue = Queue(dest=all_dest[kept], time=all_time[kept], stay=all_stay[kept], valid=all_valid[kept])
+        overflow_slots = all_valid[order[C:]]
+
+        group_of = lambda dests: area_group(params.region[dests])  # noqa: E731
+        failed = (jnp.zeros((2, 2), jnp.int32).at[group_of(q.dest), period_of(q.time)].add(timed_out.astype(jnp.int32))
+                  .at[group_of(all_dest[order[C:]]), period_of(all_time[order[C:]])].add(overflow_slots.astype(jnp.int32)))
+        p_now = params.period[jnp.minimum(t, params.period.shape[0] - 1)]
+        group_new = group_of(jnp.maximum(dest, 0))
+        requests = jnp.zeros((2, 2), jnp.int32).at[group_new, period_of(when)].add(valid.astype(jnp.int32))
+        # requests beyond the arrival slots: made and turned away at once (counted under the minute's period)
+        requests = requests.at[0, p_now].add(extra)
+        failed = failed.at[0, p_now].add(extra)
+
+        # advance to t + 1
+        t1 = t + 1
+        row = jnp.minimum(t1, L - 1)
+        was_full = free == 0
+        free = free + departs[row]
+        free_since = jnp.where(was_full & (free > 0), t1, free_since)
+        en_route = en_route - arrives[row]
+        paid = due[row]
+        occupancy = 1.0 - free / jnp.maximum(params.capacity, 1)
+        fac_group = area_group(params.region)
+        spread = jnp.stack([_masked_std(occupancy, fac_group == g) for g in (0, 1)])
+        metrics = accumulate(state.metrics, ParkingMetrics(
+            requests=requests, parked=m["parked"], failed=failed, cruise=m["cruise"], walk=m["walk"],
+            spread=jnp.zeros((2, 2), jnp.float32).at[:, p_now].set(spread),
+            minutes=jnp.zeros(2, jnp.int32).at[p_now].set(1), reward=paid))
+        nxt = ParkingState(t=t1, steps=state.steps + 1, free=free, free_since=free_since, en_route=en_route,
+                           departs=departs, arrives=arrives, due_reward=due, queue=queue, hist=state.hist,
+                           metrics=metrics)
+        info = dict(team_reward=paid, parked=m["parked"].sum(), failed=failed.sum(), requests=requests.sum(),
+                    cruise=m["cruise"].sum(), walk=m["walk"].sum())
+        return nxt, info
+
+    # ------------------------------------------------------------------ what agents see
+    def features(self, state: ParkingState, params) -> jax.Array:
+        """(F, FEATURES) of the state's minute (see `FEATURE_NAMES`)."""
+        F = params.num_facilities
+        T = params.rate.shape[0]
+        tc = jnp.minimum(state.t, T - 1)
+        cap = jnp.maximum(params.capacity, 1).astype(jnp.float32)
+        q = state.queue
+        reach = params.offered[q.dest] & q.valid[:, None]  # (C, F)
+        walk = jnp.where(reach, params.walk_min[q.dest], jnp.inf).min(0)
+        drive = jnp.where(reach, params.drive_min[q.dest], jnp.inf).min(0)
+        cruising = reach & ((state.t.astype(jnp.float32) - q.time) >= 1.0)[:, None]
+        minute = (params.minute0 + state.t).astype(jnp.float32)
+        cols = [jnp.arange(F) / F, params.region == 0, params.region == 1, params.optimised,
+                state.free / cap, jnp.minimum(state.free, 10) / 10.0,
+                jnp.full((F,), minute / 1440.0), jnp.full((F,), params.period[tc]),
+                jnp.where(jnp.isfinite(walk), walk / WALK_LIMIT_MIN, 1.5),
+                reach.sum(0) / 5.0, jnp.where(jnp.isfinite(drive), drive / 5.0, 2.0),
+                state.en_route / cap, params.nearby[tc] / 5.0, cruising.sum(0) / 5.0]
+        return jnp.stack([jnp.broadcast_to(jnp.asarray(c, jnp.float32), (F,)) for c in cols], -1)
+
+    def observe(self, state: ParkingState, params) -> jax.Array:
+        H, F, D = state.hist.shape
+        return jnp.transpose(state.hist, (1, 0, 2)).reshape(F, H * D)
+
+    def observation_spec(self, params) -> Spec:
+        return Spec((params.num_facilities, self.config.history * (FEATURES + 1)), jnp.float32)
+
+    def action_spec(self, params) -> Spec:
+        return Spec((params.num_facilities,), jnp.float32)
+
+    def global_state(self, state: ParkingState, params) -> jax.Array:
+        feats = state.hist[-1]
+        return jnp.concatenate([feats[:, 4], feats[:, 11], feats[:, 9], feats[0, 6:8]])
+
+    def global_state_spec(self, params) -> Spec:
+        return Spec((3 * params.num_facilities + 2,), jnp.float32)
+
+    def agent_mask(self, params) -> jax.Array:
+        """The learners: the optimised facilities (static ones follow their rule)."""
+        return params.optimised
+
+    def agent_graph(self, params) -> dict:
+        return dict(neighbours=params.neighbours, neighbour_mask=params.neighbour_mask,
+                    kind=params.optimised.astype(jnp.int32), region=params.region, history=self.config.history,
+                    focus=FEATURE_NAMES.index("offered"))
+
+    # ------------------------------------------------------------------ metrics
+    def episode_metrics(self, state: ParkingState, params) -> dict:
+        return summarise(state.metrics)
+
+    def step_stats(self, info, reward, params) -> dict:
+        return {"reward": info["team_reward"] * params.optimised.sum(), "team": info["team_reward"], "parked": info["parked"],
+                "failed": info["failed"], "cruise": info["cruise"], "walk": info["walk"]}
+
+    def training_metrics(self, sums: dict, num_envs: int) -> dict:
+        resolved = jnp.maximum(sums["parked"] + sums["failed"], 1)
+        return {"reward": sums["team"] / num_envs, "success_rate": sums["parked"] / resolved,
+                "cruise_min": sums["cruise"] / jnp.maximum(sums["parked"], 1)}
+
+
+FEATURE_NAMES = ("id", "cbd", "southbank", "optimised", "free_share", "free_bays", "time_of_day", "peak",
+                 "nearest_walk", "offered", "eta", "en_route", "nearby_demand", "cruising")
+assert len(FEATURE_NAMES) == FEATURES
+
+
+def _masked_std(x, mask):
+    n = jnp.maximum(mask.sum(), 1)
+    mean = jnp.where(mask, x, 0.0).sum() / n
+    return jnp.sqrt(jnp.where(mask, (x - mean) ** 2, 0.0).sum() / n)
+
+
+AREAS = ("core", "periphery")
+PERIODS = ("offpeak", "peak")
+
+
+def summarise(m: ParkingMetrics) -> dict:
+    """Success rate (allocated / resolved), mean cruise and walk minutes, occupancy spread; overall and per
+    area x period (`success_core_peak`, ...)."""
+    out = {}
+    resolved = m.parked + m.failed
+
+    def put(suffix, parked, res, cruise, walk):
+        out[f"success_rate{suffix}"] = parked / jnp.maximum(res, 1)
+        out[f"cruise_min{suffix}"] = cruise / jnp.maximum(parked, 1)
+        out[f"walk_min{suffix}"] = walk / jnp.maximum(parked, 1)
+
+    put("", m.parked.sum(), resolved.sum(), m.cruise.sum(), m.walk.sum())
+    for a, area in enumerate(AREAS):
+        put(f"_{area}", m.parked[a].sum(), resolved[a].sum(), m.cruise[a].sum(), m.walk[a].sum())
+        for p, period in enumerate(PERIODS):
+            put(f"_{area}_{period}", m.parked[a, p], resolved[a, p], m.cruise[a, p], m.walk[a, p])
+            out[f"spread_{area}_{period}"] = m.spread[a, p] / jnp.maximum(m.minutes[p], 1)
+        out[f"spread_{area}"] = m.spread[a].sum() / jnp.maximum(m.minutes.sum(), 1)
+    out["occupancy_spread"] = m.spread.sum() / jnp.maximum(2 * m.minutes.sum(), 1)
+    out.update(reward=m.reward, requests=m.requests.sum().astype(jnp.float32),
+               parked=m.parked.sum().astype(jnp.float32), failed=m.failed.sum().astype(jnp.float32))
+    return out
+
+
+def parked_trace(policy, env: ParkingEnv, params, key) -> jax.Array:
+    """(T,) vehicles in their bays or driving to them at the end of every minute of one episode."""
+    from ...rollout import run_episode
+
+    _, parked = run_episode(policy, env, params, key,
+                            record=lambda s, a, i: (params.capacity - s.free).sum())
+    return parked

@@ -1,0 +1,184 @@
+"""On-street parking allocation as a plug-in of the generic trainer (`--env parking`).
+
+Training episodes are `episode_minutes` windows of the calibrated request
+model, each starting at a random minute of the day with the model's expected
+occupancy parked; validation (3) and test (5) days are whole seeded days
+(07:00-21:00) of the model, or, with `--events FILE`, the last real days of a
+City of Melbourne event file (the request model is then re-fitted to its
+training days). The optimised core learns (`--alg marl_gcn`, its ablations,
+`maddpg`); the periphery follows `static_rule`. Baseline rows: FIFO, SIRO and
+the nearest free bay in the core.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ..task import Built, Task
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class ParkingOptions:
+    """The parking env's own options (`--env parking`)."""
+
+    static_rule: str = _f("fifo", "rule of the static (periphery) facilities: fifo | siro | nearest")
+    demand_scale: float = _f(1.0, "multiplies the calibrated request rates (1: the real Saturday's occupancy)")
+    max_wait: int = _f(10, "minutes a request cruises for a bay before it fails")
+    episode_minutes: int = _f(240, "minutes of a training episode (random start; evaluation days are whole)")
+    history: int = _f(3, "minutes of features in an observation (MARL-GCN's GRU window)")
+    base_reward: float = _f(1.0, "reward per vehicle parked in an optimised facility")
+    cruise_penalty: float = _f(0.1, "reward lost per minute of cruising (request to parked)")
+    events: str = _f("", "a City of Melbourne parking event CSV: its last days become the validation and test days")
+
+
+@lru_cache(maxsize=4)
+def _events(path: str, scenario_name: str):
+    from .events import read_events
+    from .scenario import load
+
+    return read_events(path, load(scenario_name))
+
+
+class ParkingTask(Task):
+    name = "parking"
+    headline = "reward"
+    reference_policy = "nearest free bay"
+    Options = ParkingOptions
+    default_scenario = "melbourne"
+    deployed = "argmax"
+    defaults = dict(alg="marl_gcn", num_envs=8, rollout_steps=30, total_updates=100, updates_per_chunk=10,
+                    buffer_size=2048, batch_size=32, gradient_steps=8, hidden=(32, 32), gamma=0.95, lr=3e-4,
+                    critic_lr=1e-3, reward_scale=0.1, exploration_noise=0.2, eval_episodes=3)
+    columns = ("reward", "success_rate", "cruise_min", "walk_min", "occupancy_spread", "success_rate_core",
+               "cruise_min_core", "walk_min_core")
+    headers = ("reward", "success", "cruise min", "walk min", "occ. spread", "success core", "cruise core",
+               "walk core")
+
+    def scenarios(self) -> list:
+        from .scenario import bundled
+
+        return bundled()
+
+    def knows(self, name: str) -> bool:
+        return name in self.scenarios() or name.endswith(".npz")
+
+    def load(self, name: str):
+        from .scenario import load
+
+        return load(name)
+
+    def validate(self, config) -> None:
+        from ...algos.dpg import DPG_ALGORITHMS
+        from .env import STATIC_RULES
+
+        o = config.options
+        if config.alg not in DPG_ALGORITHMS:
+            raise ValueError(f"alg: the parking priorities are continuous; choose one of {', '.join(DPG_ALGORITHMS)}, "
+                             f"got {config.alg!r}")
+        if o.static_rule not in STATIC_RULES:
+            raise ValueError(f"static_rule: must be one of {', '.join(STATIC_RULES)}, got {o.static_rule!r}")
+        if not o.demand_scale > 0:
+            raise ValueError(f"demand_scale: must be > 0, got {o.demand_scale}")
+        for name in ("max_wait", "episode_minutes", "history"):
+            if getattr(o, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(o, name)}")
+        if self.knows(config.scenario) and o.episode_minutes > self.load(config.scenario).minutes:
+            raise ValueError(f"episode_minutes: at most the day's {self.load(config.scenario).minutes}, "
+                             f"got {o.episode_minutes}")
+
+    def env(self, options, scenario, training: bool):
+        from .env import ParkingConfig, ParkingEnv
+
+        return ParkingEnv(ParkingConfig(horizon=options.episode_minutes if training else scenario.minutes,
+                                        mode="poisson" if training else "replay", random_start=training,
+                                        max_arrivals=64 if training else self.eval_slots(options, scenario),
+                                        max_wait=options.max_wait, history=options.history))
+
+    def eval_slots(self, options, model) -> int:
+        """Arrival slots of the evaluation env: the busiest minute of its days (nothing cut)."""
+        _, validation, test = self.days(model)
+        return max(d[0].shape[1] for d in self.episodes(model, validation + test).values())
+
+    def model(self, options, scenario):
+        """The scenario runs use: its request model scaled by `demand_scale`, or fitted to the training
+        days of `events` (whose last days then are the validation and test days)."""
+        from dataclasses import replace
+
+        if options.events:
+            from .events import fit_model
+
+            train, _, _ = _events(options.events, scenario.name).split()
+            scenario = replace(fit_model(scenario, _events(options.events, scenario.name), train), events=options.events)
+        return replace(scenario, rates=scenario.rates * options.demand_scale)
+
+    @staticmethod
+    def days(model) -> tuple:
+        """(training, validation, test) day names of a model scenario."""
+        if model.events:
+            return _events(model.events, model.name).split()
+        return (), tuple(model.validation_days), tuple(model.test_days)
+
+    def params(self, options, scenario, replay=None):
+        from .env import make_params
+
+        return make_params(scenario, replay=replay, static_rule=options.static_rule, base_reward=options.base_reward,
+                           cruise_penalty=options.cruise_penalty)
+
+    def build(self, config, scenario) -> Built:
+        o = config.options
+        model = self.model(o, scenario)
+        training, validation, test = self.days(model)
+        validation = tuple(config.validation_days) or validation
+        test = tuple(config.test_days) or test
+        day_params = lambda names: {n: self.params(o, model, d) for n, d in self.episodes(model, names).items()}  # noqa: E731
+        return Built(scenario=model, env=self.env(o, model, True), env_params=self.params(o, model),
+                     eval_env=self.env(o, model, False), validation=day_params(validation), test=day_params(test),
+                     training_days=tuple(training), day_params=day_params)
+
+    def episodes(self, scenario, names) -> dict:
+        """{name: (dest, stay, time) replay tables}: the real days of the scenario's event file, or
+        seeded days of its request model."""
+        if scenario.events:
+            ev = _events(scenario.events, scenario.name)
+            unknown = [n for n in names if n not in ev.days]
+            if unknown:
+                raise ValueError(f"no day {unknown[0]!r} in {scenario.events}; its days: {', '.join(sorted(ev.days))}")
+            return {n: ev.days[n] for n in names}
+        return {n: _model_day(scenario, n) for n in names}
+
+    def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
+        """FIFO, SIRO and nearest free bay in the core (the periphery keeps its static rule), per episode."""
+        import jax
+
+        from ...rollout import rollout
+        from .baselines import BASELINES
+
+        o = config.options
+        env = self.env(o, scenario, False)
+        key = jax.random.key(config.seed)
+        rows = {}
+        for name, day in episodes.items():
+            params = self.params(o, scenario, day)
+            rows[name] = [{"policy": label, **{k: float(v) for k, v in jax.device_get(rollout(p, env, params, key)).items()}}
+                          for label, p in BASELINES.items()]
+        return rows
+
+    def scenarios_cli(self):
+        from .scenario import add_cli_arguments, cli_main
+
+        return add_cli_arguments, cli_main
+
+    def training_label(self, config) -> str:
+        return f"training ({config.options.episode_minutes}-minute windows of the request model)"
+
+
+@lru_cache(maxsize=64)
+def _model_day(scenario, name: str):
+    return scenario.day(name)
+
+
+TASK = ParkingTask()

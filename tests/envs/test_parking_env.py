@@ -1,0 +1,203 @@
+"""The parking environment: conservation, the NumPy oracle, retracing, scenario building and bad input."""
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxmob.envs.parking.env import ParkingConfig, ParkingEnv, make_params, offer_scores
+from jaxmob.envs.parking.reference import reference_step
+from jaxmob.envs.parking.scenario import (ParkingScenario, ScenarioError, build_from_snapshots, load,
+                                          read_snapshot)
+
+
+def tiny_scenario(rate: float = 3.0) -> ParkingScenario:
+    """Six facilities about 100 m apart along a street (two optimised), 1-3 bays each, a 60-minute day."""
+    F = 6
+    lat = -37.81 + 0.0009 * np.arange(F)
+    cap = np.array([1, 2, 3, 1, 2, 3], np.int32)
+    fac = np.repeat(np.arange(F), cap).astype(np.int32)
+    w = np.full((2, F), 1.0 / F)
+    return ParkingScenario(name="tiny", lat=lat, lon=np.full(F, 144.96), capacity=cap,
+                           postcode=np.array([3000, 3000, 3006, 3008, 3008, 3002], np.int32),
+                           region=np.array([0, 0, 1, 2, 2, 2], np.int32), occupied_am=cap // 2, occupied_pm=cap // 2,
+                           bay_marker=np.array([f"M{i}" for i in range(len(fac))]), bay_facility=fac,
+                           rates=np.array([rate, rate * 1.5]), dest_weights=w,
+                           stay_minutes=np.array([2, 5, 9], np.int32), stay_probs=np.array([0.3, 0.4, 0.3]),
+                           day_start=9 * 60 + 30, day_end=10 * 60 + 30)
+
+
+SMALL = ParkingConfig(horizon=40, max_arrivals=4, queue=5, max_wait=3, history=2)
+
+
+@pytest.fixture(scope="module")
+def small():
+    env = ParkingEnv(SMALL)
+    params = make_params(tiny_scenario(), neighbours=3)
+    step = jax.jit(env.step)
+    return env, params, step
+
+
+def test_bays_and_vehicles_are_conserved_under_any_actions(small):
+    env, params, step = small
+
+    @settings(max_examples=8, deadline=None)
+    @given(st.integers(0, 2**31 - 1))
+    def check(seed):
+        key = jax.random.key(seed)
+        _, state = env.reset(key, params)
+        made = 0
+        for t in range(12):
+            key, k_a, k_s = jax.random.split(key, 3)
+            action = jax.random.uniform(k_a, (6,), minval=-1.5, maxval=1.5)  # clipped by the env
+            _, state, reward, _, info = step(k_s, state, action, params)
+            made += int(info["requests"])
+            s = jax.device_get(state)
+            row = int(s.t) + 1
+            assert (s.free >= 0).all() and (s.free <= np.asarray(params.capacity)).all()
+            np.testing.assert_array_equal(s.free + s.departs[row:].sum(0), np.asarray(params.capacity))
+            np.testing.assert_array_equal(s.en_route, s.arrives[row:].sum(0))
+            m = s.metrics
+            assert made == int(m.requests.sum()) == int(s.queue.valid.sum() + m.parked.sum() + m.failed.sum())
+            assert np.all(np.asarray(reward)[~np.asarray(params.optimised)] == 0)
+        assert int(state.metrics.failed.sum()) > 0  # the tiny city is overloaded: failures are exercised
+
+    check()
+
+
+def _as_dict(state):
+    s = jax.device_get(state)
+    q = s.queue
+    return dict(t=s.t, free=np.asarray(s.free), free_since=np.asarray(s.free_since), en_route=np.asarray(s.en_route),
+                departs=np.asarray(s.departs), arrives=np.asarray(s.arrives), due_reward=np.asarray(s.due_reward),
+                q_dest=np.asarray(q.dest), q_time=np.asarray(q.time), q_stay=np.asarray(q.stay), q_valid=np.asarray(q.valid))
+
+
+def test_step_matches_the_numpy_reference(small):
+    env, params, _ = small
+    p = {k: np.asarray(v) for k, v in vars(params).items()}
+    step_with = jax.jit(env.step_with)
+    rng = np.random.default_rng(0)
+    key = jax.random.key(3)
+    _, state = env.reset(key, params)
+    checked = 0
+    for t in range(25):
+        key, k_arr, k_sc = jax.random.split(key, 3)
+        scores = jnp.asarray(rng.random(6), jnp.float32)
+        arrivals = env.arrivals(k_arr, state.t, params)
+        ref, counts = reference_step(_as_dict(state), np.asarray(scores), [np.asarray(a) for a in arrivals], p,
+                                     SMALL.max_wait)
+        before = jax.device_get(state.metrics)
+        state, info = step_with(state, scores, arrivals, params)
+        got = _as_dict(state)
+        for k in ("free", "free_since", "en_route", "departs", "arrives"):
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{k} at minute {t}")
+        np.testing.assert_allclose(got["due_reward"], ref["due_reward"], rtol=1e-5, atol=1e-5)
+        n = len(ref["q_dest"])
+        assert got["q_valid"].sum() == n
+        np.testing.assert_array_equal(got["q_dest"][:n], ref["q_dest"])
+        np.testing.assert_allclose(got["q_time"][:n], ref["q_time"], rtol=1e-6)
+        m = jax.device_get(state.metrics)
+        for k in ("parked", "failed", "requests"):
+            np.testing.assert_array_equal(getattr(m, k) - getattr(before, k), counts[k], err_msg=k)
+        np.testing.assert_allclose(m.cruise - before.cruise, counts["cruise"], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(float(info["team_reward"]), counts["paid"], rtol=1e-5, atol=1e-5)
+        checked += int(counts["parked"].sum())
+    assert checked > 10
+
+
+def test_the_step_compiles_once(small):
+    env, params, _ = small
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(key, state, action):
+        return env.step(key, state, action, params)
+
+    _, state = env.reset(jax.random.key(0), params)
+    for i in range(3):
+        _, state, *_ = step(jax.random.key(i), state, jnp.zeros(6))
+
+
+def test_rules_score_as_documented(small):
+    env, params, _ = small
+    _, state = env.reset(jax.random.key(0), params)
+    state = state.replace(t=jnp.int32(30), free_since=jnp.array([0, 30, 10, 1 << 20, 0, 0], jnp.int32),
+                          free=jnp.array([1, 1, 1, 0, 1, 1], jnp.int32))
+    action = jnp.array([1.0, -1.0, 0.0, 0.5, 0.5, 0.5])
+    scores = np.asarray(offer_scores(jax.random.key(1), state, action, params))
+    np.testing.assert_allclose(scores[:3], [1.0, 0.0, 0.5])  # optimised: (a + 1) / 2
+    np.testing.assert_allclose(scores[3:], [0.0, 1 - np.exp(-1.0), 1 - np.exp(-1.0)], rtol=1e-6)  # FIFO: 30 min free
+
+
+def test_training_starts_at_a_random_minute_with_bays_taken():
+    scenario = tiny_scenario(rate=1.0)
+    env = ParkingEnv(ParkingConfig(horizon=10, random_start=True, max_arrivals=4, queue=5))
+    params = make_params(scenario, neighbours=3)
+    starts, taken = [], []
+    for i in range(20):
+        _, s = env.reset(jax.random.key(i), params)
+        starts.append(int(s.t))
+        taken.append(int((params.capacity - s.free).sum()))
+    assert len(set(starts)) > 3 and max(starts) <= 50
+    assert np.mean(taken) > 0.5
+
+
+def test_bundled_scenario():
+    s = load("melbourne")
+    assert s.num_facilities == 168 and int(s.capacity.sum()) == 3075
+    assert int(s.occupied_am.sum()) == 1613 and int(s.occupied_pm.sum()) == 1411
+    assert set(np.unique(s.region)) == {0, 1, 2} and s.optimised.sum() == 72
+    assert np.all(s.rates > 0) and np.allclose(s.dest_weights.sum(1), 1)
+    span = s.walk_m() / 1.3
+    for f in range(s.num_facilities):  # every bay of a facility lies within the facility span of its centroid
+        bays = s.bay_facility == f
+        assert bays.sum() == s.capacity[f]
+    assert np.all(np.diag(span) == 0)
+    with pytest.raises(ScenarioError, match="unknown parking scenario"):
+        load("atlantis")
+
+
+def test_bundled_scenario_is_rebuilt_from_the_sensor_files(shared_data):
+    rebuilt = build_from_snapshots(shared_data / "melbourne-parking", calibrate=False, log=lambda *_: None)
+    bundled = load("melbourne")
+    for k in ("capacity", "region", "postcode", "occupied_am", "occupied_pm", "bay_facility", "dest_weights"):
+        np.testing.assert_array_equal(getattr(rebuilt, k), getattr(bundled, k), err_msg=k)
+    np.testing.assert_array_equal(rebuilt.bay_marker, bundled.bay_marker)
+
+
+def test_calibrated_occupancy_matches_the_snapshots():
+    from jaxmob.envs.parking.scenario import simulated_snapshot_totals
+
+    s = load("melbourne")
+    sim = simulated_snapshot_totals(s, days=2)
+    real = np.array([s.occupied_pm.sum(), s.occupied_am.sum()])
+    assert np.all(np.abs(sim / real - 1) < 0.03), (sim, real)
+
+
+def test_bad_sensor_files_are_named(tmp_path):
+    header = "bay_id,st_marker_id,status,location,lat,lon\n"
+    cases = {"empty.csv": ("", "empty file"),
+             "cols.csv": ("bay_id,status\n1,Present\n", "missing column"),
+             "nan.csv": (header + '1,A1,Present,"",nan,144.9\n', "non-finite position"),
+             "status.csv": (header + '1,A1,Parked,"",-37.8,144.9\n', "Present/Unoccupied"),
+             "dup.csv": (header + '1,A1,Present,"",-37.8,144.9\n1,A2,Present,"",-37.8,144.9\n', "appears twice")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ScenarioError, match=message):
+            read_snapshot(tmp_path / name)
+    with pytest.raises(ScenarioError, match="no such file"):
+        read_snapshot(tmp_path / "absent.csv")
+
+
+def test_impossible_configs_are_refused():
+    with pytest.raises(ValueError, match="mode"):
+        ParkingConfig(mode="live")
+    with pytest.raises(ValueError, match="queue"):
+        ParkingConfig(queue=0)
+    with pytest.raises(ValueError, match="static_rule"):
+        make_params(tiny_scenario(), static_rule="lottery")
