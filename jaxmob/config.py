@@ -124,7 +124,7 @@ class TrainConfig:
         check(self.alg in algs, "alg", f"unknown algorithm {self.alg!r}; choose from {', '.join(algs)}")
         for name in ("total_updates", "updates_per_chunk", "num_envs", "rollout_steps", "epochs", "minibatches"):
             check(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
-        check((self.num_envs * self.rollout_steps) % self.minibatches == 0, "minibatches",
+        check(self.alg in DPG_ALGORITHMS or (self.num_envs * self.rollout_steps) % self.minibatches == 0, "minibatches",
               f"must divide num_envs x rollout_steps = {self.num_envs * self.rollout_steps}")
         check(self.total_updates % self.updates_per_chunk == 0, "updates_per_chunk",
               f"must divide total_updates ({self.total_updates}), got {self.updates_per_chunk}")

@@ -11,24 +11,7 @@ from hypothesis import strategies as st
 
 from jaxmob.envs.parking.env import ParkingConfig, ParkingEnv, make_params, offer_scores
 from jaxmob.envs.parking.reference import reference_step
-from jaxmob.envs.parking.scenario import (ParkingScenario, ScenarioError, build_from_snapshots, load,
-                                          read_snapshot)
-
-
-def tiny_scenario(rate: float = 3.0) -> ParkingScenario:
-    """Six facilities about 100 m apart along a street (two optimised), 1-3 bays each, a 60-minute day."""
-    F = 6
-    lat = -37.81 + 0.0009 * np.arange(F)
-    cap = np.array([1, 2, 3, 1, 2, 3], np.int32)
-    fac = np.repeat(np.arange(F), cap).astype(np.int32)
-    w = np.full((2, F), 1.0 / F)
-    return ParkingScenario(name="tiny", lat=lat, lon=np.full(F, 144.96), capacity=cap,
-                           postcode=np.array([3000, 3000, 3006, 3008, 3008, 3002], np.int32),
-                           region=np.array([0, 0, 1, 2, 2, 2], np.int32), occupied_am=cap // 2, occupied_pm=cap // 2,
-                           bay_marker=np.array([f"M{i}" for i in range(len(fac))]), bay_facility=fac,
-                           rates=np.array([rate, rate * 1.5]), dest_weights=w,
-                           stay_minutes=np.array([2, 5, 9], np.int32), stay_probs=np.array([0.3, 0.4, 0.3]),
-                           day_start=9 * 60 + 30, day_end=10 * 60 + 30)
+from jaxmob.envs.parking.scenario import ScenarioError, build_from_snapshots, load, read_snapshot, toy_scenario
 
 
 SMALL = ParkingConfig(horizon=40, max_arrivals=4, queue=5, max_wait=3, history=2)
@@ -37,7 +20,7 @@ SMALL = ParkingConfig(horizon=40, max_arrivals=4, queue=5, max_wait=3, history=2
 @pytest.fixture(scope="module")
 def small():
     env = ParkingEnv(SMALL)
-    params = make_params(tiny_scenario(), neighbours=3)
+    params = make_params(toy_scenario(), neighbours=3)
     step = jax.jit(env.step)
     return env, params, step
 
@@ -135,7 +118,7 @@ def test_rules_score_as_documented(small):
 
 
 def test_training_starts_at_a_random_minute_with_bays_taken():
-    scenario = tiny_scenario(rate=1.0)
+    scenario = toy_scenario(rate=1.0)
     env = ParkingEnv(ParkingConfig(horizon=10, random_start=True, max_arrivals=4, queue=5))
     params = make_params(scenario, neighbours=3)
     starts, taken = [], []
@@ -200,4 +183,4 @@ def test_impossible_configs_are_refused():
     with pytest.raises(ValueError, match="queue"):
         ParkingConfig(queue=0)
     with pytest.raises(ValueError, match="static_rule"):
-        make_params(tiny_scenario(), static_rule="lottery")
+        make_params(toy_scenario(), static_rule="lottery")

@@ -246,15 +246,19 @@ class ParkingEnv(Environment):
         state = self.initial_state(key, params)
         return self.observe(state, params), state
 
-    def initial_state(self, key, params) -> ParkingState:
-        """Minute t0 (0, or random with `random_start`) with the expected occupancy of t0 parked:
+    def initial_state(self, key, params, start=None) -> ParkingState:
+        """Minute t0 (`start`, else 0, or random with `random_start`) with the expected occupancy of t0 parked:
         each bay is taken with probability expected / capacity, its remaining stay drawn from the
         length-biased stay distribution (the stays of vehicles found parked)."""
         F, L = params.num_facilities, self.slots(params)
         T, C = params.rate.shape[0], self.config.queue
         k_t, k_fill, k_stay, k_rest = jax.random.split(key, 4)
-        t0 = (jax.random.randint(k_t, (), 0, max(T - self.config.horizon, 0) + 1) if self.config.random_start
-              else jnp.int32(0))
+        if start is not None:
+            t0 = jnp.asarray(start, jnp.int32)
+        elif self.config.random_start:
+            t0 = jax.random.randint(k_t, (), 0, max(T - self.config.horizon, 0) + 1)
+        else:
+            t0 = jnp.int32(0)
         p = jnp.clip(params.expected_occ[t0] / jnp.maximum(params.capacity, 1), 0.0, 1.0)
         B = params.bay_facility.shape[0]
         taken = jax.random.uniform(k_fill, (B,)) < p[params.bay_facility]

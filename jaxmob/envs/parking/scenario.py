@@ -176,6 +176,21 @@ def load_scenario(path) -> ParkingScenario:
     return ParkingScenario(**meta, **arrays)
 
 
+def toy_scenario(rate: float = 3.0) -> ParkingScenario:
+    """Six facilities about 100 m apart along one street (three core), 1-3 bays each, a 60-minute day
+    (09:30-10:30) and short stays: small and overloaded, so every branch of the step runs (tests, demos)."""
+    F = 6
+    cap = np.array([1, 2, 3, 1, 2, 3], np.int32)
+    fac = np.repeat(np.arange(F), cap).astype(np.int32)
+    return ParkingScenario(name="toy", lat=-37.81 + 0.0009 * np.arange(F), lon=np.full(F, 144.96), capacity=cap,
+                           postcode=np.array([3000, 3000, 3006, 3008, 3008, 3002], np.int32),
+                           region=np.array([0, 0, 1, 2, 2, 2], np.int32), occupied_am=cap // 2, occupied_pm=cap // 2,
+                           bay_marker=np.array([f"M{i}" for i in range(len(fac))]), bay_facility=fac,
+                           rates=np.array([rate, rate * 1.5]), dest_weights=np.full((2, F), 1.0 / F),
+                           stay_minutes=np.array([2, 5, 9], np.int32), stay_probs=np.array([0.3, 0.4, 0.3]),
+                           day_start=9 * 60 + 30, day_end=10 * 60 + 30)
+
+
 def bundled() -> list:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.npz"))
 
