@@ -28,12 +28,14 @@ bench: install
 	$(BIN)/python benchmarks/bench_taxi.py
 	$(BIN)/python benchmarks/bench_amod.py
 	$(BIN)/python benchmarks/bench_routing.py
+	$(BIN)/python benchmarks/bench_parking.py
 
 scenarios: install
 	$(BIN)/python -m jaxmob scenarios $(ARGS)
 	$(BIN)/python -m jaxmob scenarios taxi
 	$(BIN)/python -m jaxmob scenarios amod
 	$(BIN)/python -m jaxmob scenarios routing
+	$(BIN)/python -m jaxmob scenarios parking
 
 show: install
 	$(BIN)/python -m jaxmob show $(or $(SCENARIO),manhattan-106)
