@@ -477,9 +477,8 @@ def summarise(m: ParkingMetrics) -> dict:
 
 
 def parked_trace(policy, env: ParkingEnv, params, key) -> jax.Array:
-    """(T,) vehicles in their bays or driving to them at the end of every minute of one episode."""
+    """(T, F) vehicles in each facility's bays or driving to them at the start of every minute of one episode."""
     from ...rollout import run_episode
 
-    _, parked = run_episode(policy, env, params, key,
-                            record=lambda s, a, i: (params.capacity - s.free).sum())
+    _, parked = run_episode(policy, env, params, key, record=lambda s, a, i: params.capacity - s.free)
     return parked

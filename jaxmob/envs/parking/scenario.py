@@ -23,9 +23,11 @@ Modelled (documented, calibrated, not observed):
 * stays follow a fixed distribution of 15 min to 4 h (mean 85.5 min), like the
   1P/2P signs of the CBD;
 * the two rates solve the infinite-server occupancy equations so the expected
-  number of parked vehicles at 11:18 and 16:38 equals the real counts, and
-  then are corrected by simulation (the nearest-free-bay rule, capacity-bound)
-  until the simulated occupancy at both times matches the snapshots.
+  number of parked vehicles at 11:18 and 16:38 equals the real counts; then
+  simulation (the nearest-free-bay rule, capacity-bound) corrects the rates and
+  each area's share of the destinations until the simulated vehicles parked
+  in the CBD, Southbank and the periphery at both times match the snapshots
+  within 2%.
 """
 from __future__ import annotations
 
@@ -288,7 +290,7 @@ def build_from_snapshots(data_dir, name: str = "melbourne", calibrate: bool = Tr
     targets = np.array([occupied_pm.sum(), occupied_am.sum()], float)  # off-peak (16:38), peak (11:18)
     scenario = with_rates(scenario, infinite_server_rates(scenario, targets))
     if calibrate:
-        scenario = calibrate_by_simulation(scenario, targets, log=log)
+        scenario = calibrate_by_simulation(scenario, log=log)
     return scenario
 
 
@@ -311,24 +313,37 @@ def infinite_server_rates(scenario: ParkingScenario, targets) -> np.ndarray:
     return np.linalg.solve(A, np.asarray(targets, float))
 
 
-def calibrate_by_simulation(scenario: ParkingScenario, targets, iterations: int = 6, days: int = 4, log=print):
-    """Scale the rates until the simulated parked totals (nearest-free-bay rule, capacity-bound,
-    mean over `days` seeded days) at 16:38 and 11:18 match `targets`: each round solves the
-    2 x 2 system again on the simulated totals' sensitivity to each rate."""
-    rates = scenario.rates.copy()
+def calibrate_by_simulation(scenario: ParkingScenario, iterations: int = 8, days: int = 4, log=print):
+    """Correct the infinite-server model by simulation (nearest-free-bay rule, capacity-bound, mean
+    over `days` seeded days) until the vehicles parked at 16:38 and 11:18 match the snapshots, in
+    total and per area (CBD, Southbank, periphery): each round scales a period's rate by real / simulated
+    total at its snapshot, and the destination mass of each area by real / simulated parked there."""
+    from dataclasses import replace
+
+    real = np.stack([region_totals(scenario, scenario.occupied_pm), region_totals(scenario, scenario.occupied_am)])
     for it in range(iterations):
-        sim = simulated_snapshot_totals(with_rates(scenario, rates), days)
-        err = np.abs(sim / targets - 1).max()
-        log(f"calibration round {it}: rates {rates.round(3)} -> parked {sim.round(1)} vs real {targets} "
-            f"(worst {100 * err:.1f}%)")
-        if err < 0.01:
+        sim = np.stack([region_totals(scenario, occ) for occ in simulated_snapshot_occupancy(scenario, days)])
+        err = np.abs(sim / real - 1).max()
+        log(f"calibration round {it}: rates {scenario.rates.round(3)}; parked per area at 16:38 {sim[0].round(0)} "
+            f"(real {real[0]}), at 11:18 {sim[1].round(0)} (real {real[1]}): worst {100 * err:.1f}%")
+        if err < 0.02:
             break
-        rates = rates * targets / sim  # the totals are nearly proportional to the rates in force
-    return with_rates(scenario, rates)
+        ratio = real / np.maximum(sim, 1e-9)  # (period, area)
+        weights = scenario.dest_weights * ratio[:, scenario.region]
+        weights /= weights.sum(1, keepdims=True)
+        rates = scenario.rates * real.sum(1) / sim.sum(1)
+        scenario = replace(scenario, rates=rates, dest_weights=weights)
+    return scenario
 
 
-def simulated_snapshot_totals(scenario: ParkingScenario, days: int = 4) -> np.ndarray:
-    """Mean simulated parked vehicles at 16:38 and 11:18 under the nearest-free-bay rule."""
+def region_totals(scenario: ParkingScenario, per_facility) -> np.ndarray:
+    """(3,) sums of a per-facility quantity over the CBD, Southbank and the periphery."""
+    return np.bincount(scenario.region, weights=np.asarray(per_facility, float), minlength=3)
+
+
+def simulated_snapshot_occupancy(scenario: ParkingScenario, days: int = 4) -> np.ndarray:
+    """(2, F) mean simulated vehicles in (or driving to) each facility's bays at 16:38 and 11:18 under
+    the nearest-free-bay rule."""
     import jax
 
     from .baselines import nearest_policy
@@ -336,8 +351,14 @@ def simulated_snapshot_totals(scenario: ParkingScenario, days: int = 4) -> np.nd
 
     env = ParkingEnv(horizon=scenario.minutes)
     params = make_params(scenario)
-    trace = jax.vmap(lambda k: parked_trace(nearest_policy, env, params, k))(jax.random.split(jax.random.key(0), days))
+    trace = jax.jit(jax.vmap(lambda k: parked_trace(nearest_policy, env, params, k)))(
+        jax.random.split(jax.random.key(0), days))
     return np.asarray(trace)[:, snapshot_rows(scenario)].mean(0)
+
+
+def simulated_snapshot_totals(scenario: ParkingScenario, days: int = 4) -> np.ndarray:
+    """Mean simulated parked vehicles at 16:38 and 11:18 (all facilities)."""
+    return simulated_snapshot_occupancy(scenario, days).sum(-1)
 
 
 def write_bundled(data_dir, out_dir=BUNDLED_DIR, log=print) -> Path:
