@@ -42,6 +42,7 @@ CELLS = tuple(f"{m}_{a}_{p}" for a in ("core", "periphery") for p in ("peak", "o
               for m in ("success_rate", "cruise_min", "walk_min")) + tuple(
     f"spread_{a}_{p}" for a in ("core", "periphery") for p in ("peak", "offpeak"))
 METRICS = MAIN + CELLS
+PER_DAY = ("reward", "success_rate", "cruise_min", "walk_min")
 
 
 def main(argv=None):
@@ -73,7 +74,8 @@ def main(argv=None):
                "machine": f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}", "table": {}}
     rows = baseline_rows(model, test_days, base)
     for i, first in enumerate(next(iter(rows.values()))):
-        results["table"][first["policy"]] = {"kind": "per test day", **{m: [r[i][m] for r in rows.values()] for m in METRICS}}
+        results["table"][first["policy"]] = {"kind": "per test day", **{m: [r[i][m] for r in rows.values()] for m in METRICS},
+                                             "per_day": {d: {m: r[i][m] for m in PER_DAY} for d, r in rows.items()}}
     t_all = time.perf_counter()
     for label, alg in learned.items():
         cell = results["table"][label] = {"kind": "per seed", **{m: [] for m in METRICS}, "wall_s": [],
@@ -91,6 +93,12 @@ def main(argv=None):
             for m in METRICS:
                 cell[m].append(float(summary["test"][m]))
                 sampled[m].append(float(summary["test"]["sampled"]["mean"][m]["mean"]))
+            for day in test_days:  # per test day: the argmax value, and the sampled mean and std over episodes
+                for m in PER_DAY:
+                    cell.setdefault("per_day", {}).setdefault(day, {}).setdefault(m, []).append(
+                        float(summary["test"]["per_day"][day][m]))
+                    s = summary["test"]["sampled"]["per_day"][day][m]
+                    sampled.setdefault("per_day", {}).setdefault(day, {}).setdefault(m, []).append([s["mean"], s["std"]])
             cell["wall_s"].append(float(summary["wall_s"]))
             cell["checkpoint_update"].append(int(summary["test_checkpoint_update"]))
         results["wall_s"] = time.perf_counter() - t_all
@@ -111,6 +119,17 @@ def table(results) -> str:
     for name, r in results["table"].items():
         lines.append(f"| {name} | {pm(r['reward'], '{:.2f}', 1e3)} | {pm(r['success_rate'], '{:.4f}')} | "
                      f"{pm(r['cruise_min'], '{:.2f}')} | {pm(r['walk_min'], '{:.2f}')} | {pm(r['occupancy_spread'])} |")
+    days = results["test_days"]
+    lines += ["", "| policy (reward per test day, k) |" + "".join(f" {d} |" for d in days), "|---|" + "---|" * len(days)]
+    for name, r in results["table"].items():
+        if "(sampled)" in name:  # seed-mean of the sampled mean, and the mean over seeds of the std over episodes
+            cells = "".join(f" {np.mean([v[0] for v in r['per_day'][d]['reward']]) / 1e3:.2f} ± "
+                            f"{np.mean([v[1] for v in r['per_day'][d]['reward']]) / 1e3:.2f} |" for d in days)
+        elif r["kind"] == "per seed":
+            cells = "".join(f" {pm(r['per_day'][d]['reward'], '{:.2f}', 1e3)} |" for d in days)
+        else:
+            cells = "".join(f" {r['per_day'][d]['reward'] / 1e3:.2f} |" for d in days)
+        lines.append(f"| {name} |{cells}")
     groups = [(a, p) for a in ("core", "periphery") for p in ("peak", "offpeak")]
     lines += ["", "| policy |" + "".join(f" {a} {p}: success / cruise / walk / spread |" for a, p in groups),
               "|---|" + "---|" * len(groups)]

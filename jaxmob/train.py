@@ -8,6 +8,7 @@ uninterrupted run ends, because a chunk is a pure function of the saved state.
 """
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -103,10 +104,8 @@ def learned_policy(policy, params, groups, sample: bool = False):
     return act
 
 
-def make_evaluator(policy, eval_env, eval_params: dict, episodes: int = 0):
-    """Evaluation on each episode in `eval_params` (compiled once per shape):
-    the argmax policy, and with `episodes` > 0 also the sampled policy over that
-    many episodes (`out['sampled']`: per-episode and overall mean and std)."""
+def _episode_runners(policy, eval_env):
+    """Jitted (argmax, sampled) episode runners of a policy on an env."""
 
     @jax.jit
     def run(params, groups, day_params, key):
@@ -116,6 +115,23 @@ def make_evaluator(policy, eval_env, eval_params: dict, episodes: int = 0):
     def run_sampled(params, groups, day_params, keys):
         return jax.vmap(lambda k: rollout(learned_policy(policy, params, groups, sample=True), eval_env,
                                           day_params, k))(keys)
+
+    return run, run_sampled
+
+
+_cached_runners = functools.lru_cache(maxsize=8)(_episode_runners)
+
+
+def make_evaluator(policy, eval_env, eval_params: dict, episodes: int = 0):
+    """Evaluation on each episode in `eval_params` (compiled once per shape, and
+    shared by the evaluators of one policy and env: validation and test days
+    reuse the compiled episode): the argmax policy, and with `episodes` > 0 also
+    the sampled policy over that many episodes (`out['sampled']`: per-episode
+    and overall mean and std)."""
+    try:
+        run, run_sampled = _cached_runners(policy, eval_env)
+    except TypeError:  # an unhashable policy or env: compile for this evaluator alone
+        run, run_sampled = _episode_runners(policy, eval_env)
 
     def evaluate(params, groups, key) -> dict:
         per_day = {d: {k: float(v) for k, v in jax.device_get(run(params, groups, p, key)).items()}

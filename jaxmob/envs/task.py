@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 from typing import Any, Callable
+
+
+def option(default, help: str):
+    """A field of a Task's `Options` dataclass: its default and the help of its `--flag`."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
@@ -119,3 +125,27 @@ class Task(abc.ABC):
         if unknown:
             raise TypeError(f"env {self.name!r} has no option(s) {', '.join(unknown)}; its options: {', '.join(sorted(known))}")
         return self.Options(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+class NpzScenarios:
+    """Scenarios of a Task kept as `.npz` files: the bundled ones by name and any `.npz` path, through
+    `scenario_module` (its `bundled()`, `load(name)`, and `add_cli_arguments` / `cli_main` of
+    `jaxmob scenarios NAME`). Put it before `Task` among the bases."""
+
+    scenario_module: str = ""
+
+    def _scenario_module(self):
+        return importlib.import_module(self.scenario_module)
+
+    def scenarios(self) -> list:
+        return self._scenario_module().bundled()
+
+    def knows(self, name: str) -> bool:
+        return name in self.scenarios() or name.endswith(".npz")
+
+    def load(self, name: str):
+        return self._scenario_module().load(name)
+
+    def scenarios_cli(self):
+        m = self._scenario_module()
+        return m.add_cli_arguments, m.cli_main

@@ -8,9 +8,9 @@ Poisson requests every episode; validation and test episodes are seeded draws
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..task import Built, Task
+from ..task import Built, NpzScenarios, Task, option
 
 
 def continuous_algorithms() -> tuple:
@@ -19,25 +19,23 @@ def continuous_algorithms() -> tuple:
     return DPG_ALGORITHMS
 
 
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
-
 
 @dataclass(frozen=True)
 class AmodOptions:
     """The AMoD env's own options (`--env amod`)."""
 
-    action: str = _f("auto", "region action: levels (a weight 0..levels-1 per region sets the desired fleet "
+    action: str = option("auto", "region action: levels (a weight 0..levels-1 per region sets the desired fleet "
                              "distribution) | meta (a in [-1, 1] per region, Kuhn-Munkres dispatch) | auto (meta for "
                              "the off-policy algorithms ddpg/maddpg/meta, levels for the PPO family)")
-    reward: str = _f("auto", "what a region is paid: profit (the team reward, shared) | balance (META's: "
+    reward: str = option("auto", "what a region is paid: profit (the team reward, shared) | balance (META's: "
                              "min(requests, idle) / max(requests, idle) of its step) | auto (balance for the "
                              "off-policy algorithms, profit for the PPO family)")
-    levels: int = _f(5, "weights a region may choose from (action levels)")
-    xi: float = _f(0.1, "META's threshold: |a| <= xi keeps a region out of the dispatch")
+    levels: int = option(5, "weights a region may choose from (action levels)")
+    xi: float = option(0.1, "META's threshold: |a| <= xi keeps a region out of the dispatch")
 
 
-class AmodTask(Task):
+class AmodTask(NpzScenarios, Task):
+    scenario_module = "jaxmob.envs.amod.scenario"
     name = "amod"
     headline = "reward"
     reference_policy = "equal distribution"  # the benchmark's strongest hand rule
@@ -46,19 +44,6 @@ class AmodTask(Task):
     defaults = dict(alg="mappo", num_envs=8, rollout_steps=20, minibatches=4, total_updates=100)
     columns = ("reward", "served_ratio", "profit", "rebalancing_cost", "rebalanced", "served", "requests")
     headers = ("reward", "served", "profit", "reb. cost", "moved", "served n", "requests")
-
-    def scenarios(self) -> list:
-        from .scenario import bundled
-
-        return bundled()
-
-    def knows(self, name: str) -> bool:
-        return name in self.scenarios() or name.endswith(".npz")
-
-    def load(self, name: str):
-        from .scenario import load
-
-        return load(name)
 
     def validate(self, config) -> None:
         from .env import ACTIONS, REWARDS
@@ -139,11 +124,6 @@ class AmodTask(Task):
             if bound:
                 rows[name].append({"policy": "bound (clairvoyant LP)", **clairvoyant_bound(scenario, requests)})
         return rows
-
-    def scenarios_cli(self):
-        from .scenario import add_cli_arguments, cli_main
-
-        return add_cli_arguments, cli_main
 
     def training_label(self, config) -> str:
         return "training (Poisson requests)"

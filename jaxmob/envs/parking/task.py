@@ -11,28 +11,25 @@ the nearest free bay in the core.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
-from ..task import Built, Task
+from ..task import Built, NpzScenarios, Task, option
 
-
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class ParkingOptions:
     """The parking env's own options (`--env parking`)."""
 
-    static_rule: str = _f("fifo", "rule of the static (periphery) facilities: fifo | siro | nearest")
-    demand_scale: float = _f(1.0, "multiplies the calibrated request rates (1: the real Saturday's occupancy)")
-    max_wait: int = _f(10, "minutes a request cruises for a bay before it fails")
-    episode_minutes: int = _f(240, "minutes of a training episode (random start; evaluation days are whole)")
-    history: int = _f(3, "minutes of features in an observation (MARL-GCN's GRU window)")
-    base_reward: float = _f(1.0, "reward per vehicle parked in an optimised facility")
-    cruise_penalty: float = _f(0.1, "reward lost per minute of cruising (request to parked)")
-    events: str = _f("", "a City of Melbourne parking event CSV: its last days become the validation and test days")
+    static_rule: str = option("fifo", "rule of the static (periphery) facilities: fifo | siro | nearest")
+    demand_scale: float = option(1.0, "multiplies the calibrated request rates (1: the real Saturday's occupancy)")
+    max_wait: int = option(10, "minutes a request cruises for a bay before it fails")
+    episode_minutes: int = option(240, "minutes of a training episode (random start; evaluation days are whole)")
+    history: int = option(3, "minutes of features in an observation (MARL-GCN's GRU window)")
+    base_reward: float = option(1.0, "reward per vehicle parked in an optimised facility")
+    cruise_penalty: float = option(0.1, "reward lost per minute of cruising (request to parked)")
+    events: str = option("", "a City of Melbourne parking event CSV: its last days become the validation and test days")
 
 
 @lru_cache(maxsize=4)
@@ -43,7 +40,8 @@ def _events(path: str, scenario_name: str):
     return read_events(path, load(scenario_name))
 
 
-class ParkingTask(Task):
+class ParkingTask(NpzScenarios, Task):
+    scenario_module = "jaxmob.envs.parking.scenario"
     name = "parking"
     headline = "reward"
     reference_policy = "nearest free bay"
@@ -57,19 +55,6 @@ class ParkingTask(Task):
                "cruise_min_core", "walk_min_core")
     headers = ("reward", "success", "cruise min", "walk min", "occ. spread", "success core", "cruise core",
                "walk core")
-
-    def scenarios(self) -> list:
-        from .scenario import bundled
-
-        return bundled()
-
-    def knows(self, name: str) -> bool:
-        return name in self.scenarios() or name.endswith(".npz")
-
-    def load(self, name: str):
-        from .scenario import load
-
-        return load(name)
 
     def validate(self, config) -> None:
         from ...algos.dpg import DPG_ALGORITHMS
@@ -99,9 +84,10 @@ class ParkingTask(Task):
                                         max_wait=options.max_wait, history=options.history))
 
     def eval_slots(self, options, model) -> int:
-        """Arrival slots of the evaluation env: the busiest minute of its days (nothing cut)."""
+        """Arrival slots of the evaluation env: the busiest minute of its validation and test days, and
+        at least 64 (nothing cut)."""
         _, validation, test = self.days(model)
-        return max(d[0].shape[1] for d in self.episodes(model, validation + test).values())
+        return max([64] + [d[0].shape[1] for d in self.episodes(model, validation + test).values()])
 
     def model(self, options, scenario):
         """The scenario runs use: its request model scaled by `demand_scale`, or fitted to the training
@@ -123,8 +109,19 @@ class ParkingTask(Task):
         return (), tuple(model.validation_days), tuple(model.test_days)
 
     def params(self, options, scenario, replay=None):
+        """Env params; a replayed day's tables are padded to the evaluation env's arrival slots, so every
+        evaluation day has one shape (one compiled episode for them all)."""
+        import numpy as np
+
         from .env import make_params
 
+        if replay is not None:
+            K = self.eval_slots(options, scenario)
+            if replay[0].shape[1] > K:
+                raise ValueError(f"a replayed day has {replay[0].shape[1]} requests in one minute; the evaluation env "
+                                 f"holds {K} (the busiest minute of the validation and test days)")
+            pad = lambda a, fill: np.pad(a, ((0, 0), (0, K - a.shape[1])), constant_values=fill)  # noqa: E731
+            replay = (pad(replay[0], -1), pad(replay[1], 0), pad(replay[2], 0.0))
         return make_params(scenario, replay=replay, static_rule=options.static_rule, base_reward=options.base_reward,
                            cruise_penalty=options.cruise_penalty)
 
@@ -166,11 +163,6 @@ class ParkingTask(Task):
             rows[name] = [{"policy": label, **{k: float(v) for k, v in jax.device_get(rollout(p, env, params, key)).items()}}
                           for label, p in BASELINES.items()]
         return rows
-
-    def scenarios_cli(self):
-        from .scenario import add_cli_arguments, cli_main
-
-        return add_cli_arguments, cli_main
 
     def training_label(self, config) -> str:
         return f"training ({config.options.episode_minutes}-minute windows of the request model)"

@@ -8,33 +8,30 @@ Validation days choose the checkpoint; test days are only reported.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..task import Built, Task
+from ..task import Built, Task, option
 
 TRAIN_MODES = ("poisson", "levels", "replay")
 
-
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class RebalanceOptions:
     """The rebalancing environment's own options (`--env rebalance`)."""
 
-    train_mode: str = _f("levels", "training demand: poisson (the estimated rates) | levels (Poisson, each episode at the demand level of a random training day; the rates alone where a scenario has no training days) | replay (the training days' real trips)")
-    demand_scale: float = _f(1.0, "multiplies the Poisson demand rates (train_mode poisson or levels)")
-    horizon: int = _f(144, "steps per episode (144 x 10 min = one day)")
-    move_amounts: tuple = _f((5, 10), "bikes per relocation action level, comma separated")
-    alpha: float = _f(0.5, "reward weight of unserved demand")
-    beta: float = _f(0.1, "reward weight (cost) per relocated bike")
-    reward_sharing: str = _f("team", "learning reward: team (mean over all agents: cooperative) | neighbors (mean over self and grid neighbours) | own")
-    move_credit: float = _f(1.0, "weight of each agent's own-move credit in its learning reward: the trips its move is expected to save over the next credit_window steps, valued as reward, minus its relocation cost (0: team reward alone)")
-    credit_window: int = _f(6, "steps ahead over which move credit counts expected shortfall (6 = one hour)")
-    credit_model: str = _f("poisson", "trips a region loses in move credit: mean (expected shortfall) | poisson (its expectation under Poisson departures)")
+    train_mode: str = option("levels", "training demand: poisson (the estimated rates) | levels (Poisson, each episode at the demand level of a random training day; the rates alone where a scenario has no training days) | replay (the training days' real trips)")
+    demand_scale: float = option(1.0, "multiplies the Poisson demand rates (train_mode poisson or levels)")
+    horizon: int = option(144, "steps per episode (144 x 10 min = one day)")
+    move_amounts: tuple = option((5, 10), "bikes per relocation action level, comma separated")
+    alpha: float = option(0.5, "reward weight of unserved demand")
+    beta: float = option(0.1, "reward weight (cost) per relocated bike")
+    reward_sharing: str = option("team", "learning reward: team (mean over all agents: cooperative) | neighbors (mean over self and grid neighbours) | own")
+    move_credit: float = option(1.0, "weight of each agent's own-move credit in its learning reward: the trips its move is expected to save over the next credit_window steps, valued as reward, minus its relocation cost (0: team reward alone)")
+    credit_window: int = option(6, "steps ahead over which move credit counts expected shortfall (6 = one hour)")
+    credit_model: str = option("poisson", "trips a region loses in move credit: mean (expected shortfall) | poisson (its expectation under Poisson departures)")
 
 
 def day_levels(scenario, days) -> np.ndarray:

@@ -11,27 +11,24 @@ Training draws fresh Poisson orders every episode.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..task import Built, Task
+from ..task import Built, Task, option
 
-
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class TaxiOptions:
     """The taxi environment's own options (`--env taxi`)."""
 
-    num_taxis: int = _f(0, "fleet size (0: the scenario's own: 8,000 on nyc-hex-synthetic, the AMoD file's "
+    num_taxis: int = option(0, "fleet size (0: the scenario's own: 8,000 on nyc-hex-synthetic, the AMoD file's "
                            "fleet on amod-*; the paper: 6000, 8000, 10000)")
-    max_wait: int = _f(2, "steps an unmatched order waits before it expires")
-    reward: str = _f("both", "taxi reward: local (its cell's supply-demand balance) | global (mean over cells) | "
+    max_wait: int = option(2, "steps an unmatched order waits before it expires")
+    reward: str = option("both", "taxi reward: local (its cell's supply-demand balance) | global (mean over cells) | "
                              "both (their mean) | served (1 when the taxi is matched to an order)")
-    horizon: int = _f(0, "steps per episode (0: the scenario's: 144 x 10 min on nyc-hex-synthetic, the 36 x 5 min "
+    horizon: int = option(0, "steps per episode (0: the scenario's: 144 x 10 min on nyc-hex-synthetic, the 36 x 5 min "
                          "demand window on amod-*)")
-    demand_scale: float = _f(1.0, "multiplies the order rates of training episodes")
+    demand_scale: float = option(1.0, "multiplies the order rates of training episodes")
 
 
 class TaxiTask(Task):
