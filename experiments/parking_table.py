@@ -17,7 +17,7 @@ overall and per area (core, periphery) x period (peak, off-peak). Finished
 runs in `runs/parking_table/` are reused, so an interrupted table resumes.
 Writes results/parking_table.json and .png.
 
-    python experiments/parking_table.py            # the table (about 45 minutes on 2 CPU cores)
+    python experiments/parking_table.py            # the table (about 30 minutes on 2 CPU cores)
     python experiments/parking_table.py --quick    # a smoke run (one seed, 2 updates, two algorithms)
 """
 from __future__ import annotations
