@@ -238,7 +238,8 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
 
     def gradient_step(carry, key):
         params, opt_state, target, replay, hyper = carry
-        k_batch, k_aux = jax.random.split(key)
+        # a policy with an auxiliary loss splits the key for its draws; the others sample as they always did
+        k_batch, k_aux = jax.random.split(key) if aux_loss is not None else (key, key)
         batch = replay.sample(k_batch, config.batch_size)
         (c_loss, q), c_grads = jax.value_and_grad(lambda c: losses({**params, "critic": c}, target, batch, hyper, k_aux),
                                                   has_aux=True)(params["critic"])
