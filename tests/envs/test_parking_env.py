@@ -28,7 +28,9 @@ def small():
 def test_bays_and_vehicles_are_conserved_under_any_actions(small):
     env, params, step = small
 
-    @settings(max_examples=8, deadline=None)
+    failures = []
+
+    @settings(max_examples=6, deadline=None)
     @given(st.integers(0, 2**31 - 1))
     def check(seed):
         key = jax.random.key(seed)
@@ -47,9 +49,10 @@ def test_bays_and_vehicles_are_conserved_under_any_actions(small):
             m = s.metrics
             assert made == int(m.requests.sum()) == int(s.queue.valid.sum() + m.parked.sum() + m.failed.sum())
             assert np.all(np.asarray(reward)[~np.asarray(params.optimised)] == 0)
-        assert int(state.metrics.failed.sum()) > 0  # the tiny city is overloaded: failures are exercised
+        failures.append(int(state.metrics.failed.sum()))
 
     check()
+    assert sum(failures) > 0  # the toy city is overloaded: failures and their bookkeeping are exercised
 
 
 def _as_dict(state):
