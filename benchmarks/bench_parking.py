@@ -67,7 +67,6 @@ def reference_rate(env, params, steps: int) -> float:
     for i in range(steps):
         arrivals = [np.asarray(a) for a in env.arrivals(jax.random.key(i), jnp.int32(s["t"]), params)]
         s, counts = reference_step(s, scores, arrivals, p, env.config.max_wait)
-        s["q_valid"] = np.ones(len(s["q_dest"]), bool)
         made += int(counts["requests"].sum())
     return made / (time.perf_counter() - t0)
 

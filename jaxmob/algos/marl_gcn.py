@@ -191,6 +191,3 @@ class MarlGcnPolicy:
         nll = -jax.nn.log_softmax(logits, axis=-1)[jnp.arange(z1.shape[0]), jnp.arange(z1.shape[0])]
         return self.contrastive * (nll * valid).sum() / jnp.maximum(valid.sum(), 1)
 
-
-def num_params(params) -> dict:
-    return {k: int(sum(np.prod(x.shape) for x in jax.tree.leaves(v))) for k, v in params.items()}

@@ -140,7 +140,7 @@ def test_bundled_scenario():
     assert set(np.unique(s.region)) == {0, 1, 2} and s.optimised.sum() == 72
     assert np.all(s.rates > 0) and np.allclose(s.dest_weights.sum(1), 1)
     span = s.walk_m() / 1.3
-    for f in range(s.num_facilities):  # every bay of a facility lies within the facility span of its centroid
+    for f in range(s.num_facilities):  # a facility holds exactly the bays assigned to it
         bays = s.bay_facility == f
         assert bays.sum() == s.capacity[f]
     assert np.all(np.diag(span) == 0)

@@ -87,6 +87,7 @@ def reference_step(state: dict, scores, arrivals, params: dict, max_wait: int) -
     en_route = en_route - arrives[row]
     nxt = dict(t=t1, free=free, free_since=free_since, en_route=en_route, departs=departs, arrives=arrives,
                due_reward=due, q_dest=np.array([w[1] for w in waiting], np.int64),
-               q_time=np.array([w[0] for w in waiting]), q_stay=np.array([w[2] for w in waiting], np.int64))
+               q_time=np.array([w[0] for w in waiting]), q_stay=np.array([w[2] for w in waiting], np.int64),
+               q_valid=np.ones(len(waiting), bool))
     counts = dict(parked=parked, failed=failed, requests=requests, cruise=cruise_sum, walk=walk_sum, paid=due[row])
     return nxt, counts

@@ -47,7 +47,6 @@ class ParkingTask(NpzScenarios, Task):
     reference_policy = "nearest free bay"
     Options = ParkingOptions
     default_scenario = "melbourne"
-    deployed = "argmax"
     defaults = dict(alg="marl_gcn", num_envs=8, rollout_steps=30, total_updates=100, updates_per_chunk=10,
                     buffer_size=2048, batch_size=32, gradient_steps=8, hidden=(32, 32), gamma=0.95, lr=3e-4,
                     critic_lr=1e-3, reward_scale=0.1, exploration_noise=0.2, eval_episodes=3)
@@ -71,9 +70,9 @@ class ParkingTask(NpzScenarios, Task):
         for name in ("max_wait", "episode_minutes", "history"):
             if getattr(o, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(o, name)}")
-        if self.knows(config.scenario) and o.episode_minutes > self.load(config.scenario).minutes:
-            raise ValueError(f"episode_minutes: at most the day's {self.load(config.scenario).minutes}, "
-                             f"got {o.episode_minutes}")
+        day = self.load(config.scenario).minutes if self.knows(config.scenario) else None
+        if day is not None and o.episode_minutes > day:
+            raise ValueError(f"episode_minutes: at most the day's {day}, got {o.episode_minutes}")
 
     def env(self, options, scenario, training: bool):
         from .env import ParkingConfig, ParkingEnv
