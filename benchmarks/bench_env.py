@@ -23,7 +23,7 @@ from jaxmob.envs.rebalance.reference import ReferenceRebalance
 
 def load_city(name: str):
     """The named bundled scenario's City (see `python -m jaxmob info`)."""
-    from jaxmob.city import load
+    from jaxmob.envs.rebalance.city import load
 
     return load(name).city, name
 

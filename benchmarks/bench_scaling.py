@@ -77,7 +77,7 @@ def build_pool(args):
 
     import jax
 
-    from jaxmob.city.sample import CitySpec, sample_cities
+    from jaxmob.envs.rebalance.city.sample import CitySpec, sample_cities
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
     from jaxmob.envs.rebalance.batch import stack_params
 

@@ -50,11 +50,11 @@ def main(argv=None):
     parts = build(cfg)
     env, params, policy = parts["env"], parts["env_params"], parts["policy"]
     B, T = cfg.num_envs, cfg.rollout_steps
-    agent_mask = env.agent_mask(params)
+    agent_mask = env.agents(params).mask
     R = int(np.sum(np.asarray(agent_mask)))
     agent_steps = B * T * R
     runner = jax.jit(parts["init"])(jax.random.PRNGKey(0), hyper_of(cfg))
-    mask, prior = env.action_mask(params), env.logit_prior(params)
+    mask, prior = env.agents(params).action_mask, env.agents(params).logit_prior
 
     full = jax.jit(parts["update_chunk"], static_argnums=1)
     t_full = timed(lambda r: full(r, 1)[1], runner, reps=args.reps)

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from jaxmob.envs.rebalance.baselines import make_greedy, rollout
-from jaxmob.city import load
+from jaxmob.envs.rebalance.city import load
 from jaxmob.config import TrainConfig
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxmob.city import load
+from jaxmob.envs.rebalance.city import load
 from jaxmob.config import TrainConfig
 from jaxmob.nets.mlp import count_params
 from jaxmob.report import baseline_rows, mean_rows

@@ -34,8 +34,8 @@ import numpy as np
 
 from jaxmob.algos.policies import make_policy
 from jaxmob.algos.ppo import PPOConfig
-from jaxmob.city import load
-from jaxmob.city.sample import CitySpec, sample_cities
+from jaxmob.envs.rebalance.city import load
+from jaxmob.envs.rebalance.city.sample import CitySpec, sample_cities
 from jaxmob.config import TrainConfig
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 from jaxmob.envs.rebalance.batch import stack_params

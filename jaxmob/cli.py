@@ -1,47 +1,91 @@
-"""Command line: `python -m jaxmob <command>` (also installed as `jaxmob`)."""
+"""Command line: `python -m jaxmob <command>` (also installed as `jaxmob`).
+
+Every command is written once for every environment; an environment's plug-in
+(`jaxmob.core.task.Task`) supplies only what differs: its options, scenarios,
+map, raw-data builder and user-file reader. `--env NAME` (and `--alg NAME`)
+decide which options the parser offers, so `jaxmob train --env taxi --alg
+madarl --help` lists exactly the flags that run takes.
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+from .core.errors import LoaderError
 
-def _show(args) -> int:
-    from . import city as jcity
-    from .plots import plot_city
+USER_ERRORS = (LoaderError, ValueError, KeyError, FileNotFoundError, TypeError, NotImplementedError)
 
-    scenario = jcity.load(args.scenario)
-    out = Path(args.out or f"results/{args.scenario}-map.png")
-    plot_city(scenario.city, out)
-    print(scenario)
-    print(f"wrote {out}")
+
+def _fail(error) -> int:
+    message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+# ----------------------------------------------------------------------------- scenarios
+def _info(args) -> int:
+    from .core.registry import get, names
+
+    envs = [args.env] if args.env else names()
+    for env in envs:
+        task = get(env)
+        scenarios = [args.scenario] if args.scenario else task.scenarios()
+        if args.scenario and not task.knows(args.scenario):
+            if args.env:
+                return _fail(f"unknown scenario {args.scenario!r} of env {env}; available: {', '.join(task.scenarios())}")
+            continue
+        print(f"== env {env}: {task.headline.replace('_', ' ')} leads its tables; scenarios: {', '.join(task.scenarios())}")
+        for name in scenarios:
+            try:
+                print(task.describe(name))
+            except USER_ERRORS as e:
+                return _fail(e)
     return 0
 
 
-def _info(args) -> int:
-    from . import city as jcity
+def _show(args) -> int:
+    from .core.registry import get
 
-    names = [args.scenario] if args.scenario else jcity.available()
-    for name in names:
-        print(jcity.load(name))
+    task = get(args.env)
+    try:
+        scenario = task.load(args.scenario)
+    except USER_ERRORS as e:
+        return _fail(e)
+    out = Path(args.out or f"results/{Path(args.scenario).stem}-map.png")
+    written = task.show(scenario, out)
+    if written is None:
+        return _fail(f"env {args.env} draws no scenario map")
+    print(task.describe(args.scenario))
+    print(f"wrote {written}")
     return 0
 
 
 def _scenarios(args) -> int:
-    from .city import scenarios
-    from .paths import shared_data_dir
+    from .core.paths import shared_data_dir
+    from .core.registry import get
 
+    task = get(args.env)
     data = Path(args.data) if args.data else shared_data_dir()
-    if data is None or not data.is_dir():
-        print("error: no raw data folder: pass --data DIR (the folder holding citibike-nyc/ and citibike-jc/) "
-              "or set JAXMOB_SHARED_DATA", file=sys.stderr)
-        return 2
-    out = Path(args.out) if args.out else scenarios.SCENARIO_DIR
-    for path in scenarios.write_bundled(data, out, args.names or None):
-        print(f"wrote {path} ({path.stat().st_size:,} bytes) and {path.with_suffix('.json').name}")
+    if task.needs_raw_data(args) and (data is None or not (data / task.raw_data).exists()):
+        where = f"under {data}" if data is not None else "(no raw data folder found)"
+        return _fail(f"no {task.raw_data} {where}: pass --data DIR (the folder holding {task.raw_data}) "
+                     f"or set JAXMOB_SHARED_DATA")
+    out = Path(args.out) if args.out else Path("scenarios") / args.env
+    try:
+        written = task.write_scenarios(args, data, out)
+    except USER_ERRORS as e:
+        return _fail(e)
+    for path in written:
+        path = Path(path)
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    if not args.out:
+        print(f"(the bundled copies are not replaced; pass --out with the package's scenarios folder to do so)")
     return 0
 
 
+# ----------------------------------------------------------------------------- train, sweep, eval
 def _train(args) -> int:
     from .config import ConfigError, config_from_args
     from .report import training_report
@@ -50,8 +94,7 @@ def _train(args) -> int:
     try:
         config = config_from_args(args)
     except (ConfigError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _fail(e)
     try:
         result = train(config, resume=args.resume)
     except TrainingDiverged as e:
@@ -65,98 +108,161 @@ def _sweep(args) -> int:
     from .config import ConfigError, config_from_args
     from .sweep import format_rows, run_sweep, sweepable
 
-    grid = {}
-    for name in sweepable(args.env):
-        text = getattr(args, f"sweep_{name}")
-        if text:
-            grid[name] = [float(x) for x in text.split(",") if x.strip()]
     try:
         config = config_from_args(args)
+        grid = {}
+        for name in sweepable(config):
+            text = getattr(args, f"sweep_{name}", None)
+            if text:
+                grid[name] = [float(x) for x in text.split(",") if x.strip()]
         result = run_sweep(config, args.seeds, grid, out_dir=args.sweep_out, progress=config.progress)
-    except (ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ConfigError, ValueError, TypeError) as e:
+        return _fail(e)
     print(format_rows(result["rows"]))
     print(f"wrote {result['out_dir']}/results.json, results.md, curves.png")
     return 0
 
 
-def chosen_env(argv) -> str:
-    """The `--env NAME` of a command line (default rebalance): it decides which
-    environment options the parser offers."""
-    from .envs.registry import names
+def _eval(args) -> int:
+    from .config import ConfigError, config_from_args
+    from .core.registry import get
+    from .report import evaluate_baselines, evaluate_run, format_comparison
 
-    if argv[:1] == ["scenarios"] and len(argv) > 1 and argv[1] in names():  # `jaxmob scenarios taxi ...`
-        return argv[1]
+    task = get(args.env)
+    user_file = getattr(args, task.user_file, None) if task.user_file else None
+    extra = {k: getattr(args, k) for k in args.eval_extra}
+    try:
+        if args.run:
+            table = evaluate_run(args.run, day=args.day, user_file=user_file, checkpoint=args.checkpoint,
+                                 episodes=args.episodes, bound=not args.no_bound, env=args.env, **extra)
+            print(f"{args.run}: {table['checkpoint']} checkpoint (update {table['checkpoint_update']}) "
+                  f"on {table['scenario']}")
+        else:
+            if user_file and not task.is_option(task.user_file):
+                return _fail(f"--{task.user_file} needs --run (the trained run whose scenario reads the file)")
+            config = config_from_args(args, total_updates=1, updates_per_chunk=1)
+            table = evaluate_baselines(config, day=args.day, bound=not args.no_bound)
+            print(f"{config.scenario}: baselines{'' if args.no_bound else ' and the clairvoyant bound'}")
+    except (ConfigError,) + USER_ERRORS as e:
+        return _fail(e)
+    if table.get("mapping"):
+        print(table["mapping"])
+    print(format_comparison(table, task))
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=1, default=float))
+        print(f"wrote {args.json}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def _peek(argv, flag: str, default):
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--env", default="rebalance")
-    return pre.parse_known_args(argv)[0].env
+    pre.add_argument(flag, default=default)
+    return getattr(pre.parse_known_args(argv)[0], flag.lstrip("-"))
 
 
-def build_parser(env: str = "rebalance") -> argparse.ArgumentParser:
-    from .envs.registry import get, names
+def chosen_env(argv) -> str:
+    """The `--env NAME` of a command line (default rebalance; `scenarios NAME` names it
+    positionally): it decides which environment options the parser offers."""
+    from .core.registry import names
+
+    if argv[:1] == ["scenarios"] and len(argv) > 1 and argv[1] in names():
+        return argv[1]
+    run = _peek(argv, "--run", None)
+    config = Path(run) / "config.json" if run else None
+    default = json.loads(config.read_text()).get("env", "rebalance") if config and config.is_file() else "rebalance"
+    return _peek(argv, "--env", default)
+
+
+def build_parser(env: str = "rebalance", alg: str | None = None) -> argparse.ArgumentParser:
+    from .config import add_config_arguments, default_alg
+    from .core.registry import algorithm_names, get, names
 
     if env not in names():
         raise SystemExit(f"jaxmob: error: unknown environment {env!r}; choose from {', '.join(names())}")
-    parser = argparse.ArgumentParser(prog="jaxmob", description=__doc__)
+    task = get(env)
+    alg = alg or default_alg(env)
+    if alg not in algorithm_names():
+        raise SystemExit(f"jaxmob: error: unknown algorithm {alg!r}; choose from {', '.join(algorithm_names())}")
+    parser = argparse.ArgumentParser(prog="jaxmob", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("show", help="write a PNG map of a scenario: daily demand and net flow per region")
+
+    p = sub.add_parser("info", help="describe the bundled scenarios of every environment (or of --env)")
+    p.add_argument("scenario", nargs="?", help="one scenario (default: all)")
+    p.add_argument("--env", choices=names(), help="only this environment")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("show", help="write a PNG map of a scenario (environments with a map)")
     p.add_argument("scenario")
+    p.add_argument("--env", default=env, choices=names(), help="environment (default: rebalance)")
     p.add_argument("--out", help="PNG path (default results/<scenario>-map.png)")
     p.set_defaults(func=_show)
-    p = sub.add_parser("info", help="print scenarios: regions, trips per day, fleet, replay days")
-    p.add_argument("scenario", nargs="?")
-    p.set_defaults(func=_info)
-    p = sub.add_parser("scenarios", help="rebuild the bundled scenarios from the raw public files "
-                       "(`scenarios taxi --help`: taxi scenarios, also from your own TLC files)")
-    cli = get(env).scenarios_cli()
-    if cli is not None:
-        add_arguments, main_scenarios = cli
-        p.add_argument("env", choices=[env], help="the environment whose scenarios to build")
-        add_arguments(p)
-        p.set_defaults(func=main_scenarios)
-    else:
-        p.add_argument("names", nargs="*", help="scenario names (default: all real ones)")
-        p.add_argument("--data", help="raw data folder (default $JAXMOB_SHARED_DATA or ../shared/data)")
-        p.add_argument("--out", help="output folder (default the package's scenarios folder)")
-        p.set_defaults(func=_scenarios)
-    from .config import add_config_arguments
-    from .sweep import sweepable
 
-    planner = get(env).train_cli()
-    if planner is not None:  # an env of online planners: `train` runs them (nothing to learn)
+    p = sub.add_parser("scenarios", help="rebuild an environment's bundled scenarios from the raw public files "
+                       "(`scenarios NAME --help`)")
+    p.add_argument("env", choices=names(), help="the environment whose scenarios to build")
+    p.add_argument("--data", help="raw data folder (default $JAXMOB_SHARED_DATA or ../shared/data)")
+    p.add_argument("--out", help="output folder (default ./scenarios/<env>; the package's scenarios folder replaces "
+                   "the bundled copies)")
+    task.scenario_arguments(p)
+    p.set_defaults(func=_scenarios)
+
+    planner = task.planner_cli()
+    if planner is not None:  # an env of online planners: train and eval both run them (nothing to learn)
         add_arguments, main_planner = planner
-        p = sub.add_parser("train", help=f"{env}: run its planners on the test episodes (nothing to train)")
-        p.add_argument("--env", default=env, choices=names(), help="environment")
-        add_arguments(p)
-        p.set_defaults(func=main_planner)
-    else:
-        p = sub.add_parser("train", help="train a multi-agent PPO policy (fused, chunked, checkpointed); "
-                           "--env NAME --help lists that environment's options")
-        add_config_arguments(p, env=env)
-        p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
-        p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound in the final table")
-        p.set_defaults(func=_train)
-        p = sub.add_parser("sweep", help="seeds x hyperparameters as one vmapped training program")
-        add_config_arguments(p, skip=sweepable(env), env=env)
-        p.add_argument("--seeds", type=int, default=3, help="seeds per hyperparameter setting")
-        p.add_argument("--sweep-out", help="output folder (default runs/sweep-<alg>-<scenario>)")
-        for name in sweepable(env):
-            p.add_argument(f"--{name.replace('_', '-')}", dest=f"sweep_{name}",
-                           help=f"comma-separated values of {name} to sweep (default: the train default)")
-        p.set_defaults(func=_sweep)
-    cli = get(env).eval_cli()
-    if cli is not None:
-        add_arguments, main_eval = cli
-        p = sub.add_parser("eval", help="a trained run (--run) or the baselines and the clairvoyant bound on "
-                           "an evaluation episode")
-        p.add_argument("--env", default=env, choices=names(), help="environment (default: rebalance)")
-        add_arguments(p)
-        p.set_defaults(func=main_eval)
+        for command in ("train", "eval"):
+            p = sub.add_parser(command, help=f"{env}: run its planners on the test episodes (nothing to train)")
+            p.add_argument("--env", default=env, choices=names(), help="environment")
+            add_arguments(p)
+            p.set_defaults(func=main_planner)
+        return parser
+
+    from .sweep import sweepable
+    from .config import TrainConfig
+
+    p = sub.add_parser("train", help="train a multi-agent policy (fused, chunked, checkpointed); "
+                       "--env NAME --alg NAME --help lists that run's options")
+    add_config_arguments(p, env=env, alg=alg)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
+    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound in the final table")
+    p.set_defaults(func=_train)
+
+    traced = sweepable(TrainConfig(env=env, alg=alg))
+    p = sub.add_parser("sweep", help="seeds x hyperparameters as one vmapped training program")
+    add_config_arguments(p, skip=traced, env=env, alg=alg)
+    p.add_argument("--seeds", type=int, default=3, help="seeds per hyperparameter setting")
+    p.add_argument("--sweep-out", help="output folder (default runs/sweep-<alg>-<scenario>)")
+    for name in traced:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=f"sweep_{name}",
+                       help=f"comma-separated values of {name} to sweep (default: the train default)")
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("eval", help="a trained run (--run) against the baselines and the clairvoyant bound on the "
+                       "test episodes; without --run, the baselines alone")
+    add_config_arguments(p, env=env, alg=alg)
+    p.add_argument("--run", help="a training run folder: its checkpoint (argmax and sampled) beside the baselines; "
+                   "the run's own config replaces the options above")
+    p.add_argument("--day", help="one evaluation episode (a day or episode name) instead of the test episodes")
+    p.add_argument("--episodes", type=int, help="with --run: sampled-policy episodes per evaluation episode")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"),
+                   help="with --run: the best-on-validation checkpoint or the last one")
+    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound")
+    p.add_argument("--json", help="also write the table to this JSON file")
+    if task.user_file and not task.is_option(task.user_file):
+        p.add_argument(f"--{task.user_file}", metavar="FILE", help=f"with --run: evaluate on the days of your own "
+                       f"{task.user_file} file (read by the {env} env; dropped rows are counted and reported)")
+    p.set_defaults(func=_eval, eval_extra=tuple(task.eval_arguments(p) or ()))
     return parser
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(chosen_env(argv)).parse_args(argv)
+    env = chosen_env(argv)
+    alg = _peek(argv, "--alg", None)
+    try:
+        parser = build_parser(env, alg)
+    except SystemExit as e:
+        print(e, file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     return int(args.func(args) or 0)

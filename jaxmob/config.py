@@ -28,7 +28,7 @@ class TrainConfig:
     """
 
     env: str = _f("rebalance", "environment (see `python -m jaxmob train --env NAME --help`)")
-    alg: str = _f("hagps", "algorithm: share_all | ippo | mappo | no_share | hagps | madarl (attention; envs with token observations, e.g. taxi) | ddpg | maddpg | meta (off-policy, continuous actions, e.g. amod)")
+    alg: str = _f("hagps", "algorithm (see `python -m jaxmob train --alg NAME --help` for its options)")
     scenario: str = _f("", "bundled scenario to train on (default: the environment's default; see `python -m jaxmob info`)")
     seed: int = _f(0, "random seed; the same seed gives the same result")
     total_updates: int = _f(400, "PPO updates in the whole run (HAG-PS on manhattan-106: see the README for the measured time on a 2-core CPU)")
@@ -53,40 +53,41 @@ class TrainConfig:
     out_dir: str = _f("runs/{alg}-{scenario}-s{seed}", "folder for metrics, plots and checkpoints")
     keep_last: int = _f(2, "checkpoints kept (plus the best by validation service ratio)")
     progress: bool = _f(True, "show a progress bar")
-    # HAG-PS (alg hagps); thresholds are traced, so sweeps vmap over them
-    d_split: float = _f(2.0, "HAG-PS: split a local group when its KL dispersion (nats) exceeds this")
-    tau_merge: float = _f(0.5, "HAG-PS: merge two local groups whose symmetrised KL is below this")
-    d_split_global: float = _f(4.0, "HAG-PS: the same for global (trunk) groups")
-    tau_merge_global: float = _f(0.5, "HAG-PS: the same for global (trunk) groups")
-    g_max: int = _f(4, "HAG-PS: cap on global groups (trunks)")
-    l_max: int = _f(8, "HAG-PS: cap on local groups (actor-critic heads)")
-    id_dim: int = _f(8, "HAG-PS: identity embedding size (0 disables)")
-    window: int = _f(24, "HAG-PS: trajectory steps per agent fed to the encoder (<= rollout_steps)")
-    head: str = _f("shared", "HAG-PS: local head: shared (one 128-unit layer feeds logits and value, the paper) | separate (actor and critic layers of their own)")
-    attention: str = _f("both", "MADARL: attention in the actor (local: own cell vs its neighbours) and critic (global: over every cell): none | local | global | both")
-    critic: str = _f("central", "HAG-PS: central (one critic on the global state + identity embedding, as MAPPO: the default, see README) | local (value from the agent's local head, the paper)")
-    # the off-policy core (alg ddpg | maddpg | meta): replay, targets, exploration
-    buffer_size: int = _f(4096, "DDPG/MADDPG/META: replay buffer size in transitions (kept in the checkpoint)")
-    batch_size: int = _f(256, "DDPG/MADDPG/META: transitions per gradient step")
-    gradient_steps: int = _f(20, "DDPG/MADDPG/META: gradient steps per update (after each rollout)")
-    tau: float = _f(0.01, "DDPG/MADDPG/META: Polyak rate of the target networks")
-    exploration_noise: float = _f(0.2, "DDPG/MADDPG/META: std of the Gaussian action noise while training")
-    critic_lr: float = _f(1e-3, "DDPG/MADDPG/META: critic learning rate (lr is the actor's)")
+    # the off-policy core (DDPG, MADDPG, META, MARL-GCN): replay, targets, exploration
+    buffer_size: int = _f(4096, "off-policy core: replay buffer size in transitions (kept in the checkpoint)")
+    batch_size: int = _f(256, "off-policy core: transitions per gradient step")
+    gradient_steps: int = _f(20, "off-policy core: gradient steps per update (after each rollout)")
+    tau: float = _f(0.01, "off-policy core: Polyak rate of the target networks")
+    exploration_noise: float = _f(0.2, "off-policy core: std of the Gaussian action noise while training")
+    critic_lr: float = _f(1e-3, "off-policy core: critic learning rate (lr is the actor's)")
     options: object = _f(None, "the environment's own options (set through their own flags)", cli=False)
+    alg_options: object = _f(None, "the algorithm's own options (set through their own flags)", cli=False)
 
-    def __init__(self, env: str = "rebalance", options=None, **values):
-        from .envs.registry import get
+    def __init__(self, env: str = "rebalance", options=None, alg_options=None, **values):
+        from .core.registry import algorithm, get
 
         task = get(env)
-        own = {f.name for f in dataclasses.fields(TrainConfig)} - {"env", "options"}
-        env_values = {k: v for k, v in values.items() if k not in own}
-        if options is None or isinstance(options, dict):
-            base = task.options_from(dict(options or {}))
-        else:
-            base = options
-        opts = task.options_from({**dataclasses.asdict(base), **env_values})
+        own = {f.name for f in dataclasses.fields(TrainConfig)} - {"env", "options", "alg_options"}
+        alg_name = values.get("alg", task.defaults.get("alg", TrainConfig.alg))
+        try:
+            alg = algorithm(alg_name)
+        except ValueError as e:
+            raise ConfigError(f"alg: {e}") from None
+        env_names = {f.name for f in dataclasses.fields(task.Options)}
+        alg_names = set(alg.option_names)
+        unknown = sorted(set(values) - own - env_names - alg_names)
+        if unknown:
+            raise TypeError(f"no field or option {', '.join(unknown)} for env {env} and alg {alg_name} "
+                            f"(env options: {', '.join(sorted(env_names)) or 'none'}; "
+                            f"{alg_name} options: {', '.join(sorted(alg_names)) or 'none'})")
+        base = options if options is not None and not isinstance(options, dict) else task.options_from(dict(options or {}))
+        opts = task.options_from({**dataclasses.asdict(base), **{k: v for k, v in values.items() if k in env_names}})
+        alg_base = alg_options if alg_options is not None and not isinstance(alg_options, dict) else None
+        alg_values = {**(dataclasses.asdict(alg_base) if alg_base is not None else dict(alg_options or {})),
+                      **{k: v for k, v in values.items() if k in alg_names}}
         object.__setattr__(self, "env", env)
         object.__setattr__(self, "options", opts)
+        object.__setattr__(self, "alg_options", alg.options_from(alg_values))
         for f in dataclasses.fields(TrainConfig):
             if f.name in own:
                 value = values.get(f.name, task.defaults.get(f.name, f.default))
@@ -95,14 +96,30 @@ class TrainConfig:
             object.__setattr__(self, "scenario", task.default_scenario)
 
     def __getattr__(self, name):
-        options = self.__dict__.get("options")
-        if options is not None and not name.startswith("__") and hasattr(options, name):
-            return getattr(options, name)
-        raise AttributeError(f"TrainConfig has no field or {self.__dict__.get('env', '?')} option {name!r}")
+        for group in ("options", "alg_options"):
+            options = self.__dict__.get(group)
+            if options is not None and not name.startswith("__") and hasattr(options, name):
+                return getattr(options, name)
+        raise AttributeError(f"TrainConfig has no field, {self.__dict__.get('env', '?')} option or "
+                             f"{self.__dict__.get('alg', '?')} option {name!r}")
+
+    def replace(self, **values) -> "TrainConfig":
+        """A copy with some fields or options changed (generic, env or algorithm ones)."""
+        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)
+                   if f.name not in ("options", "alg_options")}
+        if "alg" in values and values["alg"] != self.alg:  # another algorithm: its own option defaults
+            return TrainConfig(**{**current, **values}, options=self.options)
+        return TrainConfig(**{**current, **values}, options=self.options, alg_options=self.alg_options)
+
+    @property
+    def algorithm(self):
+        from .core.registry import algorithm
+
+        return algorithm(self.alg)
 
     @property
     def task(self):
-        from .envs.registry import get
+        from .core.registry import get
 
         return get(self.env)
 
@@ -114,18 +131,14 @@ class TrainConfig:
     def validate(self, known_scenario: bool = True) -> "TrainConfig":
         """Check every field (generic ones here, the environment's options by its
         Task) before anything compiles; ConfigError names the field."""
-        from .algos.hagps import CRITIC_KINDS, HEAD_KINDS
-        from .algos.dpg import DPG_ALGORITHMS
-        from .algos.madarl import ATTENTION
-        from .algos.policies import ALGORITHMS
+        from .core.registry import algorithms_for, fits
 
-        algs = ALGORITHMS + ("hagps", "madarl") + DPG_ALGORITHMS
         check = lambda ok, name, msg: None if ok else (_ for _ in ()).throw(ConfigError(f"{name}: {msg}"))
-        check(self.alg in algs, "alg", f"unknown algorithm {self.alg!r}; choose from {', '.join(algs)}")
+        task, alg = self.task, self.algorithm
+        why = fits(task, alg)
+        check(why is None, "alg", f"{why}; algorithms that fit env {self.env}: {', '.join(algorithms_for(task)) or 'none'}")
         for name in ("total_updates", "updates_per_chunk", "num_envs", "rollout_steps", "epochs", "minibatches"):
             check(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
-        check(self.alg in DPG_ALGORITHMS or (self.num_envs * self.rollout_steps) % self.minibatches == 0, "minibatches",
-              f"must divide num_envs x rollout_steps = {self.num_envs * self.rollout_steps}")
         check(self.total_updates % self.updates_per_chunk == 0, "updates_per_chunk",
               f"must divide total_updates ({self.total_updates}), got {self.updates_per_chunk}")
         check(0 < self.lr < 1, "lr", f"must lie in (0, 1), got {self.lr}")
@@ -140,25 +153,12 @@ class TrainConfig:
               f"must be disjoint from the validation days, both hold {sorted(set(self.validation_days) & set(self.test_days))}")
         check(self.reward_scale > 0, "reward_scale", f"must be positive, got {self.reward_scale}")
         check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", f"needs positive sizes, got {self.hidden}")
-        check(1 <= self.g_max <= self.l_max, "g_max", f"need 1 <= g_max <= l_max, got g_max={self.g_max}, l_max={self.l_max}")
-        check(self.id_dim >= 0, "id_dim", f"must be >= 0, got {self.id_dim}")
-        check(self.alg != "hagps" or 1 <= self.window <= self.rollout_steps, "window", f"must lie in [1, rollout_steps={self.rollout_steps}], got {self.window}")
-        check(self.head in HEAD_KINDS, "head", f"must be one of {', '.join(HEAD_KINDS)}, got {self.head!r}")
-        check(self.attention in ATTENTION, "attention", f"must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
-        check(self.critic in CRITIC_KINDS, "critic", f"must be one of {', '.join(CRITIC_KINDS)}, got {self.critic!r}")
-        for name in ("d_split", "tau_merge", "d_split_global", "tau_merge_global"):
-            check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
-        check(1 <= self.batch_size <= self.buffer_size, "batch_size",
-              f"must lie in [1, buffer_size={self.buffer_size}], got {self.batch_size}")
-        check(self.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {self.gradient_steps}")
-        check(0 < self.tau <= 1, "tau", f"must lie in (0, 1], got {self.tau}")
-        check(self.exploration_noise >= 0, "exploration_noise", f"must be >= 0, got {self.exploration_noise}")
-        check(0 < self.critic_lr < 1, "critic_lr", f"must lie in (0, 1), got {self.critic_lr}")
         check(self.keep_last >= 1, "keep_last", f"must be >= 1, got {self.keep_last}")
         check(self.eval_every >= 0, "eval_every", f"must be >= 0, got {self.eval_every}")
-        task = self.task
         try:
-            task.validate(self)
+            for validate in (alg.core.validate, alg.validate, task.validate):
+                if validate is not None:
+                    validate(self)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         check(not known_scenario or task.knows(self.scenario), "scenario",
@@ -175,25 +175,31 @@ def _parse_tuple(kind):
     return parse
 
 
-def _fields(cls, env: str):
-    """(field, owner) pairs of the flags of `cls` plus the options of `env`."""
-    out = [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
-    if cls is TrainConfig:
-        from .envs.registry import get
+def default_alg(env: str) -> str:
+    """The algorithm a run on `env` trains unless `--alg` says otherwise."""
+    from .core.registry import get
 
-        out += list(dataclasses.fields(get(env).Options))
-    return out
+    return get(env).defaults.get("alg", TrainConfig.alg)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, skip=(), env: str = "rebalance") -> None:
+def _fields(env: str, alg: str):
+    """The flags of a run: the generic fields, the options of `env` and those of `alg`."""
+    from .core.registry import algorithm, get
+
+    out = [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
+    out += list(dataclasses.fields(get(env).Options))
+    Options = algorithm(alg).Options
+    return out + (list(dataclasses.fields(Options)) if Options else [])
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, skip=(), env: str = "rebalance", alg: str | None = None) -> None:
     """One flag per field, `--name VALUE`, with the field's help and default:
-    the generic fields, then the options of environment `env`."""
-    env_defaults = {}
-    if cls is TrainConfig:
-        from .envs.registry import get
+    the generic fields, then the options of environment `env` and of algorithm `alg`."""
+    from .core.registry import algorithm_names, get, names
 
-        env_defaults = dict(get(env).defaults, scenario=get(env).default_scenario, env=env)
-    for f in _fields(cls, env):
+    alg = alg or default_alg(env)
+    env_defaults = dict(get(env).defaults, scenario=get(env).default_scenario, env=env, alg=alg)
+    for f in _fields(env, alg):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
@@ -204,17 +210,17 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, skip=
         elif isinstance(default, tuple):
             kind = type(default[0]) if default else str
             parser.add_argument(flag, dest=f.name, type=_parse_tuple(kind), default=default, help=help_text)
-        elif f.name == "env":
-            from .envs.registry import names
-
-            parser.add_argument(flag, dest=f.name, choices=names(), default=default, help=help_text)
+        elif f.name in ("env", "alg"):
+            choices = names() if f.name == "env" else algorithm_names()
+            parser.add_argument(flag, dest=f.name, choices=choices, default=default, help=help_text)
         else:
             parser.add_argument(flag, dest=f.name, type=type(default), default=default, help=help_text)
 
 
-def config_from_args(args: argparse.Namespace, cls=TrainConfig, **overrides) -> TrainConfig:
+def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     env = overrides.get("env", getattr(args, "env", "rebalance"))
-    names = {f.name for f in _fields(cls, env)}
+    alg = overrides.get("alg", getattr(args, "alg", None) or default_alg(env))
+    names = {f.name for f in _fields(env, alg)}
     values = {k: v for k, v in vars(args).items() if k in names}
     values.update(overrides)
-    return cls(**values).validate()
+    return TrainConfig(**values).validate()

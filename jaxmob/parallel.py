@@ -41,132 +41,14 @@ An environment's own package builds a batch of its params for many cities
 """
 from __future__ import annotations
 
-from typing import Sequence
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from .algos.ppo import Hyper, PPOConfig, RunnerState, make_train
-from .rollout import random_policy
-
-BATCH = "batch"
-BATCHED = PartitionSpec(BATCH)
-REPLICATED = PartitionSpec()
-
-
-# ----------------------------------------------------------------------- meshes and placement
-def batch_mesh(num_devices: int | None = None, devices: Sequence | None = None) -> Mesh:
-    """A 1-D mesh named 'batch' over the first `num_devices` devices (default all).
-
-    Auto axis types: shardings are hints for XLA's partitioner (GSPMD-style),
-    not part of array types, so unannotated library code runs unchanged."""
-    devices = list(jax.devices() if devices is None else devices)
-    n = len(devices) if num_devices is None else int(num_devices)
-    if not 1 <= n <= len(devices):
-        raise ValueError(f"batch_mesh: num_devices must lie in [1, {len(devices)}], got {num_devices}")
-    return jax.make_mesh((n,), (BATCH,), axis_types=(AxisType.Auto,), devices=devices[:n])
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Leading axis split over the mesh's 'batch' axis."""
-    return NamedSharding(mesh, BATCHED)
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    """A full copy on every device."""
-    return NamedSharding(mesh, REPLICATED)
-
-
-def batch_size(tree) -> int:
-    """The common leading dimension of a batched pytree (ValueError if leaves disagree)."""
-    sizes = {int(np.shape(x)[0]) for x in jax.tree.leaves(tree) if np.ndim(x) > 0}
-    if len(sizes) != 1:
-        raise ValueError(f"batched pytree leaves disagree on the leading (batch) axis: {sorted(sizes)}")
-    return sizes.pop()
-
-
-def check_divisible(size: int, mesh: Mesh, what: str = "batch") -> None:
-    devices = mesh.shape[BATCH]
-    if size % devices:
-        raise ValueError(f"{what} of {size} does not split over {devices} devices; "
-                         f"use a multiple of {devices} (e.g. repeat cities with `tile_batch`)")
-
-
-def shard_batch(tree, mesh: Mesh):
-    """Place a batched pytree with its leading axis split over the mesh."""
-    check_divisible(batch_size(tree), mesh)
-    return jax.device_put(tree, batch_sharding(mesh))
-
-
-def replicate(tree, mesh: Mesh):
-    return jax.device_put(tree, replicated(mesh))
-
-
-def tile_batch(tree, size: int):
-    """A batch of `size` made by cycling through the given batch (NumPy, on host):
-    for throughput runs with more cities than distinct ones were built."""
-    n = batch_size(tree)
-    index = np.arange(size) % n
-    return jax.tree.map(lambda x: np.asarray(x)[index], tree)
-
-
-# ----------------------------------------------------------------------- (a) batched env stepping
-def make_city_rollout(env, steps: int, policy=random_policy, start_step: int = 0):
-    """`rollout(keys, params) -> (states, totals)`: every city of the batch runs
-    `steps` steps from its start state under `policy` (default: uniform over
-    valid actions), all randomness from its own key; `totals` holds per-city
-    sums of the env's `step_stats` (reward and its own counts), and an observation checksum
-    (so XLA computes the observations a learner would read). `start_step`
-    moves the start clock (e.g. to the morning peak, for benchmarks)."""
-
-    def one_city(key, params):
-        k_reset, key = jax.random.split(key)
-        _, state = env.reset(k_reset, params)
-        if start_step:
-            state = state.replace(t=jnp.asarray(start_step, state.t.dtype))
-
-        def step(carry, _):
-            state, key = carry
-            key, k_act, k_env = jax.random.split(key, 3)
-            action = policy(k_act, state, params, env)
-            obs, state, reward, _, info = env.step(k_env, state, action, params)
-            return (state, key), dict(env.step_stats(info, reward, params), obs=obs.sum())
-
-        (state, _), rows = jax.lax.scan(step, (state, key), None, steps)
-        return state, jax.tree.map(jnp.sum, rows)
-
-    return jax.vmap(one_city)
-
-
-def shard_batched(fn, mesh: Mesh | None, static_argnums: tuple = ()):
-    """`jit(fn)` for a function whose arguments and outputs are all batched on
-    their leading axis (apart from `static_argnums`); with a mesh, each device
-    runs `fn` on its slice of the batch inside `shard_map` (no communication).
-
-    `fn` must treat batch elements independently (a `vmap`). Inputs and outputs
-    are split over the mesh ('batch' axis); pass inputs placed by `shard_batch`
-    to avoid a copy."""
-    static_argnums = tuple(static_argnums)
-    if mesh is None:
-        return jax.jit(fn, static_argnums=static_argnums)
-
-    def split_run(*args):
-        static = {i: args[i] for i in static_argnums}
-        dynamic = [a for i, a in enumerate(args) if i not in static]
-        for a in dynamic:
-            check_divisible(batch_size(a), mesh)
-
-        def local(*dyn):
-            it = iter(dyn)
-            return fn(*[static[i] if i in static else next(it) for i in range(len(args))])
-
-        return jax.shard_map(local, mesh=mesh, in_specs=BATCHED, out_specs=BATCHED, check_vma=False)(*dynamic)
-
-    sharding = batch_sharding(mesh)
-    return jax.jit(split_run, static_argnums=static_argnums, in_shardings=sharding, out_shardings=sharding)
-
+from .core.sharding import (BATCH, BATCHED, REPLICATED, batch_mesh, batch_sharding, batch_size,  # noqa: F401
+                            check_divisible, make_city_rollout, replicate, replicated, shard_batch, shard_batched,
+                            tile_batch)
 
 # ----------------------------------------------------------------------- (b) sweeps: independent runs
 def shard_sweep(init, update_chunk, mesh: Mesh | None):

@@ -54,63 +54,86 @@ def learned_rows(evaluation: dict, name: str, columns) -> dict:
     return out
 
 
-def comparison(scenario, days, config, evaluation: dict, name: str, *, bound: bool = True) -> dict:
-    """Learned rows then baselines per day, their means over days, and the gaps
-    that matter on the headline metric: learned argmax and sampled minus the
-    hand rule (greedy), and the bound minus learned, where the env has them."""
+def comparison(scenario, days, config, evaluation: dict | None, name: str, *, bound: bool = True) -> dict:
+    """Learned rows (where `evaluation` is given) then baselines per day, their means
+    over days, and the gaps that matter on the headline metric: learned argmax and
+    sampled minus the hand rule, and the bound minus learned, where the env has them."""
     task = config.task
     columns, headline = tuple(task.columns), task.headline
     per_day = baseline_rows(scenario, days, config, bound=bound)
-    learned = learned_rows(evaluation, name, columns)
-    for d in per_day:
-        per_day[d] = learned[d] + per_day[d]
+    if evaluation is not None:
+        learned = learned_rows(evaluation, name, columns)
+        for d in per_day:
+            per_day[d] = learned[d] + per_day[d]
     mean = mean_rows(per_day, columns)
-    if "sampled" in evaluation:  # the std of the mean row pools every episode of every day
-        for c in columns:
-            mean[1][f"{c}_std"] = evaluation["sampled"]["mean"][c]["std"]
-    value = {r["policy"]: r[headline] for r in mean}
-    find = lambda prefix: next((v for k, v in value.items() if k.startswith(prefix)), None)
     gaps = {}
-    rule = task.reference_policy  # the hand rule a learned policy must beat (rows named "<rule> ...")
-    reference, upper = find(rule), find(BOUND_POLICY) if bound else None
-    slug = rule.replace(" ", "_")
-    if reference is not None:
-        gaps[f"argmax_minus_{slug}"] = mean[0][headline] - reference
-        if "sampled" in evaluation:
-            gaps[f"sampled_minus_{slug}"] = mean[1][headline] - reference
-    if upper is not None:
-        gaps["bound_minus_argmax"] = upper - mean[0][headline]
-        if "sampled" in evaluation:
-            gaps["bound_minus_sampled"] = upper - mean[1][headline]
+    if evaluation is not None:
+        sampled = "sampled" in evaluation
+        if sampled:  # the std of the mean row pools every episode of every day
+            for c in columns:
+                mean[1][f"{c}_std"] = evaluation["sampled"]["mean"][c]["std"]
+        value = {r["policy"]: r[headline] for r in mean}
+        find = lambda prefix: next((v for k, v in value.items() if k.startswith(prefix)), None)  # noqa: E731
+        rule = task.reference_policy  # the hand rule a learned policy must beat (rows named "<rule> ...")
+        reference, upper = find(rule), find(BOUND_POLICY) if bound else None
+        slug = rule.replace(" ", "_")
+        if reference is not None:
+            gaps[f"argmax_minus_{slug}"] = mean[0][headline] - reference
+            if sampled:
+                gaps[f"sampled_minus_{slug}"] = mean[1][headline] - reference
+        if upper is not None:
+            gaps["bound_minus_argmax"] = upper - mean[0][headline]
+            if sampled:
+                gaps["bound_minus_sampled"] = upper - mean[1][headline]
     return {"days": list(per_day), "per_day": per_day, "mean": mean, "gaps": gaps, "headline": headline}
 
 
-def evaluate_run(run_dir, *, day: str | None = None, trips=None, stations=None, checkpoint: str = "best",
-                 episodes: int | None = None, bound: bool = True) -> dict:
-    """A trained run's checkpoint against the environment's baselines and bound:
-    on the scenario's test days, on bundled `day`, or on every day of a user's
-    own file `trips` (read by the environment's Task: for the rebalance env a
-    Citi Bike file of any official header era, mapped by the station map)."""
-    import jax
-    import orbax.checkpoint as ocp
+def evaluate_baselines(config, *, day: str | None = None, bound: bool = True) -> dict:
+    """The environment's baselines and bound on the test episodes of `config`'s scenario
+    (or on evaluation episode `day`), with the config's environment options."""
+    from .train import build
 
+    parts = build(config)
+    days = parts["task"].episodes(parts["scenario"], [day] if day else list(parts["test_params"]))
+    table = comparison(parts["scenario"], days, config, None, config.alg, bound=bound)
+    return {**table, "scenario": config.scenario, "env": config.env}
+
+
+def run_config(run_dir):
+    """The TrainConfig a run folder was trained with."""
     from .config import TrainConfig
-    from .train import build, hyper_of, make_evaluator, restore
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"{run_dir} holds no config.json: not a jaxmob training run folder")
-    config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    return TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+
+
+def evaluate_run(run_dir, *, day: str | None = None, user_file=None, checkpoint: str = "best",
+                 episodes: int | None = None, bound: bool = True, env: str | None = None, **read_options) -> dict:
+    """A trained run's checkpoint against the environment's baselines and bound:
+    on the scenario's test episodes, on evaluation episode `day`, or on the days
+    of a user's own file (read by the environment's Task, `Task.read_episodes`:
+    for the rebalance env a Citi Bike file of any official header era, mapped
+    by the station map; for parking an event file)."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    from .train import build, hyper_of, make_evaluator, restore
+
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    if env is not None and env != config.env:
+        raise ValueError(f"{run_dir} was trained on env {config.env}, not {env}")
     task = config.task
-    scenario = task.load(config.scenario)
+    parts = build(config)
     report = None
-    if trips is not None:
-        if not hasattr(task, "read_episodes"):
-            raise ValueError(f"env {config.env} cannot read a user's file")
-        days, report = task.read_episodes(scenario, trips, stations=stations, day=day)
+    if user_file is not None:
+        if not task.user_file:
+            raise ValueError(f"env {config.env} reads no user file")
+        days, report = task.read_episodes(parts["scenario"], user_file, day=day, **read_options)
     else:
-        days = task.episodes(scenario, [day] if day else scenario.test_days)
-    parts = build(config, scenario)
+        days = task.episodes(parts["scenario"], [day] if day else list(parts["test_params"]))
     manager = ocp.CheckpointManager((run_dir / "checkpoints" / checkpoint).resolve())
     step = manager.best_step() if checkpoint == "best" else manager.latest_step()
     if step is None:
@@ -120,7 +143,7 @@ def evaluate_run(run_dir, *, day: str | None = None, trips=None, stations=None, 
     evaluator = make_evaluator(parts["policy"], parts["eval_env"], parts["day_params"](days),
                                episodes=episodes or config.eval_episodes)
     result = evaluator(runner.params, runner.groups, jax.random.PRNGKey(20_000 + config.seed))
-    table = comparison(scenario, days, config, result, config.alg, bound=bound)
+    table = comparison(parts["scenario"], days, config, result, config.alg, bound=bound)
     return {**table, "run_dir": str(run_dir), "checkpoint": checkpoint, "checkpoint_update": int(step),
             "scenario": config.scenario, "env": config.env, "mapping": report}
 
@@ -131,7 +154,9 @@ def format_comparison(table: dict, task) -> str:
     for d in table["days"]:
         out += [f"-- day {d}", task.format_table(table["per_day"][d])]
     out += [f"-- mean over {len(table['days'])} days", task.format_table(table["mean"])]
-    out.append(f"gaps ({table['headline'].replace('_', ' ')}): " + ", ".join(f"{k.replace('_', ' ')} {v:+.4f}" for k, v in table["gaps"].items()))
+    if table["gaps"]:
+        out.append(f"gaps ({table['headline'].replace('_', ' ')}): "
+                   + ", ".join(f"{k.replace('_', ' ')} {v:+.4f}" for k, v in table["gaps"].items()))
     return "\n".join(out)
 
 

@@ -1,16 +1,16 @@
 """Sweeps as one program: seeds x hyperparameters vmapped through the fused trainer.
 
-Only traced hyperparameters (`Hyper`: lr, ent_coef, clip_eps, vf_coef, gamma,
-gae_lambda, the environment's reward-shaping coefficients such as the rebalance
-env's move_credit, HAG-PS's split/merge thresholds, and the off-policy core's
-critic_lr, tau and exploration_noise) can be swept this way;
+Only traced hyperparameters (`sweepable`: the learner core's, such as lr, gamma
+and PPO's clip_eps or the off-policy core's tau; the algorithm's traced options,
+such as HAG-PS's split/merge thresholds; the environment's reward-shaping
+coefficients, such as the rebalance env's move_credit) can be swept this way;
 shape-changing ones (network size, number of envs) need separate runs.
 """
 from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import jax
@@ -20,29 +20,16 @@ import numpy as np
 from .config import TrainConfig
 from .train import build, hyper_of, make_evaluator
 
-SWEEPABLE = ("lr", "ent_coef", "clip_eps", "vf_coef", "gamma", "gae_lambda",
-             "d_split", "tau_merge", "d_split_global", "tau_merge_global",  # these four: HAG-PS
-             "critic_lr", "tau", "exploration_noise")  # the off-policy core's
-DPG_TRACED = ("lr", "gamma", "critic_lr", "tau", "exploration_noise")
-
-
-def sweepable(env: str, alg: str | None = None) -> tuple:
-    """The traced hyperparameters of a run on `env` (of algorithm `alg`, if given):
-    the generic ones and the env's shaping coefficients."""
-    from .algos.dpg import DPG_ALGORITHMS
-    from .envs.registry import get
-
-    names = SWEEPABLE
-    if alg in DPG_ALGORITHMS:
-        names = DPG_TRACED
-    elif alg is not None:
-        names = tuple(n for n in SWEEPABLE if n not in DPG_TRACED or n in ("lr", "gamma"))
-    return names + tuple(get(env).shaping_names)
+def sweepable(config: TrainConfig) -> tuple:
+    """The traced hyperparameters of a run: its learner core's, its algorithm's traced
+    options and the environment's shaping coefficients."""
+    alg = config.algorithm
+    return tuple(alg.core.traced) + tuple(alg.traced) + tuple(config.task.shaping_names)
 
 
 def grid_runs(config: TrainConfig, seeds: int, grid: dict) -> list[dict]:
     """Every (setting, seed) pair as a dict of hyperparameters plus the seed."""
-    names = sweepable(config.env, config.alg)
+    names = sweepable(config)
     for k in grid:
         if k not in names:
             raise ValueError(f"cannot sweep {k!r} of {config.alg} in one program; sweepable: {', '.join(names)}")
@@ -64,7 +51,7 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     config = config.validate()
     runs = grid_runs(config, seeds, grid)
     parts = build(config)
-    hypers = [hyper_of(replace(config, **r["setting"])) for r in runs]
+    hypers = [hyper_of(config.replace(**r["setting"])) for r in runs]
     hyper = jax.tree.map(lambda *xs: jnp.stack(xs), *hypers)
     keys = jnp.stack([jax.random.PRNGKey(r["seed"]) for r in runs])
     init = jax.jit(jax.vmap(parts["init"]))

@@ -19,11 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .algos import dpg
-from .algos.policies import make_policy
-from .algos.ppo import Hyper, PPOConfig, action_logits, make_train
+from .core.env import action_logits
 from .config import TrainConfig
-from .rollout import rollout
+from .core.rollout import rollout
 
 
 class TrainingDiverged(RuntimeError):
@@ -40,51 +38,19 @@ def build(config: TrainConfig, scenario=None) -> dict:
     scenario = scenario if scenario is not None else task.load(config.scenario)
     built = task.build(config, scenario)
     env, env_params = built.env, built.env_params
-    if config.alg in dpg.DPG_ALGORITHMS:  # the off-policy core (continuous actions)
-        policy = dpg.make_policy(config.alg, env, env_params, tuple(config.hidden), noise=config.exploration_noise)
-        init, update_chunk = dpg.make_train(env, env_params, policy, dpg.DPGConfig(
-            num_envs=config.num_envs, rollout_steps=config.rollout_steps, buffer_size=config.buffer_size,
-            batch_size=config.batch_size, gradient_steps=config.gradient_steps, max_grad_norm=config.max_grad_norm,
-            reward_scale=config.reward_scale))
-    else:
-        policy = make_policy(config.alg, env.num_agents(env_params), env.num_actions(env_params), config.hidden,
-                             **algorithm_options(config, env, env_params))
-        ppo = PPOConfig(num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
-                        minibatches=config.minibatches, max_grad_norm=config.max_grad_norm,
-                        reward_scale=config.reward_scale)
-        init, update_chunk = make_train(env, env_params, policy, ppo)
+    alg = config.algorithm
+    policy = alg.make_policy(env, env_params, config)
+    init, update_chunk = alg.core.make_train(env, env_params, policy, config)
     return dict(task=task, scenario=scenario, env=env, env_params=env_params, eval_env=built.eval_env,
                 eval_params=built.validation, test_params=built.test, day_params=built.day_params,
                 training_days=tuple(built.training_days), policy=policy, init=init, update_chunk=update_chunk)
 
 
-HAGPS_THRESHOLDS = ("d_split", "tau_merge", "d_split_global", "tau_merge_global")
-
-
-def algorithm_options(config: TrainConfig, env, env_params) -> dict:
-    """The policy's own options: HAG-PS's grouping, MADARL's attention and the
-    environment's token layout it attends over."""
-    if config.alg == "hagps":
-        return dict(g_max=config.g_max, l_max=config.l_max, id_dim=config.id_dim, window=config.window,
-                    head=config.head, critic=config.critic)
-    if config.alg == "madarl":
-        layout = env.token_layout(env_params)
-        if layout is None:
-            raise ValueError(f"madarl attends over per-cell tokens; env {config.env} has no token layout")
-        return dict(attention=config.attention, **layout)
-    return {}
-
-
-def hyper_of(config: TrainConfig) -> Hyper:
-    """The traced hyperparameters of a config: the environment's shaping
-    coefficients, and HAG-PS's thresholds for hagps."""
-    if config.alg in dpg.DPG_ALGORITHMS:
-        return dpg.dpg_hyper(lr=config.lr, gamma=config.gamma, tau=config.tau, noise=config.exploration_noise,
-                             critic_lr=config.critic_lr, shaping=config.task.shaping(config.options))
-    algo = {k: getattr(config, k) for k in HAGPS_THRESHOLDS} if config.alg == "hagps" else {}
-    return Hyper.make(lr=config.lr, ent_coef=config.ent_coef, clip_eps=config.clip_eps, vf_coef=config.vf_coef,
-                      gamma=config.gamma, gae_lambda=config.gae_lambda, shaping=config.task.shaping(config.options),
-                      **algo)
+def hyper_of(config: TrainConfig):
+    """The traced hyperparameters of a config: its learner core's, the algorithm's
+    traced options (HAG-PS's thresholds) and the environment's shaping coefficients."""
+    alg = config.algorithm
+    return alg.core.hyper(config, config.task.shaping(config.options), alg.traced_values(config.alg_options))
 
 
 def learned_policy(policy, params, groups, sample: bool = False):
@@ -98,7 +64,8 @@ def learned_policy(policy, params, groups, sample: bool = False):
                               key, sample)
         obs = env.observe(state, env_params)
         logits, _ = policy.apply(params, groups, obs, env.global_state(state, env_params))
-        masked = action_logits(logits, env.action_mask(env_params), env.logit_prior(env_params))
+        agents = env.agents(env_params)
+        masked = action_logits(logits, agents.action_mask, agents.logit_prior)
         chosen = jax.random.categorical(key, masked, axis=-1) if sample else jnp.argmax(masked, axis=-1)
         return chosen.astype(jnp.int32)
     return act
@@ -175,8 +142,8 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
 
     config = config.validate(known_scenario=scenario is None)
     run_dir = Path(config.run_dir).resolve()
+    parts = build(config, scenario)  # before anything is written: a config that cannot build leaves no folder
     run_dir.mkdir(parents=True, exist_ok=True)
-    parts = build(config, scenario)
     policy = parts["policy"]
     init = jax.jit(parts["init"])
     chunk_fn = jax.jit(parts["update_chunk"], static_argnums=1)
@@ -219,7 +186,7 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     (run_dir / "config.json").write_text(json.dumps(_jsonable_config(config), indent=1))
     bar = tqdm(total=config.total_updates, initial=start_chunk * config.updates_per_chunk, disable=not config.progress,
                desc=f"{config.alg}", unit="upd", dynamic_ncols=True)
-    agent_steps_per_update = config.num_envs * config.rollout_steps * int(np.sum(parts["env"].agent_mask(parts["env_params"])))
+    agent_steps_per_update = config.num_envs * config.rollout_steps * int(np.sum(parts["env"].agents(parts["env_params"]).mask))
     eval_metrics = None
     t_start = time.perf_counter()
     for c in range(start_chunk, n_chunks if max_chunks is None else min(n_chunks, start_chunk + max_chunks)):

@@ -72,7 +72,7 @@ quick.cells = [
     md("# jaxmob quickstart\n\nLoad a real scenario, look at it, replay a held-out day under the baselines, "
        "and step a thousand cities at once."),
     code("import jax, jax.numpy as jnp, numpy as np\nimport jaxmob\n"
-         "s = jaxmob.city.load('manhattan-citibike')\nprint(s)"),
+         "s = jaxmob.envs.rebalance.city.load('manhattan-citibike')\nprint(s)"),
     code("from jaxmob.plots import plot_city\nfrom IPython.display import Image\n"
          "Image(str(plot_city(s.city, 'runs/quickstart-map.png')))"),
     code("from jaxmob.envs.rebalance.evaluate import evaluate, format_table\n"

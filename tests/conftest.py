@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxmob.paths import shared_data_dir
+from jaxmob.core.paths import shared_data_dir
 
 
 @pytest.fixture(scope="session")

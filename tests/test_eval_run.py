@@ -17,7 +17,7 @@ def test_eval_run_on_a_users_file_counts_unknown_stations(tmp_path):
                          rollout_steps=24, horizon=24, epochs=1, minibatches=2, hidden=(16,), progress=False,
                          eval_episodes=2, out_dir=str(tmp_path / "run"))
     result = train(config, log=lambda *_: None)
-    m = jaxmob.city.load("manhattan-citibike").station_map
+    m = jaxmob.envs.rebalance.city.load("manhattan-citibike").station_map
     a, b = m.ids[0], m.ids[1]
     trips = tmp_path / "mine.csv"
     trips.write_text("start_ts,duration,start_station,end_station,subscriber,birth_year\n"

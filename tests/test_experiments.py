@@ -19,7 +19,7 @@ def _script(name):
 def test_greedy_lookahead_sweep_reproduces_the_default_greedy(tmp_path):
     """The 6-step row is the default greedy baseline, evaluated the same way as in every report."""
     from jaxmob.envs.rebalance.baselines import greedy, rollout
-    from jaxmob.city import load
+    from jaxmob.envs.rebalance.city import load
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
     out = tmp_path / "greedy.json"

@@ -16,9 +16,9 @@ import pytest
 
 from jaxmob.algos.policies import SharingPolicy
 from jaxmob.algos.ppo import Hyper, PPOConfig, Transition, make_train, ppo_loss
-from jaxmob.city import sample_day, synthetic_city
-from jaxmob.city.pad import pad_city, take_city
-from jaxmob.city.sample import CitySpec, sample_cities
+from jaxmob.envs.rebalance.city import sample_day, synthetic_city
+from jaxmob.envs.rebalance.city.pad import pad_city, take_city
+from jaxmob.envs.rebalance.city.sample import CitySpec, sample_cities
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv, RebalanceExogenous
 
 EXTRA = 5  # padding regions added

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _small_problem():
     import jax
 
-    from jaxmob.city.sample import CitySpec, sample_cities
+    from jaxmob.envs.rebalance.city.sample import CitySpec, sample_cities
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
     from jaxmob.envs.rebalance.batch import stack_params
 
@@ -237,7 +237,7 @@ def test_indivisible_batch_is_refused(report):
 def test_stack_params_uses_common_static_sizes():
     import jax
 
-    from jaxmob.city import synthetic_city
+    from jaxmob.envs.rebalance.city import synthetic_city
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
     from jaxmob.envs.rebalance.batch import stack_params
     from jaxmob.parallel import tile_batch

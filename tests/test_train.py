@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jaxmob.train as jtrain
-from jaxmob.city import City, Scenario, sample_day
+from jaxmob.envs.rebalance.city import City, Scenario, sample_day
 from jaxmob.config import ConfigError, TrainConfig
 from jaxmob.train import TrainingDiverged, train
 

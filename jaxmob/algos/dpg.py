@@ -30,31 +30,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
-from ..envs.base import select_tree
+from ..core.env import select_tree
 from ..nets import MLP
+from ..core.algorithm import Algorithm, LearnerCore
 from .ppo import Hyper, RunnerState, make_optimizer, set_lr
-
-CRITICS = {"ddpg": "independent", "meta": "independent", "maddpg": "central", "marl_gcn": "graph",
-           "marl_gcn_no_gat": "graph", "marl_gcn_no_hyper": "graph", "marl_gcn_no_cl": "graph"}
-DPG_ALGORITHMS = tuple(CRITICS)
-
-
-def make_policy(alg: str, env, env_params, hidden=(64, 64), noise: float = 0.2):
-    """The actor-critic pair of an off-policy algorithm (`CRITICS`) for `env`."""
-    if CRITICS[alg] == "graph":
-        from .marl_gcn import MarlGcnPolicy
-
-        graph = env.agent_graph(env_params)
-        if graph is None:
-            raise ValueError(f"{alg} needs a graph over the agents; {type(env).__name__} has none (agent_graph)")
-        graph = {k: np.asarray(v) for k, v in graph.items()}  # static: shapes of the pooling depend on it
-        return MarlGcnPolicy.variant(alg, env.num_agents(env_params), graph, width=int(hidden[0]), noise=noise)
-    return DPGPolicy(CRITICS[alg], env.num_agents(env_params), tuple(hidden), noise=noise)
-
 
 @dataclass(frozen=True)
 class DPGConfig:
@@ -75,7 +57,7 @@ class DPGConfig:
 
 @dataclass(frozen=True)
 class DPGPolicy:
-    """Actor and critic networks of one critic kind (`CRITICS`)."""
+    """Actor and critic networks of one critic kind: independent (DDPG) or central (MADDPG)."""
 
     critic: str
     num_agents: int
@@ -176,7 +158,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     actor_opt, critic_opt = make_optimizer(config.max_grad_norm, eps=1e-8), make_optimizer(config.max_grad_norm, eps=1e-8)
     reset = jax.vmap(env.reset, in_axes=(0, None))
     global_state = jax.vmap(env.global_state, in_axes=(0, None))
-    agent_mask = env.agent_mask(env_params).astype(jnp.float32)
+    agent_mask = env.agents(env_params).mask.astype(jnp.float32)
     n_agents = jnp.maximum(agent_mask.sum(), 1.0)
 
     def init(key, hyper: Hyper) -> RunnerState:
@@ -280,3 +262,44 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
 
     return init, update_chunk
 
+
+
+def _train_fns(env, env_params, policy, config):
+    return make_train(env, env_params, policy, DPGConfig(
+        num_envs=config.num_envs, rollout_steps=config.rollout_steps, buffer_size=config.buffer_size,
+        batch_size=config.batch_size, gradient_steps=config.gradient_steps, max_grad_norm=config.max_grad_norm,
+        reward_scale=config.reward_scale))
+
+
+def _hyper(config, shaping: dict, algo: dict) -> Hyper:
+    return dpg_hyper(lr=config.lr, gamma=config.gamma, tau=config.tau, noise=config.exploration_noise,
+                     critic_lr=config.critic_lr, shaping=shaping, **algo)
+
+
+def _validate(config) -> None:
+    checks = ((1 <= config.batch_size <= config.buffer_size, "batch_size",
+               f"must lie in [1, buffer_size={config.buffer_size}], got {config.batch_size}"),
+              (config.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {config.gradient_steps}"),
+              (0 < config.tau <= 1, "tau", f"must lie in (0, 1], got {config.tau}"),
+              (config.exploration_noise >= 0, "exploration_noise", f"must be >= 0, got {config.exploration_noise}"),
+              (0 < config.critic_lr < 1, "critic_lr", f"must lie in (0, 1), got {config.critic_lr}"))
+    for ok, name, problem in checks:
+        if not ok:
+            raise ValueError(f"{name}: {problem}")
+
+
+DPG = LearnerCore(name="dpg", action_kind="continuous", traced=("lr", "gamma", "critic_lr", "tau", "exploration_noise"),
+                  make_train=_train_fns, hyper=_hyper, validate=_validate)
+
+
+def _dpg(name: str, critic: str, summary: str) -> Algorithm:
+    def make_policy(env, env_params, config):
+        return DPGPolicy(critic, env.num_agents(env_params), tuple(config.hidden), noise=config.exploration_noise)
+
+    return Algorithm(name=name, summary=summary, core=DPG, make_policy=make_policy)
+
+
+DDPG = _dpg("ddpg", "independent", "deterministic policy gradient, shared actor, critic Q(o_i, a_i) per agent")
+MADDPG = _dpg("maddpg", "central", "DDPG with a central critic on the global state and every agent's action")
+META = _dpg("meta", "independent", "META's region layer: DDPG ratios in [-1, 1], matched by the env's Kuhn-Munkres layer "
+            "(env amod, action meta)")

@@ -102,12 +102,14 @@ import numpy as np
 import optax
 from flax import struct
 
+from ..core.algorithm import Algorithm
+from ..core.task import option
 from ..nets import MLP
 from ..nets.mlp import apply_shared_input
 from ..nets.init import orthogonal
 from ..nets.trajectory import TrajectoryVAE, elbo_loss, symmetric_kl
 from .policies import grouped_apply, stacked_init
-from .ppo import AlgoHooks, RunnerState, Transition
+from .ppo import PPO, AlgoHooks, RunnerState, Transition
 
 THRESHOLD_NAMES = ("d_split", "tau_merge", "d_split_global", "tau_merge_global")
 
@@ -592,3 +594,46 @@ class HagpsHooks(AlgoHooks):
         rel = jnp.abs(kl_avg - st.kl_at_event) / jnp.maximum(jnp.abs(st.kl_at_event), p.stable_floor)
         stable = (st.kl_at_event >= 0) & (rel < p.stable_tol) & ~changed
         return jnp.clip(jnp.where(stable, st.period * 2, st.period // 2), p.period_min, p.period_max).astype(jnp.int32)
+
+
+@dataclass(frozen=True)
+class HagpsOptions:
+    """HAG-PS's own options (`--alg hagps`); the four thresholds are traced, so a sweep vmaps over them."""
+
+    d_split: float = option(2.0, "split a local group when its KL dispersion (nats) exceeds this")
+    tau_merge: float = option(0.5, "merge two local groups whose symmetrised KL is below this")
+    d_split_global: float = option(4.0, "the same for global (trunk) groups")
+    tau_merge_global: float = option(0.5, "the same for global (trunk) groups")
+    g_max: int = option(4, "cap on global groups (trunks)")
+    l_max: int = option(8, "cap on local groups (actor-critic heads)")
+    id_dim: int = option(8, "identity embedding size (0 disables)")
+    window: int = option(24, "trajectory steps per agent fed to the encoder (<= rollout_steps)")
+    head: str = option("shared", "local head: shared (one 128-unit layer feeds logits and value, the paper) | "
+                                 "separate (actor and critic layers of their own)")
+    critic: str = option("central", "central (one critic on the global state + identity embedding, as MAPPO: the "
+                                    "default, see README) | local (value from the agent's local head, the paper)")
+
+
+def _validate(config) -> None:
+    checks = [(1 <= config.g_max <= config.l_max, "g_max",
+               f"need 1 <= g_max <= l_max, got g_max={config.g_max}, l_max={config.l_max}"),
+              (config.id_dim >= 0, "id_dim", f"must be >= 0, got {config.id_dim}"),
+              (1 <= config.window <= config.rollout_steps, "window",
+               f"must lie in [1, rollout_steps={config.rollout_steps}], got {config.window}"),
+              (config.head in HEAD_KINDS, "head", f"must be one of {', '.join(HEAD_KINDS)}, got {config.head!r}"),
+              (config.critic in CRITIC_KINDS, "critic", f"must be one of {', '.join(CRITIC_KINDS)}, got {config.critic!r}")]
+    checks += [(getattr(config, n) >= 0, n, f"must be >= 0, got {getattr(config, n)}") for n in THRESHOLD_NAMES]
+    for ok, name, problem in checks:
+        if not ok:
+            raise ValueError(f"{name}: {problem}")
+
+
+def _make_policy(env, env_params, config):
+    return HagpsPolicy(num_agents=env.num_agents(env_params), num_actions=env.num_actions(env_params),
+                       hidden=tuple(config.hidden), g_max=config.g_max, l_max=config.l_max, id_dim=config.id_dim,
+                       window=config.window, head=config.head, critic=config.critic)
+
+
+ALGORITHM = Algorithm(name="hagps", summary="HAG-PS: hierarchical adaptive grouping (trunks x heads, split/merge by "
+                      "trajectory KL)", core=PPO, make_policy=_make_policy, Options=HagpsOptions,
+                      traced=THRESHOLD_NAMES, validate=_validate)

@@ -4,7 +4,7 @@ per-cell tokens (the taxi env: a taxi's own cell and its 6 neighbours).
 
 Centralised training, decentralised execution: the actor sees only its own
 observation, and the critic also sees the global state. The layout comes from
-the environment (`Environment.token_layout`):
+the environment (`Agents.tokens`):
 * the observation is `local_tokens x token_dim` floats (own cell first) and
   then free features;
 * the global state is `global_tokens x token_dim` floats (one token per cell)
@@ -26,8 +26,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ..core.algorithm import Algorithm
+from ..core.task import option
 from ..nets import MLP
 from ..nets.mlp import apply_shared_input
+from .ppo import PPO
 
 ATTENTION = ("none", "local", "global", "both")
 
@@ -128,3 +131,26 @@ class MadarlPolicy:
         else:
             values = apply_shared_input(critic, params["critic"], state, obs)[..., 0]
         return logits, values
+
+
+@dataclass(frozen=True)
+class MadarlOptions:
+    """MADARL's own options (`--alg madarl`)."""
+
+    attention: str = option("both", "attention in the actor (local: own cell vs its neighbours) and critic "
+                                    "(global: over every cell): none | local | global | both")
+
+
+def _validate(config) -> None:
+    if config.attention not in ATTENTION:
+        raise ValueError(f"attention: must be one of {', '.join(ATTENTION)}, got {config.attention!r}")
+
+
+def _make_policy(env, env_params, config):
+    return MadarlPolicy(num_agents=env.num_agents(env_params), num_actions=env.num_actions(env_params),
+                        hidden=tuple(config.hidden), attention=config.attention, **env.agents(env_params).tokens)
+
+
+ALGORITHM = Algorithm(name="madarl", summary="PPO with local attention in the actor and global attention in the critic "
+                      "(envs with per-cell token observations, e.g. taxi)", core=PPO, make_policy=_make_policy,
+                      Options=MadarlOptions, needs=("tokens",), validate=_validate)

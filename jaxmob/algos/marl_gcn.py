@@ -1,6 +1,6 @@
 """MARL-GCN's actor and critic, for the one off-policy core (`dpg.py`).
 
-Agents are the nodes of a graph the environment supplies (`env.agent_graph`:
+Agents are the nodes of a graph the environment supplies (`Agents.graph`:
 a padded neighbour list, each node's kind (learning or static) and region,
 the observation's history length and the feature column that marks the
 nodes around the current request). The observation of a node is its last
@@ -38,7 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core.algorithm import Algorithm
 from ..nets import MLP
+from .dpg import DPG
 from ..nets.gnn import NodeMLP, TwoStageGAT, gated_topk_readout
 from ..nets.hypernet import HyperHead
 from ..nets.init import orthogonal
@@ -191,3 +193,18 @@ class MarlGcnPolicy:
         nll = -jax.nn.log_softmax(logits, axis=-1)[jnp.arange(z1.shape[0]), jnp.arange(z1.shape[0])]
         return self.contrastive * (nll * valid).sum() / jnp.maximum(valid.sum(), 1)
 
+
+
+def _variant(name: str, summary: str) -> Algorithm:
+    def make_policy(env, env_params, config):
+        graph = {k: np.asarray(v) for k, v in env.agents(env_params).graph.items()}  # static: pooling shapes depend on it
+        return MarlGcnPolicy.variant(name, env.num_agents(env_params), graph, width=int(config.hidden[0]),
+                                     noise=config.exploration_noise)
+
+    return Algorithm(name=name, summary=summary, core=DPG, make_policy=make_policy, needs=("graph",))
+
+
+MARL_GCN = _variant("marl_gcn", "graph-attention actor, GRU + hypernetwork heads, contrastive graph critic (DPG core)")
+NO_GAT = _variant("marl_gcn_no_gat", "MARL-GCN ablation: node MLP in place of graph attention")
+NO_HYPER = _variant("marl_gcn_no_hyper", "MARL-GCN ablation: plain heads in place of the hypernetwork")
+NO_CL = _variant("marl_gcn_no_cl", "MARL-GCN ablation: without the contrastive loss")

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from ..core.algorithm import Algorithm
 from ..nets import MLP
 from ..nets.mlp import apply_shared_input
+from .ppo import PPO
 
 ALGORITHMS = ("share_all", "ippo", "mappo", "no_share")
 
@@ -98,14 +100,14 @@ class SharingPolicy:
         return logits, values
 
 
-def make_policy(alg: str, num_agents: int, num_actions: int, hidden=(64, 64), **kw):
-    """The policy object for algorithm name `alg` (HAG-PS lives in `hagps.py`)."""
-    if alg == "hagps":
-        from .hagps import HagpsPolicy
+def _sharing(scheme: str, summary: str) -> Algorithm:
+    def make_policy(env, env_params, config):
+        return SharingPolicy(scheme, env.num_agents(env_params), env.num_actions(env_params), tuple(config.hidden))
 
-        return HagpsPolicy(num_agents=num_agents, num_actions=num_actions, hidden=tuple(hidden), **kw)
-    if alg == "madarl":
-        from .madarl import MadarlPolicy
+    return Algorithm(name=scheme, summary=summary, core=PPO, make_policy=make_policy)
 
-        return MadarlPolicy(num_agents=num_agents, num_actions=num_actions, hidden=tuple(hidden), **kw)
-    return SharingPolicy(alg, num_agents, num_actions, tuple(hidden))
+
+SHARE_ALL = _sharing("share_all", "one network for every agent (shared torso, logits and value), no agent id")
+IPPO = _sharing("ippo", "shared actor, shared critic on each agent's local observation")
+MAPPO = _sharing("mappo", "shared actor with a learned agent-id embedding, central critic on the global state")
+NO_SHARE = _sharing("no_share", "one actor and one critic per agent")

@@ -16,16 +16,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from ..envs.base import step_auto_reset
-
-NEG_INF = -1e9
-
-
-def action_logits(logits, action_mask, prior):
-    """Logits plus the environment's fixed prior (`env.logit_prior`), with
-    invalid actions (`env.action_mask`) masked out."""
-    return jnp.where(action_mask, logits + prior, NEG_INF)
-
+from ..core.algorithm import LearnerCore
+from ..core.env import NEG_INF, action_logits, step_auto_reset  # noqa: F401  (NEG_INF: for callers)
 
 @struct.dataclass
 class Hyper:
@@ -184,9 +176,9 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
         raise TypeError(f"the PPO core needs discrete actions; {type(env).__name__} has continuous ones")
     p_axis = 0 if city_batch else None
     on_params = lambda f: jax.vmap(f) if city_batch else f
-    action_mask = on_params(env.action_mask)(env_params)  # (R, A) or (B, R, A)
-    agent_mask = on_params(env.agent_mask)(env_params)  # (R,) or (B, R)
-    prior = on_params(env.logit_prior)(env_params)  # (A,) or (B, A)
+    action_mask = on_params(lambda p: env.agents(p).action_mask)(env_params)  # (R, A) or (B, R, A)
+    agent_mask = on_params(lambda p: env.agents(p).mask)(env_params)  # (R,) or (B, R)
+    prior = on_params(lambda p: env.agents(p).logit_prior)(env_params)  # (A,) or (B, A)
     if city_batch:
         prior = prior[:, None, :]  # broadcast over agents
         B = int(agent_mask.shape[0])
@@ -293,3 +285,24 @@ class AlgoHooks:
         return runner, {}
 
 
+
+
+def _train_fns(env, env_params, policy, config):
+    return make_train(env, env_params, policy, PPOConfig(
+        num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
+        minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale))
+
+
+def _hyper(config, shaping: dict, algo: dict) -> Hyper:
+    return Hyper.make(lr=config.lr, ent_coef=config.ent_coef, clip_eps=config.clip_eps, vf_coef=config.vf_coef,
+                      gamma=config.gamma, gae_lambda=config.gae_lambda, shaping=shaping, **algo)
+
+
+def _validate(config) -> None:
+    if (config.num_envs * config.rollout_steps) % config.minibatches:
+        raise ValueError(f"minibatches: must divide num_envs x rollout_steps = {config.num_envs * config.rollout_steps}")
+
+
+PPO = LearnerCore(name="ppo", action_kind="discrete",
+                  traced=("lr", "ent_coef", "clip_eps", "vf_coef", "gamma", "gae_lambda"),
+                  make_train=_train_fns, hyper=_hyper, validate=_validate)

@@ -1,8 +1,9 @@
-"""Environments: pure `reset`/`step` functions over explicit params (gymnax style).
+"""Environments, one package each (`rebalance`, `taxi`, `amod`, `routing`, `parking`).
 
-`base` is the protocol every environment follows, `task` the plug-in through which
-the generic trainer, sweep, evaluator and CLI reach an environment, and `registry`
-maps `--env NAME` to its plug-in. Each environment is a package of its own
-(`rebalance/`, ...); nothing generic imports one directly.
+Each package holds its dynamics (the `jaxmob.core.env.Environment` protocol),
+its NumPy reference, baselines, scenarios and loaders, and its plug-in
+(`task.py`, a `jaxmob.core.task.Task`) through which the generic trainer,
+sweep, evaluator and CLI reach it by name (`jaxmob.core.registry`). An
+environment imports only `jaxmob.core`, `jaxmob.nets`, `jaxmob.solvers` and
+its own modules; nothing generic imports an environment directly.
 """
-from .base import AutoResetWrapper, Environment, Spec, accumulate, select_tree, step_auto_reset

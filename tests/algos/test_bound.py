@@ -10,7 +10,7 @@ import pytest
 from jaxmob.envs.rebalance import bound as bound_mod
 from jaxmob.envs.rebalance.bound import BoundError, bound_for_env, build_bound_lp, clairvoyant_bound
 from jaxmob.envs.rebalance.baselines import episode, greedy, noop, random_policy, rollout
-from jaxmob.city import City, DayTrips, neighbor_table, sample_day, synthetic_city
+from jaxmob.envs.rebalance.city import City, DayTrips, neighbor_table, sample_day, synthetic_city
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
 STEP_MINUTES = 240  # 6 steps per day: tiny days for hand-computed answers

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmob.algos.dpg import CRITICS, DPGConfig, DPGPolicy, Replay, dpg_hyper, make_train
-from jaxmob.envs.base import Environment, Spec
+from jaxmob.algos.dpg import DPGConfig, DPGPolicy, Replay, dpg_hyper, make_train
+from jaxmob.core.env import Agents, Environment, Spec
 
 
 class Track(Environment):
@@ -32,14 +32,11 @@ class Track(Environment):
     def action_spec(self, params):
         return Spec((self.R,), jnp.float32)
 
-    def global_state_spec(self, params):
-        return Spec((self.R,), jnp.float32)
-
     def global_state(self, state, params):
         return state
 
-    def agent_mask(self, params):
-        return jnp.ones(self.R, bool)
+    def agents(self, params):
+        return Agents(jnp.ones(self.R, bool))
 
     @property
     def episode_length(self):
@@ -69,7 +66,7 @@ def test_replay_keeps_the_newest_transitions_in_a_ring():
 @pytest.mark.parametrize("alg", ["ddpg", "maddpg"])
 def test_learns_the_known_optimal_policy_of_a_control_problem(alg):
     env = Track()
-    policy = DPGPolicy(CRITICS[alg], env.R, (32, 32))
+    policy = DPGPolicy({"ddpg": "independent", "maddpg": "central"}[alg], env.R, (32, 32))
     init, chunk = make_train(env, None, policy, DPGConfig(num_envs=16, rollout_steps=1, buffer_size=1024,
                                                          batch_size=64, gradient_steps=8))
     runner = jax.jit(init)(jax.random.key(0), dpg_hyper(lr=3e-3, gamma=0.0, tau=0.05, noise=0.3))

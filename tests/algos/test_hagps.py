@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 
 from jaxmob.algos.hagps import (ActorCriticHead, Groups, HagpsHooks, HagpsPolicy, HagpsState, Trunk,
                                 merge_once, two_means)
-from jaxmob.algos.policies import make_policy
 from jaxmob.algos.ppo import Hyper, PPOConfig, make_optimizer, make_train
-from jaxmob.envs.base import Environment, Spec
+from jaxmob.core.env import Agents, Environment, Spec
 from jaxmob.nets.trajectory import (TrajectoryVAE, elbo_loss, gaussian_kl, kl_to_standard_normal,
                                     symmetric_kl)
 
@@ -83,11 +82,14 @@ def test_apply_matches_hand_gathered_per_agent_computation():
     np.testing.assert_allclose(np.asarray(values), np.asarray(ref[..., -1]), rtol=1e-5, atol=1e-6)
 
 
-def test_make_policy_dispatch_and_initial_share_all():
-    pol = make_policy("hagps", 6, 4, (8,), l_max=3)
-    assert isinstance(pol, HagpsPolicy) and pol.l_max == 3
+def test_registry_policy_and_initial_share_all():
+    from jaxmob.config import TrainConfig
+
+    config = TrainConfig(alg="hagps", hidden=(8,), l_max=3)
+    pol = config.algorithm.make_policy(FakeEnv(), None, config)
+    assert isinstance(pol, HagpsPolicy) and pol.l_max == 3 and (pol.num_agents, pol.num_actions) == (R, A)
     g = pol.groups()
-    assert g.agent_local.tolist() == [0] * 6 and int(g.local_active.sum()) == 1 and int(g.global_active.sum()) == 1
+    assert g.agent_local.tolist() == [0] * R and int(g.local_active.sum()) == 1 and int(g.global_active.sum()) == 1
     with pytest.raises(ValueError):
         HagpsPolicy(num_agents=4, num_actions=2, init_local=9)
 
@@ -408,11 +410,8 @@ class FakeEnv(Environment):
     def action_spec(self, params):
         return Spec((R,), jnp.int32, A)
 
-    def global_state_spec(self, params):
-        return Spec((R * O,), jnp.float32)
-
-    def agent_mask(self, params):
-        return params.city.region_mask
+    def agents(self, params):
+        return Agents.discrete(params.city.region_mask, A)
 
     def episode_metrics(self, state, params):
         return {}

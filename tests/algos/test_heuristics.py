@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxmob.envs.rebalance.baselines import episode, greedy, make_greedy, noop, random_policy, rollout
-from jaxmob.city import City, neighbor_table, sample_day, synthetic_city
+from jaxmob.envs.rebalance.city import City, neighbor_table, sample_day, synthetic_city
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
 POLICIES = {"noop": noop, "random": random_policy, "greedy": greedy}
@@ -47,7 +47,7 @@ def test_actions_respect_the_action_mask_over_an_episode(setup, name):
     city, env, params = setup
     final, traj = episode(POLICIES[name], env, params, jax.random.key(1))
     actions = np.asarray(traj["action"])
-    mask = np.asarray(env.action_mask(params))
+    mask = np.asarray(env.agents(params).action_mask)
     assert actions.dtype == np.int32 and actions.shape == (env.config.horizon, city.num_regions)
     rows = np.broadcast_to(np.arange(city.num_regions), actions.shape)
     assert mask[rows, actions].all()
@@ -66,7 +66,7 @@ def test_random_policy_draws_every_valid_action_and_only_those(setup):
     _, state = env.reset(jax.random.key(0), params)
     keys = jax.random.split(jax.random.key(5), 400)
     actions = np.asarray(jax.jit(jax.vmap(lambda k: random_policy(k, state, params, env)))(keys))
-    mask = np.asarray(env.action_mask(params))
+    mask = np.asarray(env.agents(params).action_mask)
     seen = np.zeros_like(mask)
     seen[np.broadcast_to(np.arange(city.num_regions), actions.shape), actions] = True
     np.testing.assert_array_equal(seen, mask)
@@ -184,27 +184,3 @@ def test_evaluate_day_rows_and_table():
     assert rows[2]["served"] > rows[0]["served"]  # greedy beats no-op without any overflow too
     table = format_table(rows)
     assert "fulfilled ratio" in table and "bound (LP)" in table and "note:" not in table
-
-
-def test_eval_command_line(monkeypatch, capsys, tmp_path):
-    import argparse
-
-    import jaxmob.envs.rebalance.evaluate as ev
-
-    seen = {}
-
-    def fake_evaluate(scenario, day, **kwargs):
-        seen.update(scenario=scenario, day=day, **kwargs)
-        return [{"policy": "no-op", "service_ratio": 0.5, "served": 1.0, "demand": 2.0, "rebalanced": 0.0,
-                 "relocation_cost": 0.0, "overflow": 3.0, "day": "d1"}]
-
-    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
-    parser = ev.add_eval_arguments(argparse.ArgumentParser())
-    out = tmp_path / "rows.json"
-    args = parser.parse_args(["--scenario", "synthetic-square", "--day", "d1", "--move-amounts", "3,6",
-                              "--no-bound", "--json", str(out)])
-    assert ev.main_eval(args) == 0
-    assert seen["move_amounts"] == (3, 6) and seen["bound"] is False and seen["relocation_delay"] == 1
-    text = capsys.readouterr().out
-    assert "synthetic-square, replay day d1" in text and "0.5000" in text
-    assert out.exists()

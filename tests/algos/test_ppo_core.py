@@ -136,7 +136,7 @@ def test_sharing_schemes_shapes_and_param_counts(scheme):
 
 
 def _grid_env_state(seed):
-    from jaxmob.city import synthetic_city
+    from jaxmob.envs.rebalance.city import synthetic_city
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
     city = synthetic_city("square", 3, 3, seed=seed, docks_per_region=(3, 8), trips_per_day=3000.0)

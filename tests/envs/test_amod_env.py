@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxmob.city.citibike import LoaderError
+from jaxmob.core.errors import LoaderError
 from jaxmob.envs.amod.env import AmodConfig, AmodEnv, make_params, match_passengers, schedule
 from jaxmob.envs.amod.reference import ReferenceAmod, matching_lp
 from jaxmob.envs.amod.scenario import AmodScenario, bundled, from_json, load, save, load_file
@@ -188,7 +188,7 @@ def test_clairvoyant_bound_of_a_hand_solved_city():
 def test_the_bound_is_above_every_policy():
     from jaxmob.envs.amod.baselines import equal_distribution, no_rebalancing
     from jaxmob.envs.amod.bound import clairvoyant_bound
-    from jaxmob.rollout import random_policy, rollout
+    from jaxmob.core.rollout import random_policy, rollout
 
     scenario = toy(seed=2)
     requests = np.random.default_rng(9).poisson(scenario.demand[: scenario.horizon + 1]).astype(np.int32)

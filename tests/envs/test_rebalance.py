@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxmob.city import City, DayTrips, synthetic_city
+from jaxmob.envs.rebalance.city import City, DayTrips, synthetic_city
 from jaxmob.envs.rebalance import (RebalanceConfig, RebalanceEnv, RebalanceExogenous, alias_tables,
                                    poisson_by_inversion)
 
@@ -136,7 +136,7 @@ def test_sizes_specs_and_reset():
     assert bool(jnp.all(jnp.isfinite(obs)))
     g = env.global_state(state, params)
     assert g.shape == (env.global_state_dim(params),) and g.dtype == jnp.float32
-    mask = env.action_mask(params)
+    mask = env.agents(params).action_mask
     assert mask.shape == (R, 1 + K * 3) and bool(mask[:, 0].all())
     np.testing.assert_array_equal(np.asarray(mask[:, 1::3]), np.asarray(city.neighbor_mask))
     assert np.array_equal(np.asarray(state.inventory), np.asarray(city.init_inventory))
@@ -274,7 +274,7 @@ def test_invalid_and_padded_actions_stay_and_are_counted():
     assert int(next_state.metrics.invalid_action) == 5
     np.testing.assert_allclose(np.asarray(reward)[4], -0.5)  # beta 0.1 x 5 bikes, no demand
     assert np.all(np.asarray(reward)[[0, 1, 2, 3, 9, 10]] == 0)
-    mask = np.asarray(env.action_mask(params))
+    mask = np.asarray(env.agents(params).action_mask)
     assert not mask[corner, 1 + 1 * 2 + 1] and mask[4, 1] and mask[9:, 0].all() and not mask[9:, 1:].any()
 
 
@@ -282,7 +282,7 @@ def test_padded_agents_are_masked_and_inert():
     city = pad_city(small_city("hex", 3, 3), extra=3)
     env = RebalanceEnv()
     params = env.make_params(city)
-    np.testing.assert_array_equal(np.asarray(env.agent_mask(params)), [True] * 9 + [False] * 3)
+    np.testing.assert_array_equal(np.asarray(env.agents(params).mask), [True] * 9 + [False] * 3)
     obs, state = env.reset(jax.random.key(0), params)
     state = state.replace(t=jnp.int32(40))
     step = jax.jit(env.step)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmob.city import DayTrips, synthetic_city
+from jaxmob.envs.rebalance.city import DayTrips, synthetic_city
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 from jaxmob.envs.rebalance.reference import METRIC_NAMES, ReferenceRebalance, ReferenceState
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxmob.city.citibike import LoaderError
+from jaxmob.core.errors import LoaderError
 from jaxmob.envs.routing import env as E
 from jaxmob.envs.routing.demand import demand_from_csv, hotspot_demand
 from jaxmob.envs.routing.graph import StreetGraph, bundled_graph, read_osm

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxmob.city.citibike import LoaderError
+from jaxmob.core.errors import LoaderError
 from jaxmob.envs.taxi import scenarios
 from jaxmob.envs.taxi.baselines import demand_gap
 from jaxmob.envs.taxi.city import TaxiCity
@@ -37,7 +37,7 @@ def _edges(city):
 
 
 def test_bundled_amod_areas_rebuild_byte_for_byte(shared_data, tmp_path):
-    from jaxmob.city.amod import load_amod
+    from jaxmob.envs.taxi.amod_regions import load_amod
 
     _, info = load_amod(shared_data / "amod-scenarios" / "scenario_nyc_man_south.json")
     assert _edges(scenarios.load("amod-nyc-man-south").city) == set(info.topology)  # (one-way edges included)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxmob.city.citibike import LoaderError
+from jaxmob.core.errors import LoaderError
 from jaxmob.envs.taxi.tlc import read_trips, read_zone_table, resolve_columns, taxi_scenario_from_trips
 
 

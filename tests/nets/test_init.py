@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmob.algos.policies import make_policy
+from jaxmob.algos.hagps import HagpsPolicy
+from jaxmob.algos.policies import SharingPolicy
 from jaxmob.nets.init import orthogonal, polar_factor
 
 
@@ -25,6 +26,7 @@ def test_polar_factor_matches_svd():
 def test_stacked_policy_init_uses_no_lapack(alg):
     """Batched LAPACK QR inside one XLA:CPU program can deadlock the thread pool;
     grouped policies (stacked, vmapped inits) must compile without it."""
-    policy = make_policy(alg, num_agents=6, num_actions=5, hidden=(16,))
+    policy = (HagpsPolicy(num_agents=6, num_actions=5, hidden=(16,)) if alg == "hagps"
+              else SharingPolicy(alg, num_agents=6, num_actions=5, hidden=(16,)))
     hlo = jax.jit(lambda k: policy.init(k, 7, 11)).lower(jax.random.PRNGKey(0)).as_text()
     assert "lapack" not in hlo.lower() and "geqrf" not in hlo.lower()

@@ -46,7 +46,8 @@ import numpy as np
 from flax import struct
 
 from ...solvers.transport import min_cost_transport
-from ..base import Environment, Spec, accumulate, is_int, poisson_by_inversion, random_words, uniform_from_bits
+from ...core.env import Agents, Environment, Spec, accumulate, is_int
+from ...core.random import poisson_by_inversion, random_words, uniform_from_bits
 
 MODES = ("poisson", "replay")
 ACTIONS = ("levels", "meta")
@@ -292,12 +293,10 @@ class AmodEnv(Environment):
         obs = self.observe(state, params)  # every region's local features, and the time once
         return jnp.concatenate([obs[:, :LOCAL_FEATURES].ravel(), obs[0, LOCAL_FEATURES + params.num_regions:]])
 
-    def global_state_spec(self, params) -> Spec:
-        R = params.num_regions
-        return Spec((LOCAL_FEATURES * R + self.config.horizon + 1,), jnp.float32)
-
-    def agent_mask(self, params) -> jax.Array:
-        return jnp.ones((params.num_regions,), bool)
+    def agents(self, params) -> Agents:
+        mask = jnp.ones((params.num_regions,), bool)
+        spec = self.action_spec(params)
+        return Agents(mask) if spec.num_values is None else Agents.discrete(mask, spec.num_values)
 
     def learning_reward(self, state, action, reward, info, params, coefs):
         return reward if self.config.reward == "balance" else reward / params.reward_scale

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...city.amod import CALIBRATION_FILE, _calibration, _read_json, _table, _validate
-from ...city.citibike import LoaderError
+from ...core.errors import LoaderError
+from .benchmark import CALIBRATION_FILE, read_benchmark
 
 BUNDLED_DIR = Path(__file__).with_name("scenarios")
 DEFAULT_HORIZON = 20  # decision steps per episode (the benchmark's 20 x 3 min = 1 hour)
@@ -62,6 +62,12 @@ class AmodScenario:
     validation_days: tuple = tuple(f"val-{s}" for s in VALIDATION_SEEDS)
     test_days: tuple = tuple(f"test-{s}" for s in TEST_SEEDS)
     _drawn: dict = field(default_factory=dict, repr=False)
+
+    def __str__(self) -> str:
+        per_episode = float(self.demand[: self.horizon + 1].sum())
+        return (f"{self.name}: {self.num_regions} regions, {self.fleet:,} vehicles, {self.horizon} steps of "
+                f"{self.tstep} min from minute {self.start_minute}, {per_episode:,.0f} expected requests per episode; "
+                f"validation {', '.join(self.validation_days)}; test {', '.join(self.test_days)} ({self.source})")
 
     @property
     def num_regions(self) -> int:
@@ -105,18 +111,10 @@ def from_json(path, *, tstep: int | None = None, horizon: int = DEFAULT_HORIZON,
               demand_ratio: float | None = None, json_hr: int | None = None, beta: float | None = None) -> AmodScenario:
     """The scenario of one `scenario_<city>.json` (calibration from the file beside it
     unless given; see the module docstring for every rule)."""
-    path = Path(path)
-    data = _read_json(path)
-    try:
-        nlat, nlon = int(data["nlat"]), int(data["nlon"])
-    except (TypeError, ValueError):
-        _fail(path, f"nlat/nlon must be integers, got {data['nlat']!r}, {data['nlon']!r}")
-    if nlat < 1 or nlon < 1:
-        _fail(path, f"nlat and nlon must be >= 1, got {nlat}, {nlon}")
-    dem, acc, reb, topo = (_table(path, data, k) for k in ("demand", "totalAcc", "rebTime", "topology_graph"))
-    _validate(path, nlat, nlon, dem, acc, reb, topo)
-    city = path.stem.removeprefix("scenario_")
-    cal = _calibration(path, city) or {}
+    f = read_benchmark(path)
+    path, nlat, nlon, city = f.path, f.nlat, f.nlon, f.city
+    dem, acc, reb = f.demand, f.total_acc, f.reb_time
+    cal = f.calibration or {}
     tstep = int(tstep or cal.get("test_tstep", 3))
     json_hr = int(cal.get("json_hr", 19) if json_hr is None else json_hr)
     ratio = float(cal.get("demand_ratio", 1.0) if demand_ratio is None else demand_ratio)
@@ -215,32 +213,5 @@ def write_bundled(source_dir, out_dir=BUNDLED_DIR) -> list:
     for path in sorted(Path(source_dir).glob("scenario_*.json")):
         scenario = from_json(path)
         save(scenario, out_dir / f"{scenario.name}.npz")
-        written.append(scenario.name)
+        written.append(out_dir / f"{scenario.name}.npz")
     return written
-
-
-def add_cli_arguments(p) -> None:
-    p.add_argument("--data", help="raw data folder holding amod-scenarios/ (default $JAXMOB_SHARED_DATA or ../shared/data)")
-    p.add_argument("--out", help="output folder (default the package's amod scenarios folder)")
-
-
-def cli_main(args) -> int:
-    """`jaxmob scenarios amod`: rebuild the bundled cities from the benchmark files."""
-    import sys
-
-    from ...paths import shared_data_dir
-
-    data = Path(args.data) if args.data else shared_data_dir()
-    source = data / "amod-scenarios" if data is not None else None
-    if source is None or not source.is_dir():
-        print("error: no amod-scenarios/ folder: pass --data DIR (the folder holding amod-scenarios/) "
-              "or set JAXMOB_SHARED_DATA", file=sys.stderr)
-        return 2
-    try:
-        names = write_bundled(source, Path(args.out) if args.out else BUNDLED_DIR)
-    except (LoaderError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(names)} AMoD cities: {', '.join(names)}")
-    return 0
-

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..task import Built, NpzScenarios, Task, option
+from ...core.task import Built, NpzScenarios, Task, option
 
 
-def continuous_algorithms() -> tuple:
-    from ...algos.dpg import DPG_ALGORITHMS
+def continuous(config) -> bool:
+    """Whether the run's algorithm trains continuous actions (declared by its learner core)."""
+    from ...core.registry import algorithm
 
-    return DPG_ALGORITHMS
-
+    return algorithm(config.alg).core.action_kind == "continuous"
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class AmodOptions:
 
 
 class AmodTask(NpzScenarios, Task):
+    action_kinds = ("discrete", "continuous")  # levels (PPO) or META's ratios (the off-policy core)
+    raw_data = "amod-scenarios"
     scenario_module = "jaxmob.envs.amod.scenario"
     name = "amod"
     headline = "reward"
@@ -53,9 +55,9 @@ class AmodTask(NpzScenarios, Task):
             raise ValueError(f"action: must be one of {', '.join(ACTIONS + ('auto',))}, got {o.action!r}")
         if o.reward not in REWARDS + ("auto",):
             raise ValueError(f"reward: must be one of {', '.join(REWARDS + ('auto',))}, got {o.reward!r}")
-        if self.action(config) == "levels" and config.alg in continuous_algorithms():
+        if self.action(config) == "levels" and continuous(config):
             raise ValueError(f"action: {config.alg} needs the continuous action (meta), got levels")
-        if self.action(config) == "meta" and config.alg not in continuous_algorithms():
+        if self.action(config) == "meta" and not continuous(config):
             raise ValueError(f"action: meta is continuous; {config.alg} needs discrete actions (levels)")
         if o.levels < 2:
             raise ValueError(f"levels: must be >= 2, got {o.levels}")
@@ -70,13 +72,13 @@ class AmodTask(NpzScenarios, Task):
     def action(config) -> str:
         if config.options.action != "auto":
             return config.options.action
-        return "meta" if config.alg in continuous_algorithms() else "levels"
+        return "meta" if continuous(config) else "levels"
 
     @staticmethod
     def reward(config) -> str:
         if config.options.reward != "auto":
             return config.options.reward
-        return "balance" if config.alg in continuous_algorithms() else "profit"
+        return "balance" if continuous(config) else "profit"
 
     def env(self, options, scenario, mode: str, action: str = "levels", reward: str = "profit"):
         from .env import AmodConfig, AmodEnv
@@ -88,19 +90,19 @@ class AmodTask(NpzScenarios, Task):
         from .env import make_params
 
         o = config.options
-        day_params = lambda names: self.episode_params(config, scenario, names)  # noqa: E731
+        day_params = lambda episodes: self.episode_params(config, scenario, episodes)  # noqa: E731
         validation = tuple(config.validation_days) or scenario.validation_days
         test = tuple(config.test_days) or scenario.test_days
         action, reward = self.action(config), self.reward(config)
         return Built(scenario=scenario, env=self.env(o, scenario, "poisson", action, reward),
                      env_params=make_params(scenario, xi=o.xi), eval_env=self.env(o, scenario, "replay", action, reward),
-                     validation=day_params(validation),
-                     test=day_params(test), day_params=day_params)
+                     validation=day_params(self.episodes(scenario, validation)),
+                     test=day_params(self.episodes(scenario, test)), day_params=day_params)
 
-    def episode_params(self, config, scenario, names) -> dict:
+    def episode_params(self, config, scenario, episodes: dict) -> dict:
         from .env import make_params
 
-        return {n: make_params(scenario, replay=scenario.requests(n), xi=config.options.xi) for n in names}
+        return {n: make_params(scenario, replay=requests, xi=config.options.xi) for n, requests in episodes.items()}
 
     def episodes(self, scenario, names) -> dict:
         return {n: scenario.requests(n) for n in names}
@@ -109,7 +111,7 @@ class AmodTask(NpzScenarios, Task):
         """No rebalancing, equal distribution, and the clairvoyant LP bound, per episode."""
         import jax
 
-        from ...rollout import rollout
+        from ...core.rollout import rollout
         from .baselines import equal_distribution, no_rebalancing
         from .bound import clairvoyant_bound
         from .env import make_params
@@ -127,6 +129,11 @@ class AmodTask(NpzScenarios, Task):
 
     def training_label(self, config) -> str:
         return "training (Poisson requests)"
+
+    def write_scenarios(self, args, data, out) -> list:
+        from .scenario import write_bundled
+
+        return write_bundled(data / self.raw_data, out)
 
 
 TASK = AmodTask()

@@ -40,7 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ..base import Environment, Spec, accumulate
+from ...core.env import Agents, Environment, Spec, accumulate
+
+WALK_M_PER_MIN = 80.0
+DRIVE_M_PER_MIN = 250.0  # 15 km/h in the CBD
 
 STATIC_RULES = ("fifo", "siro", "nearest")
 MODES = ("poisson", "replay")
@@ -152,7 +155,6 @@ def make_params(scenario, *, replay=None, static_rule: str = "fifo", base_reward
     """Env params of a `ParkingScenario`; `replay` = (dest, stay, time) arrays (T, K) of a replayed day."""
     if static_rule not in STATIC_RULES:
         raise ValueError(f"static_rule: must be one of {', '.join(STATIC_RULES)}, got {static_rule!r}")
-    from .scenario import DRIVE_M_PER_MIN, WALK_M_PER_MIN
 
     walk_m = scenario.walk_m()
     walk_min = walk_m / WALK_M_PER_MIN
@@ -411,17 +413,13 @@ class ParkingEnv(Environment):
         feats = state.hist[-1]
         return jnp.concatenate([feats[:, 4], feats[:, 11], feats[:, 9], feats[0, 6:8]])
 
-    def global_state_spec(self, params) -> Spec:
-        return Spec((3 * params.num_facilities + 2,), jnp.float32)
-
-    def agent_mask(self, params) -> jax.Array:
-        """The learners: the optimised facilities (static ones follow their rule)."""
-        return params.optimised
-
-    def agent_graph(self, params) -> dict:
-        return dict(neighbours=params.neighbours, neighbour_mask=params.neighbour_mask,
-                    kind=params.optimised.astype(jnp.int32), region=params.region, history=self.config.history,
-                    focus=FEATURE_NAMES.index("offered"))
+    def agents(self, params) -> Agents:
+        """The learners are the optimised facilities (static ones follow their rule),
+        the nodes of the facility graph."""
+        graph = dict(neighbours=params.neighbours, neighbour_mask=params.neighbour_mask,
+                     kind=params.optimised.astype(jnp.int32), region=params.region, history=self.config.history,
+                     focus=FEATURE_NAMES.index("offered"))
+        return Agents(params.optimised, graph=graph)
 
     # ------------------------------------------------------------------ metrics
     def episode_metrics(self, state: ParkingState, params) -> dict:
@@ -478,7 +476,7 @@ def summarise(m: ParkingMetrics) -> dict:
 
 def parked_trace(policy, env: ParkingEnv, params, key) -> jax.Array:
     """(T, F) vehicles in each facility's bays or driving to them at the start of every minute of one episode."""
-    from ...rollout import run_episode
+    from ...core.rollout import run_episode
 
     _, parked = run_episode(policy, env, params, key, record=lambda s, a, i: params.capacity - s.free)
     return parked

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core import geometry
+
 BUNDLED_DIR = Path(__file__).resolve().parent / "scenarios"
 SNAPSHOT_FILES = {"am": "sensors_T11-18.csv", "pm": "sensors_T16-38.csv"}
 JOINED_FILE = "sensors_sat_11am_with_postcodes.csv"
@@ -49,18 +51,17 @@ STAY_MINUTES = np.array([15, 30, 60, 120, 180, 240], np.int32)
 STAY_PROBS = np.array([0.10, 0.20, 0.30, 0.25, 0.10, 0.05])
 FACILITY_SPAN_M = 150.0
 DETOUR = 1.3
-WALK_M_PER_MIN = 80.0
-DRIVE_M_PER_MIN = 250.0  # 15 km/h in the CBD
 
 
 class ScenarioError(ValueError):
     """A sensor file that cannot make a scenario (its message names the file and the problem)."""
 
 
+PARKING_EARTH_RADIUS_M = 6_371_000.0  # the radius the bundled Melbourne scenario was built with
+
+
 def haversine_m(lat1, lon1, lat2, lon2):
-    lat1, lon1, lat2, lon2 = map(np.radians, (lat1, lon1, lat2, lon2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_000.0 * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    return geometry.haversine_m(lat1, lon1, lat2, lon2, radius_m=PARKING_EARTH_RADIUS_M)
 
 
 @dataclass(frozen=True, eq=False)
@@ -366,26 +367,3 @@ def write_bundled(data_dir, out_dir=BUNDLED_DIR, log=print) -> Path:
     path = scenario.save(Path(out_dir) / "melbourne.npz")
     log(str(scenario))
     return path
-
-
-def add_cli_arguments(p) -> None:
-    p.add_argument("--data", help="raw data folder holding melbourne-parking/ (default $JAXMOB_SHARED_DATA or ../shared/data)")
-    p.add_argument("--out", help="output folder (default the package's scenarios folder)")
-
-
-def cli_main(args) -> int:
-    import sys
-
-    from ...paths import shared_data_dir
-
-    data = Path(args.data) if args.data else shared_data_dir()
-    if data is None or not (data / "melbourne-parking").is_dir():
-        print("error: no melbourne-parking/ folder: pass --data DIR or set JAXMOB_SHARED_DATA", file=sys.stderr)
-        return 2
-    try:
-        path = write_bundled(data / "melbourne-parking", Path(args.out) if args.out else BUNDLED_DIR)
-    except ScenarioError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
-    return 0

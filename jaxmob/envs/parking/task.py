@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..task import Built, NpzScenarios, Task, option
+from ...core.task import Built, NpzScenarios, Task, option
 
 
 
@@ -41,6 +41,10 @@ def _events(path: str, scenario_name: str):
 
 
 class ParkingTask(NpzScenarios, Task):
+    action_kinds = ("continuous",)  # each facility's priority in [-1, 1]
+    provides = ("graph",)
+    raw_data = "melbourne-parking"
+    user_file = "events"
     scenario_module = "jaxmob.envs.parking.scenario"
     name = "parking"
     headline = "reward"
@@ -56,13 +60,9 @@ class ParkingTask(NpzScenarios, Task):
                "walk core")
 
     def validate(self, config) -> None:
-        from ...algos.dpg import DPG_ALGORITHMS
         from .env import STATIC_RULES
 
         o = config.options
-        if config.alg not in DPG_ALGORITHMS:
-            raise ValueError(f"alg: the parking priorities are continuous; choose one of {', '.join(DPG_ALGORITHMS)}, "
-                             f"got {config.alg!r}")
         if o.static_rule not in STATIC_RULES:
             raise ValueError(f"static_rule: must be one of {', '.join(STATIC_RULES)}, got {o.static_rule!r}")
         if not o.demand_scale > 0:
@@ -130,9 +130,10 @@ class ParkingTask(NpzScenarios, Task):
         training, validation, test = self.days(model)
         validation = tuple(config.validation_days) or validation
         test = tuple(config.test_days) or test
-        day_params = lambda names: {n: self.params(o, model, d) for n, d in self.episodes(model, names).items()}  # noqa: E731
+        day_params = lambda episodes: {n: self.params(o, model, d) for n, d in episodes.items()}  # noqa: E731
         return Built(scenario=model, env=self.env(o, model, True), env_params=self.params(o, model),
-                     eval_env=self.env(o, model, False), validation=day_params(validation), test=day_params(test),
+                     eval_env=self.env(o, model, False), validation=day_params(self.episodes(model, validation)),
+                     test=day_params(self.episodes(model, test)),
                      training_days=tuple(training), day_params=day_params)
 
     def episodes(self, scenario, names) -> dict:
@@ -150,7 +151,7 @@ class ParkingTask(NpzScenarios, Task):
         """FIFO, SIRO and nearest free bay in the core (the periphery keeps its static rule), per episode."""
         import jax
 
-        from ...rollout import rollout
+        from ...core.rollout import rollout
         from .baselines import BASELINES
 
         o = config.options
@@ -162,6 +163,22 @@ class ParkingTask(NpzScenarios, Task):
             rows[name] = [{"policy": label, **{k: float(v) for k, v in jax.device_get(rollout(p, env, params, key)).items()}}
                           for label, p in BASELINES.items()]
         return rows
+
+    def write_scenarios(self, args, data, out) -> list:
+        from .scenario import write_bundled
+
+        return [write_bundled(data / self.raw_data, out)]
+
+    def read_episodes(self, scenario, path, *, day=None, **extra) -> tuple:
+        """The days of a City of Melbourne parking event file as evaluation episodes (every day, or `day`)."""
+        from .events import read_events
+
+        events = read_events(path, scenario)
+        names = [day] if day else sorted(events.days)
+        unknown = [n for n in names if n not in events.days]
+        if unknown:
+            raise ValueError(f"no day {unknown[0]!r} in {path}; its days: {', '.join(sorted(events.days))}")
+        return {n: events.days[n] for n in names}, events.report()
 
     def training_label(self, config) -> str:
         return f"training ({config.options.episode_minutes}-minute windows of the request model)"

@@ -6,7 +6,7 @@ scanned over an episode. `env` is the static `RebalanceEnv` (its config gives
 the action layout `a = 1 + k * L + l`, see `CONTRACT.md`).
 
 * `noop`: every agent stays (the "do nothing" operator).
-* `random_policy`: uniform over each agent's valid actions (`env.action_mask`).
+* `random_policy`: uniform over each agent's valid actions (`env.agents(params).action_mask`).
 * `greedy` / `make_greedy(lookahead_steps)`: a myopic dispatcher (rule below).
 
 `rollout(policy, env, params, key)` runs one whole episode in one `lax.scan`
@@ -19,7 +19,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ...rollout import Policy, random_policy, run_episode
+from ...core.rollout import Policy, random_policy, run_episode
 
 STAY = 0
 
@@ -90,7 +90,7 @@ def _dispatch(surplus, deficit, inventory, params, env) -> jax.Array:
 # ----------------------------------------------------------------------- rollouts
 @partial(jax.jit, static_argnums=(0, 1))
 def episode(policy: Policy, env, params, key: jax.Array, day=None):
-    """One whole episode in a single `lax.scan` (`jaxmob.rollout.run_episode`).
+    """One whole episode in a single `lax.scan` (`jaxmob.core.rollout.run_episode`).
 
     Starts from `env.reset(key)` (a random replay day), or from replay day index
     `day` when given. Returns `(final_state, trajectory)`, the trajectory holding

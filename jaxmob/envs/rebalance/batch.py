@@ -7,9 +7,9 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from ...city.core import City
-from ...city.pad import stack_cities, take_city
-from ...parallel import batch_size
+from .city.core import City
+from .city.pad import stack_cities, take_city
+from ...core.sharding import batch_size
 from .env import RebalanceEnv, default_max_trips, default_pipeline_steps
 
 

@@ -70,7 +70,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from jaxmob.city.core import City, DayTrips
+from .city.core import City, DayTrips
 from .env import default_pipeline_steps
 
 

@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ...city.core import City, DayTrips
-from ..base import (Environment, Spec, accumulate, is_int, poisson_by_inversion, random_words,
-                    uniform_from_bits)
+from .city.core import City, DayTrips
+from ...core.env import Agents, Environment, Spec, accumulate, is_int
+from ...core.random import poisson_by_inversion, random_words, uniform_from_bits
 
 MODES = ("poisson", "replay")
 
@@ -338,20 +338,18 @@ class RebalanceEnv(Environment):
     def action_spec(self, params) -> Spec:
         return Spec((params.city.num_regions,), jnp.int32, self.num_actions(params))
 
-    def global_state_spec(self, params) -> Spec:
-        return Spec((self.global_state_dim(params),), jnp.float32)
+    def agents(self, params: RebalanceParams) -> Agents:
+        return Agents.discrete(params.city.region_mask, self.num_actions(params), self._valid_actions(params),
+                               self._stay_prior(params))
 
-    def agent_mask(self, params: RebalanceParams) -> jax.Array:
-        return jnp.asarray(params.city.region_mask)
-
-    def action_mask(self, params: RebalanceParams) -> jax.Array:
+    def _valid_actions(self, params: RebalanceParams) -> jax.Array:
         """(R, 1 + K*L) bool: stay always; a move where the neighbour exists."""
         city = params.city
         moves = jnp.repeat(jnp.asarray(city.neighbor_mask), len(self.config.move_amounts), axis=-1)
         stay = jnp.ones(moves.shape[:-1] + (1,), bool)
         return jnp.concatenate([stay, moves], axis=-1)
 
-    def logit_prior(self, params: RebalanceParams) -> jax.Array:
+    def _stay_prior(self, params: RebalanceParams) -> jax.Array:
         """A fixed prior toward action 0 (stay). With 1 + K*L actions a uniform
         start moves bikes at almost every step (a random operator: more
         relocation and overflow than doing nothing); the prior makes the initial

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...city.core import City, DayTrips
+from .city.core import City, DayTrips
 from .env import RebalanceConfig, alias_threshold
 
 METRIC_NAMES = ("served", "demand", "unserved", "relocated", "overflow", "over_capacity", "truncated",

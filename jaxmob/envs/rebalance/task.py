@@ -1,4 +1,4 @@
-"""The rebalancing environment as a plug-in of the generic trainer (`jaxmob.envs.task`).
+"""The rebalancing environment as a plug-in of the generic trainer (`jaxmob.core.task`).
 
 Training sees only a scenario's training days: their estimated rates
 (`train_mode='poisson'`, scaled by `demand_scale`), the same with each episode
@@ -9,10 +9,11 @@ Validation days choose the checkpoint; test days are only reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ..task import Built, Task, option
+from ...core.task import Built, Task, option
 
 TRAIN_MODES = ("poisson", "levels", "replay")
 
@@ -41,6 +42,8 @@ def day_levels(scenario, days) -> np.ndarray:
 
 
 class RebalanceTask(Task):
+    raw_data = "citibike-nyc"
+    user_file = "trips"
     name = "rebalance"
     headline = "service_ratio"
     Options = RebalanceOptions
@@ -50,14 +53,32 @@ class RebalanceTask(Task):
     headers = ("fulfilled ratio", "served", "demand", "bikes rebalanced", "relocation cost", "overflow")
 
     def scenarios(self) -> list:
-        from ...city import available
+        from .city import available
 
         return available()
 
     def load(self, name: str):
-        from ...city import load
+        from .city import load
 
         return load(name)
+
+    def show(self, scenario, path):
+        from .plots import plot_city
+
+        return plot_city(scenario.city, path)
+
+    def scenario_arguments(self, parser) -> None:
+        parser.add_argument("names", nargs="*", help="scenario names (default: all real ones)")
+
+    def write_scenarios(self, args, data, out) -> list:
+        from .city.scenarios import write_bundled
+
+        return write_bundled(data, Path(out), args.names or None)
+
+    def eval_arguments(self, parser) -> tuple:
+        parser.add_argument("--stations", metavar="FILE", help="with --trips: station file for trip files that carry "
+                            "only ids (default: the scenario's own stations)")
+        return ("stations",)
 
     def validate(self, config) -> None:
         from .env import CREDIT_MODELS, REWARD_SHARING
@@ -109,14 +130,16 @@ class RebalanceTask(Task):
     def episodes(self, scenario, names) -> dict:
         return {d: scenario.day(d) for d in names}
 
-    def read_episodes(self, scenario, trips, *, stations=None, day=None):
-        """({date: DayTrips}, mapping report) of a user's Citi Bike file, mapped onto
-        the scenario's regions by its station map (unknown stations: counted drops)."""
-        from ...city.stations import map_day_file
+    def read_episodes(self, scenario, path, *, day=None, stations=None, **extra):
+        """({date: DayTrips}, mapping report) of a user's Citi Bike file (any official header era),
+        mapped onto the scenario's regions by its station map (unknown stations: counted drops)."""
+        from .city.stations import map_day_file
 
         if scenario.station_map is None:
             raise ValueError(f"scenario {scenario.city.name} has no station map: it cannot read a trip file")
-        return map_day_file(scenario.station_map, trips, stations_file=stations, days=[day] if day else None)
+        days, m = map_day_file(scenario.station_map, path, stations_file=stations, days=[day] if day else None)
+        return days, (f"mapped {m['mapped']:,} of {m['trips']:,} trips; dropped {m['outside_regions']:,} at stations "
+                      f"outside the regions, {m['trips_over_24h']:,} over 24 h; loader: {m['load_report']}")
 
     def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
         """No-op, random, greedy and (with `bound`) the clairvoyant LP bound per day."""
@@ -131,16 +154,11 @@ class RebalanceTask(Task):
 
         return format_table(rows)
 
-    def eval_cli(self):
-        from .evaluate import add_eval_arguments, main_eval
-
-        return add_eval_arguments, main_eval
-
     def training_label(self, config) -> str:
         return f"training ({config.options.train_mode} demand)"
 
     def group_map(self, scenario, snapshots: list, metrics: list, path):
-        from ...plots import plot_group_evolution
+        from .plots import plot_group_evolution
 
         return plot_group_evolution(scenario.city, snapshots, metrics, path)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...city.citibike import LoaderError
+from ...core.errors import LoaderError
 from .graph import StreetGraph, haversine_m
 
 # (place, lat, lon, spread in metres, share of the hotspot part)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ..base import poisson_by_inversion, uniform_from_bits, random_words
+from ...core.random import poisson_by_inversion, uniform_from_bits, random_words
 
 
 @struct.dataclass

@@ -24,21 +24,13 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, shortest_path
 
-from ...city.citibike import LoaderError
+from ...core.errors import LoaderError
+from ...core.geometry import haversine_m  # noqa: F401  (demand.py and users import it from here)
 
 BUNDLED_DIR = Path(__file__).with_name("scenarios")
 # road levels 1-5 of the map's stats file: motorway, trunk, primary, secondary, tertiary (and links)
 DEFAULT_ROAD_CLASSES = ("motorway", "trunk", "primary", "secondary", "tertiary")
-EARTH_RADIUS_M = 6_371_008.8
 OSM_CREDIT = "© OpenStreetMap contributors, Open Database Licence (ODbL) 1.0"
-
-
-def haversine_m(lat1, lon1, lat2, lon2):
-    """Great-circle distance in metres (broadcasts)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,23 +239,3 @@ def write_bundled(data_dir: Path, out_dir: Path = BUNDLED_DIR) -> Path:
     """Rebuild the bundled San Francisco graph from the raw OSM extract in `data_dir`."""
     graph = read_osm(Path(data_dir).joinpath(*RAW_FILE), name="sf_north")
     return graph.save(Path(out_dir) / "sf_north.npz")
-
-
-def add_cli_arguments(p) -> None:
-    p.add_argument("--data", help="raw data folder holding sf-streets/ (default $JAXMOB_SHARED_DATA or ../shared/data)")
-    p.add_argument("--out", help="output folder (default the package's routing scenarios folder)")
-
-
-def cli_main(args) -> int:
-    import sys
-
-    from ...paths import shared_data_dir
-
-    data = Path(args.data) if args.data else shared_data_dir()
-    if data is None or not data.joinpath(*RAW_FILE).is_file():
-        print(f"error: no {'/'.join(RAW_FILE)} under {data}: pass --data DIR or set JAXMOB_SHARED_DATA", file=sys.stderr)
-        return 2
-    path = write_bundled(data, Path(args.out) if args.out else BUNDLED_DIR)
-    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
-    print(load_graph(path))
-    return 0

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..task import Task
+from ...core.task import Task
 
 DEFAULT_GRAPH = "sf_north"
 
@@ -41,6 +41,7 @@ def load_scenario(name: str, requests: str | None = None, rate: float | None = N
 
 
 class RoutingTask(Task):
+    raw_data = "sf-streets/SanFranciscoFiltered.osm"
     name = "routing"
     headline = "total_wait"
     reference_policy = "IA-RA"
@@ -61,16 +62,19 @@ class RoutingTask(Task):
         raise ValueError("routing policies are online planners with nothing to train; "
                          "run `jaxmob eval --env routing --policy two_phase` (or `jaxmob train --env routing`)")
 
-    def eval_cli(self):
+    def describe(self, name: str) -> str:
+        graph, demand = self.load(name)
+        return f"{graph}\n  demand: {demand.rate:g} requests per step; {demand.source}"
+
+    def planner_cli(self):
         return add_arguments, main
 
-    def scenarios_cli(self):
-        from .graph import add_cli_arguments, cli_main
+    def write_scenarios(self, args, data, out) -> list:
+        from .graph import load_graph, write_bundled
 
-        return add_cli_arguments, cli_main
-
-    def train_cli(self):
-        return add_arguments, main
+        path = write_bundled(data, out)
+        print(load_graph(path))
+        return [path]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -92,7 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     from tqdm.auto import tqdm
 
-    from ...city.citibike import LoaderError
+    from ...core.errors import LoaderError
     from .evaluate import POLICIES, TEST_SEEDS, format_rows, plot_curves, run_policy, setup_dict, setup_from_args, write_json
     from .theory import fleet_thresholds
 
@@ -102,7 +106,7 @@ def main(args) -> int:
         if not 1 <= args.seeds <= 100:
             raise ValueError(f"seeds: must lie in [1, 100], got {args.seeds}")
         graph, demand = load_scenario(args.scenario, args.requests, args.rate, args.step_seconds)
-    except (ValueError, LoaderError) as e:
+    except (ValueError, LoaderError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     policies = POLICIES if args.policy == "all" else tuple(dict.fromkeys(("ia", "ia_ra", args.policy)))

@@ -165,7 +165,7 @@ def two_phase_targets(key: jax.Array, state: RoutingState, params: RoutingParams
     if mesh is None:
         idx, t = jax.vmap(sector_rollout)(*args)
     else:  # pad to a multiple of the devices with empty sectors (index -1 holds no intersection)
-        from ...parallel import BATCH, BATCHED
+        from ...core.sharding import BATCH, BATCHED
 
         pad = -n_sec % mesh.shape[BATCH]
         args = tuple(jnp.concatenate([a, jnp.repeat(a[:1] if i else jnp.array([-1]), pad, axis=0)])

@@ -1,7 +1,7 @@
 """Baseline repositioning policies for `TaxiEnv` (`policy(key, state, params, env) -> (N,) int32`).
 
 * `stay`: idle taxis wait where they are (no repositioning).
-* `random_policy`: uniform over the 7 actions (`jaxmob.rollout.random_policy`).
+* `random_policy`: uniform over the 7 actions (`jaxmob.core.rollout.random_policy`).
 * `demand_gap`: a greedy repositioner. Per cell, need = waiting orders +
   expected new orders this step, and gap = need - idle taxis. A cell's pull is
   its gap plus `decay` x the largest positive pull among its neighbours,
@@ -22,7 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ...rollout import random_policy  # noqa: F401  (a baseline of every env)
+from ...core.rollout import random_policy  # noqa: F401  (a baseline of every env)
 from .env import rank_within
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...city.grid import hex_center_km, neighbor_table
+from ...core.geometry import hex_center_km, neighbor_table
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,13 @@ class TaxiScenario:
     @property
     def days(self) -> tuple:
         return tuple(self.episodes)
+
+    def __str__(self) -> str:
+        c = self.city
+        per_episode = float(c.demand_rate[(c.start_step + np.arange(c.episode_steps)) % c.demand_rate.shape[0]].sum())
+        return (f"{c.name}: {c.num_cells} cells of {c.cell_km:.2f} km, fleet {c.fleet:,}, {c.episode_steps} steps from "
+                f"step {c.start_step}, {per_episode:,.0f} expected orders per episode; validation "
+                f"{', '.join(self.validation_days)}; test {', '.join(self.test_days)}")
 
 
 def draw_orders(city: TaxiCity, seed: int, steps: int | None = None) -> np.ndarray:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ..base import Environment, Spec, accumulate, is_int
+from ...core.env import Agents, Environment, Spec, accumulate, is_int
 
 MODES = ("poisson", "replay")
 NUM_ACTIONS = 7  # stay + 6 hex neighbours
@@ -181,20 +181,12 @@ class TaxiEnv(Environment):
     def action_spec(self, params) -> Spec:
         return Spec((params.num_taxis,), jnp.int32, NUM_ACTIONS)
 
-    def global_state_spec(self, params) -> Spec:
-        return Spec((LOCAL_FEATURES * params.num_cells + 2,), jnp.float32)
-
-    def agent_mask(self, params) -> jax.Array:
-        return jnp.asarray(params.taxi_mask)
-
-    def token_layout(self, params) -> dict:
-        """Observation: own cell + 6 neighbours, 3 features each; state: every cell's 3."""
-        return dict(local_tokens=7, global_tokens=params.num_cells, token_dim=LOCAL_FEATURES)
-
-    def action_mask(self, params) -> jax.Array:
-        """Static per-taxi mask is all true: where a taxi is changes every step, so
-        a move toward a missing neighbour is allowed and counted as an invalid stay."""
-        return jnp.ones((params.num_taxis, NUM_ACTIONS), bool)
+    def agents(self, params) -> Agents:
+        """Every taxi may take every action: where a taxi is changes every step, so a
+        move toward a missing neighbour is allowed and counted as an invalid stay.
+        Observation: own cell + 6 neighbours, 3 features each; state: every cell's 3."""
+        return Agents.discrete(params.taxi_mask, NUM_ACTIONS,
+                               tokens=dict(local_tokens=7, global_tokens=params.num_cells, token_dim=LOCAL_FEATURES))
 
     # ------------------------------------------------------------ reset
     def initial_state(self, params) -> TaxiState:

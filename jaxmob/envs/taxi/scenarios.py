@@ -6,7 +6,7 @@ AMoD areas as individual-taxi cities (`amod_taxi_city`). The AMoD benchmark's
 `scenario_<city>.json` holds real aggregated taxi demand for a 3-hour evening
 window (19:00-22:00 for the NYC areas): requests per minute per origin-
 destination pair with travel times and prices, the fleet, rebalancing times and
-the region adjacency. Read by `jaxmob.city.amod.load_amod` (its docstring has
+the region adjacency. Read by `jaxmob.envs.taxi.amod_regions.load_amod` (its docstring has
 the aggregation rules), then:
 
 * cells = the AMoD regions; neighbours = the file's `topology_graph`, up to six
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...city.citibike import LoaderError
+from ...core.errors import LoaderError
 from .city import TaxiCity, TaxiScenario, drawn_scenario
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -77,7 +77,7 @@ def graph_neighbors(edges, cost: np.ndarray, R: int) -> tuple[np.ndarray, np.nda
 
 def amod_taxi_city(path, *, step_minutes: int = STEP_MINUTES, speed_kmh: float = SPEED_KMH) -> TaxiCity:
     """An individual-taxi city from an AMoD scenario file (see the module doc)."""
-    from ...city.amod import load_amod
+    from .amod_regions import load_amod
 
     path = Path(path)
     city, info = load_amod(path, step_minutes=step_minutes)
@@ -172,14 +172,14 @@ def write_bundled(data_dir, out_dir=SCENARIO_DIR) -> list:
 
 
 # ------------------------------------------------------------------ command line
-def add_cli_arguments(p) -> None:
+def scenario_arguments(p) -> None:
+    """`jaxmob scenarios taxi` flags beyond --data and --out."""
     p.add_argument("--trips", nargs="+", metavar="FILE",
                    help="official TLC yellow monthly CSV file(s) of the coordinate era (2009 - June 2016): build a "
-                        "hex-cell scenario from them (default: rebuild the bundled AMoD scenarios from --data)")
+                        "hex-cell scenario from them into --out (a .npz file; default taxi-tlc.npz) instead of "
+                        "rebuilding the bundled AMoD scenarios from --data")
     p.add_argument("--zone-centroids", metavar="CSV",
                    help="with zone-era --trips (July 2016 on): LocationID, latitude, longitude of each taxi zone")
-    p.add_argument("--data", help="raw data folder holding amod-scenarios/ (default $JAXMOB_SHARED_DATA or ../shared/data)")
-    p.add_argument("--out", help="with --trips: the scenario file to write (default taxi-tlc.npz); else the output folder")
     p.add_argument("--num-cells", type=int, default=250, help="hex cells kept, the busiest by pickups (the paper: 250)")
     p.add_argument("--cell-km", type=float, default=1.0, help="hex cell size in km")
     p.add_argument("--train-days", type=int, default=24, help="first days for training (the paper: 24); the rest are test days")
@@ -188,41 +188,25 @@ def add_cli_arguments(p) -> None:
     p.add_argument("--fleet", type=int, default=8000, help="the scenario's default fleet (--num-taxis 0)")
 
 
-def cli_main(args) -> int:
-    import sys
-
-    from ...paths import shared_data_dir
+def scenario_from_trip_files(args, out) -> Path:
+    """`jaxmob scenarios taxi --trips FILE...`: a hex-cell scenario from a user's TLC files, written to `out`."""
     from .tlc import place_at_zone_centroids, read_trips_many, read_zone_centroids, taxi_scenario_from_trips
 
-    try:
-        if args.trips:
-            centroids = read_zone_centroids(args.zone_centroids) if args.zone_centroids else None
-            trips, reports = read_trips_many(args.trips, zones=set(centroids) if centroids else None)
-            for r in reports:
-                drops = ", ".join(f"{n:,} {why}" for why, n in r.dropped.items()) or "none"
-                print(f"{r.file}: {r.era} era, {r.rows:,} rows, kept {r.kept:,}; dropped: {drops}")
-            if centroids is not None and "pickup_zone" in trips.columns:
-                trips, _ = place_at_zone_centroids(trips, centroids)  # zones without a centroid were dropped above
-            out = Path(args.out or "taxi-tlc.npz")
-            scenario = taxi_scenario_from_trips(trips, name=out.stem, num_cells=args.num_cells, cell_km=args.cell_km,
-                                                train_days=args.train_days, validation_days=args.validation_days,
-                                                fleet=args.fleet)
-            path = save(scenario.city, out, scenario)
-            c = scenario.city
-            print(f"wrote {path} and {path.with_suffix('.json').name}: {c.num_cells} cells, "
-                  f"{c.provenance['outside_cells']:,} trips outside them dropped; estimation days "
-                  f"{c.provenance['train_days'][0]} .. {c.provenance['train_days'][-1]}, validation "
-                  f"{', '.join(scenario.validation_days)}, test {', '.join(scenario.test_days)}")
-            print(f"train on it: python -m jaxmob train --env taxi --scenario {path}")
-            return 0
-        data = Path(args.data) if args.data else shared_data_dir()
-        if data is None or not (data / "amod-scenarios").is_dir():
-            print("error: no amod-scenarios/ folder: pass --data DIR or set JAXMOB_SHARED_DATA "
-                  "(or build from your own TLC files with --trips)", file=sys.stderr)
-            return 2
-        for path in write_bundled(data, Path(args.out) if args.out else SCENARIO_DIR):
-            print(f"wrote {path} ({path.stat().st_size:,} bytes) and {path.with_suffix('.json').name}")
-        return 0
-    except (LoaderError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    centroids = read_zone_centroids(args.zone_centroids) if args.zone_centroids else None
+    trips, reports = read_trips_many(args.trips, zones=set(centroids) if centroids else None)
+    for r in reports:
+        drops = ", ".join(f"{n:,} {why}" for why, n in r.dropped.items()) or "none"
+        print(f"{r.file}: {r.era} era, {r.rows:,} rows, kept {r.kept:,}; dropped: {drops}")
+    if centroids is not None and "pickup_zone" in trips.columns:
+        trips, _ = place_at_zone_centroids(trips, centroids)  # zones without a centroid were dropped above
+    out = Path(out)
+    scenario = taxi_scenario_from_trips(trips, name=out.stem, num_cells=args.num_cells, cell_km=args.cell_km,
+                                        train_days=args.train_days, validation_days=args.validation_days,
+                                        fleet=args.fleet)
+    path = save(scenario.city, out, scenario)
+    c = scenario.city
+    print(f"{c.num_cells} cells, {c.provenance['outside_cells']:,} trips outside them dropped; estimation days "
+          f"{c.provenance['train_days'][0]} .. {c.provenance['train_days'][-1]}, validation "
+          f"{', '.join(scenario.validation_days)}, test {', '.join(scenario.test_days)}")
+    print(f"train on it: python -m jaxmob train --env taxi --scenario {path}")
+    return path

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..task import Built, Task, option
+from ...core.task import Built, Task, option
 
 
 
@@ -32,6 +32,8 @@ class TaxiOptions:
 
 
 class TaxiTask(Task):
+    provides = ("tokens",)
+    raw_data = "amod-scenarios"
     name = "taxi"
     headline = "order_response_rate"
     Options = TaxiOptions
@@ -123,7 +125,7 @@ class TaxiTask(Task):
         """Stay, random and the demand-gap greedy repositioner on each episode."""
         import jax
 
-        from ...rollout import rollout
+        from ...core.rollout import rollout
         from .baselines import demand_gap, random_policy, stay
 
         env = self._env(config.options, scenario, "replay")
@@ -137,10 +139,20 @@ class TaxiTask(Task):
                 rows[name].append({"policy": label, **{k: float(v) for k, v in m.items()}})
         return rows
 
-    def scenarios_cli(self):
-        from .scenarios import add_cli_arguments, cli_main
+    def scenario_arguments(self, parser) -> None:
+        from .scenarios import scenario_arguments
 
-        return add_cli_arguments, cli_main
+        scenario_arguments(parser)
+
+    def needs_raw_data(self, args) -> bool:
+        return not args.trips  # a user's TLC files need no raw data folder
+
+    def write_scenarios(self, args, data, out) -> list:
+        from .scenarios import scenario_from_trip_files, write_bundled
+
+        if args.trips:
+            return [scenario_from_trip_files(args, out if str(out).endswith(".npz") else "taxi-tlc.npz")]
+        return write_bundled(data, out)
 
     def training_label(self, config) -> str:
         return f"training (Poisson orders, {self.fleet(config.options, self.load(config.scenario)):,} taxis)"

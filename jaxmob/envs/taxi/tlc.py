@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...city.citibike import LoaderError
-from ...city.core import project_km
-from ...city.grid import hex_center_km, neighbor_table
+from ...core.errors import LoaderError
+from ...core.geometry import project_km
+from ...core.geometry import hex_center_km, neighbor_table
 from .city import TaxiCity, TaxiScenario
 
 ALIASES = {

@@ -8,17 +8,17 @@ import pandas as pd
 import pytest
 
 import jaxmob
-from jaxmob.city import scenarios
-from jaxmob.city.estimate import EstimationOptions, estimate_city
-from jaxmob.city.regions import MANHATTAN, grid_stations, in_polygon
-from jaxmob.paths import SCENARIO_DIR
+from jaxmob.envs.rebalance.city import scenarios
+from jaxmob.envs.rebalance.city.estimate import EstimationOptions, estimate_city
+from jaxmob.envs.rebalance.city.regions import MANHATTAN, grid_stations, in_polygon
+from jaxmob.envs.rebalance.city.scenarios import SCENARIO_DIR
 
 REAL = sorted(scenarios.SPECS)
 
 
-@pytest.mark.parametrize("name", jaxmob.city.available())
+@pytest.mark.parametrize("name", jaxmob.envs.rebalance.city.available())
 def test_bundled_scenario_loads(name):
-    s = jaxmob.city.load(name)
+    s = jaxmob.envs.rebalance.city.load(name)
     city = s.city
     assert city.num_regions >= 10 and city.fleet_size > 0 and city.trips_per_day > 0
     assert set(s.test_days) <= set(s.days)
@@ -31,7 +31,7 @@ def test_bundled_scenario_loads(name):
 
 
 def test_manhattan_scenario_matches_provenance():
-    s = jaxmob.city.load("manhattan-citibike")
+    s = jaxmob.envs.rebalance.city.load("manhattan-citibike")
     prov = s.provenance
     assert prov["regions"] == s.city.num_regions == 48  # 1 km cells; see README for other sizes
     assert prov["clip"] == "manhattan"
@@ -44,11 +44,11 @@ def test_manhattan_scenario_matches_provenance():
 
 def test_unknown_scenario_is_named():
     with pytest.raises(KeyError, match="unknown scenario 'atlantis'.*manhattan-citibike"):
-        jaxmob.city.load("atlantis")
+        jaxmob.envs.rebalance.city.load("atlantis")
 
 
 def test_sample_day_is_deterministic():
-    city = jaxmob.city.load("synthetic-square").city
+    city = jaxmob.envs.rebalance.city.load("synthetic-square").city
     a, b = scenarios.sample_day(city, seed=3), scenarios.sample_day(city, seed=3)
     np.testing.assert_array_equal(a.dest, b.dest)
     assert abs(a.num_trips - city.trips_per_day) < 5 * np.sqrt(city.trips_per_day)

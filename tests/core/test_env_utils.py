@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmob.city import synthetic_city
-from jaxmob.envs import AutoResetWrapper, accumulate, select_tree, step_auto_reset
+from jaxmob.envs.rebalance.city import synthetic_city
+from jaxmob.core.env import accumulate, select_tree, step_auto_reset
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
 
 
@@ -43,27 +43,9 @@ def test_step_auto_reset_restarts_from_the_precomputed_state():
     np.testing.assert_array_equal(np.asarray(obs[2]), np.asarray(reset_obs))
 
 
-def test_auto_reset_wrapper_batches_and_never_ends():
-    city = synthetic_city("hex", 3, 3, seed=0)
-    env = AutoResetWrapper(RebalanceEnv(RebalanceConfig(horizon=4)))
-    params = env.make_params(city)
-    keys = jax.random.split(jax.random.key(0), 5)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
-    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
-    dones = []
-    for i in range(9):
-        obs, state, reward, done, info = step(keys, state, jnp.zeros((5, 9), jnp.int32), params)
-        dones.append(np.asarray(done))
-    assert np.asarray(dones)[:, 0].tolist() == [False, False, False, True] * 2 + [False]
-    assert obs.shape == (5, 9, env.obs_dim(params)) and env.num_agents(params) == 9
-    assert env.global_state(jax.tree.map(lambda x: x[0], state), params).shape == (env.global_state_dim(params),)
-    fleet = state[0].inventory.sum(-1) + state[0].riding.sum((-2, -1)) + state[0].relocating.sum((-2, -1))
-    np.testing.assert_array_equal(np.asarray(fleet), city.fleet_size)
-
-
 def test_random_words_are_jax_threefry_bits():
     """The fused generator reproduces JAX's own Threefry bits (non-partitionable layout)."""
-    from jaxmob.envs.base import random_words
+    from jaxmob.core.random import random_words
 
     for n in (1, 2, 7, 300):
         for key in (jax.random.key(3), jax.random.PRNGKey(11)):

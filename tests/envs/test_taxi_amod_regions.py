@@ -1,4 +1,5 @@
-"""AMoD scenario JSON loader: all shared scenarios, a hand-checked tiny one, bad files."""
+"""The AMoD benchmark files as taxi-env regions (one parser, `envs/amod/benchmark.py`): all shared
+scenarios, a hand-checked tiny one, bad files."""
 from __future__ import annotations
 
 import json
@@ -7,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxmob.city import City
-from jaxmob.city.amod import AmodInfo, load_amod
-from jaxmob.city.citibike import LoaderError
+from jaxmob.envs.taxi.amod_regions import AmodInfo, AmodRegions, load_amod
+from jaxmob.core.errors import LoaderError
 
 CITIES = ["chicago", "nyc_brooklyn", "nyc_man_middle", "nyc_man_north", "nyc_man_south", "porto", "rome",
           "san_francisco", "shenzhen_baoan", "shenzhen_downtown_east", "shenzhen_downtown_west"]
@@ -26,7 +26,7 @@ def test_every_scenario_loads(amod_dir, city):
     raw = json.loads(path.read_text())
     ratio = json.loads((amod_dir / "RL4AMOD_calibrated_parameters.json").read_text())[city]["demand_ratio"]
     c, info = load_amod(path)
-    assert isinstance(c, City) and isinstance(info, AmodInfo)
+    assert isinstance(c, AmodRegions) and isinstance(info, AmodInfo)
     R = raw["nlat"] * raw["nlon"]
     assert c.num_regions == R and c.region_ids == tuple(str(i) for i in range(R))
     assert c.steps_per_day == 480 and c.step_minutes == 3

@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 
 import jaxmob
-from jaxmob.city import scenarios
-from jaxmob.city.citibike import LoaderError
-from jaxmob.city.stations import UNKNOWN, map_day_file
+from jaxmob.envs.rebalance.city import scenarios
+from jaxmob.core.errors import LoaderError
+from jaxmob.envs.rebalance.city.stations import UNKNOWN, map_day_file
 
 REAL = sorted(scenarios.SPECS)
 
 
 @pytest.mark.parametrize("name", REAL)
 def test_three_disjoint_day_sets(name):
-    s = jaxmob.city.load(name)
+    s = jaxmob.envs.rebalance.city.load(name)
     train, val, test = set(s.training_days), set(s.validation_days), set(s.test_days)
     assert train and val and test
     assert not (train & val) and not (train & test) and not (val & test)
@@ -25,22 +25,22 @@ def test_three_disjoint_day_sets(name):
 
 @pytest.mark.parametrize("name", REAL)
 def test_station_positions_reproduce_their_regions(name):
-    m = jaxmob.city.load(name).station_map
-    assert m is not None and m.num_regions == jaxmob.city.load(name).city.num_regions
+    m = jaxmob.envs.rebalance.city.load(name).station_map
+    assert m is not None and m.num_regions == jaxmob.envs.rebalance.city.load(name).city.num_regions
     by_xy = m.region_of_points(m.lat, m.lon)
     assert np.array_equal(by_xy, m.region)  # placing by coordinates = placing by id
     assert (m.region_of_points([np.nan, 0.0, 10.0], [-74.0, 0.0, 10.0]) == UNKNOWN).all()
 
 
 def test_manhattan_106_is_the_papers_regime():
-    s = jaxmob.city.load("manhattan-106")
+    s = jaxmob.envs.rebalance.city.load("manhattan-106")
     p = s.provenance
     assert s.city.num_regions == p["regions"] == 108
     assert p["cell_km"] == 0.6 and p["fill"] == 0.15 and p["docks_per_station"] == 30
     assert 1_500 <= s.city.fleet_size <= 1_700
     # the same 2017 trips as manhattan-citibike: only the grid and the fleet differ (the 2016
     # validation days differ a little: stations new to the map are placed by position on each grid)
-    base = jaxmob.city.load("manhattan-citibike")
+    base = jaxmob.envs.rebalance.city.load("manhattan-citibike")
     same = s.training_days + s.test_days
     assert [s.day(d).num_trips for d in same] == [base.day(d).num_trips for d in same]
 
@@ -51,7 +51,7 @@ def _write(path, header, rows):
 
 
 def test_new_day_in_two_header_eras_with_unknown_stations(tmp_path):
-    m = jaxmob.city.load("manhattan-citibike").station_map
+    m = jaxmob.envs.rebalance.city.load("manhattan-citibike").station_map
     a, b = m.ids[0], m.ids[-1]
     compact = _write(tmp_path / "day.csv", "start_ts,duration,start_station,end_station,subscriber,birth_year", [
         f"2018-05-01 08:00:00,600,{a},{b},1,1980",

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxmob.city.citibike import (DROP_REASONS, LoaderError, LoadReport, TripTable, read_stations, read_trips,
+from jaxmob.envs.rebalance.city.citibike import (DROP_REASONS, LoaderError, LoadReport, TripTable, read_stations, read_trips,
                                   read_trips_many, _read_rows, _read_rows_csv, _read_header)
 
 JC_SCHEMAS = {

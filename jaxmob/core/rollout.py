@@ -16,8 +16,8 @@ Policy = Callable  # (key, state, params, env) -> actions
 
 
 def random_policy(key, state, params, env) -> jax.Array:
-    """Uniform over each agent's valid actions (`env.action_mask`)."""
-    logits = jnp.where(env.action_mask(params), 0.0, -jnp.inf)
+    """Uniform over each agent's valid actions (`env.agents(params).action_mask`)."""
+    logits = jnp.where(env.agents(params).action_mask, 0.0, -jnp.inf)
     return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 

@@ -3,9 +3,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxmob.city import City, synthetic_city
-from jaxmob.city.pad import ARRAY_FIELDS, city_fields, pad_city, stack_cities, take_city
-from jaxmob.city.sample import CitySpec, sample_cities
+from jaxmob.envs.rebalance.city import City, synthetic_city
+from jaxmob.envs.rebalance.city.pad import ARRAY_FIELDS, city_fields, pad_city, stack_cities, take_city
+from jaxmob.envs.rebalance.city.sample import CitySpec, sample_cities
 
 # How many leading axes index regions, per field (the rest index time buckets etc.).
 REGION_AXES = {"centroid": (0,), "xy_km": (0,), "cell": (0,), "neighbors": (0,), "neighbor_mask": (0,),

@@ -3,10 +3,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxmob.city import City
-from jaxmob.city.grid import neighbor_table
-from jaxmob.city.pad import city_fields, take_city
-from jaxmob.city.sample import CitySpec, sample_cities, sample_city
+from jaxmob.envs.rebalance.city import City
+from jaxmob.envs.rebalance.city.grid import neighbor_table
+from jaxmob.envs.rebalance.city.pad import city_fields, take_city
+from jaxmob.envs.rebalance.city.sample import CitySpec, sample_cities, sample_city
 
 SMALL = CitySpec(r_max=16, cols=(2, 4), rows=(2, 4), hotspots=(0, 2))
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmob.city import City, CityError, DayTrips, neighbor_table, synthetic_city
+from jaxmob.envs.rebalance.city import City, CityError, DayTrips, neighbor_table, synthetic_city
 
 
 def _fields(city: City) -> dict:

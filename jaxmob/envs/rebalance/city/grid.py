@@ -1,4 +1,4 @@
-"""Grids: neighbour tables for square and hex cells, and a synthetic city generator.
+"""A synthetic city generator on square and hex grids (the grid geometry is `jaxmob.core.geometry`).
 
 Square cells are (col, row) with rows growing northwards, so the directions
 N/S/E/W are exact compass directions on the projected plane. Hex cells use
@@ -8,51 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import HEX_DIRECTIONS, SQUARE_DIRECTIONS, City
-
-SQUARE_OFFSETS = {"N": (0, 1), "S": (0, -1), "E": (1, 0), "W": (-1, 0)}
-HEX_OFFSETS = {"NE": (1, -1), "E": (1, 0), "SE": (0, 1), "SW": (-1, 1), "W": (-1, 0), "NW": (0, -1)}
-
-
-def neighbor_table(cells: np.ndarray, grid: str = "square") -> tuple[np.ndarray, np.ndarray]:
-    """Neighbour index and mask `(R, K)` for integer cells `(R, 2)`.
-
-    A neighbour exists when the adjacent cell is itself a region (cells without
-    stations are holes). Missing neighbours point at the region itself, masked.
-    """
-    directions, offsets = (SQUARE_DIRECTIONS, SQUARE_OFFSETS) if grid == "square" else (HEX_DIRECTIONS, HEX_OFFSETS)
-    cells = np.asarray(cells, dtype=np.int64)
-    index = {tuple(c): i for i, c in enumerate(cells.tolist())}
-    R, K = len(cells), len(directions)
-    nbr = np.tile(np.arange(R, dtype=np.int32)[:, None], (1, K))
-    mask = np.zeros((R, K), dtype=bool)
-    for i, (a, b) in enumerate(cells.tolist()):
-        for k, d in enumerate(directions):
-            da, db = offsets[d]
-            j = index.get((a + da, b + db))
-            if j is not None:
-                nbr[i, k], mask[i, k] = j, True
-    return nbr, mask
-
-
-def hex_center_km(cells: np.ndarray, size_km: float) -> np.ndarray:
-    """Centre (x east, y north) in km of pointy-top axial hex cells whose
-    flat-to-flat width is `size_km` (so neighbouring centres are `size_km` apart)."""
-    q, r = np.asarray(cells, dtype=np.float64).T
-    x = size_km * (q + r / 2.0)
-    y = -size_km * (np.sqrt(3.0) / 2.0) * r
-    return np.stack([x, y], axis=1)
-
-
-def km_to_latlon(xy_km: np.ndarray, origin=(40.75, -73.98)) -> np.ndarray:
-    """Inverse of the local equirectangular projection (for synthetic cities)."""
-    from .core import EARTH_RADIUS_KM
-
-    lat0 = np.deg2rad(origin[0])
-    lat = origin[0] + np.rad2deg(xy_km[:, 1] / EARTH_RADIUS_KM)
-    lon = origin[1] + np.rad2deg(xy_km[:, 0] / (EARTH_RADIUS_KM * np.cos(lat0)))
-    return np.stack([lat, lon], axis=1)
-
+from ....core.geometry import hex_center_km, km_to_latlon, neighbor_table  # noqa: F401  (re-used by the generators)
+from .core import City
 
 def synthetic_city(
     grid: str = "square",

@@ -9,12 +9,14 @@ dropped and counted, never guessed.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .core import DayTrips, project_km
+from .core import project_km
 from .regions import BOROUGHS, RegionGrid, in_polygon
 
 UNKNOWN = -1
@@ -115,6 +117,7 @@ def map_day_file(station_map: StationMap, path, *, stations_file=None, days=None
     from .citibike import LoaderError, detect_schema, read_stations, read_trips, _read_header
     from .estimate import day_trips
 
+    path = Path(path)  # the command line passes a str
     schema = detect_schema(_read_header(path), path)
     stations = None
     if stations_file is not None:

@@ -1,7 +1,7 @@
 """The plug-in through which generic code reaches an environment.
 
 The trainer, sweep, evaluator and CLI know an environment only through its
-`Task` (found by name in `jaxmob.envs.registry`): its own options, its
+`Task` (found by name in `jaxmob.core.registry`): its own options, its
 scenarios, how a config becomes training/validation/test environments, its
 headline metric (checkpoint selection, progress bar, tables), its traced
 reward-shaping coefficients and its baseline table. The compiled side of the
@@ -52,6 +52,10 @@ class Task(abc.ABC):
     # 'sampled' (mean over `eval_episodes` draws) where identical agents must not act alike
     deployed: str = "argmax"
     defaults: dict = {}  # the env's defaults for generic fields (a config's explicit values win)
+    action_kinds: tuple = ("discrete",)  # the action kinds its environments offer (a learner core must train one)
+    provides: tuple = ()  # optional `Agents` fields it declares: "tokens", "graph"
+    raw_data: str = ""  # what `write_scenarios` reads under the raw data folder (e.g. "amod-scenarios")
+    user_file: str = ""  # the kind of user file `read_episodes` takes (`eval --trips/--events FILE`), "" for none
 
     @abc.abstractmethod
     def scenarios(self) -> list:
@@ -97,17 +101,42 @@ class Task(abc.ABC):
         lines += ["  ".join(cell(r.get(c, "")) for c in cols) for r in rows]
         return "\n".join(lines)
 
-    def eval_cli(self):
-        """`(add_arguments(parser), main(args) -> exit code)` of `jaxmob eval --env NAME`, or None."""
+    def describe(self, name: str) -> str:
+        """One scenario in a few lines (`jaxmob info`)."""
+        return str(self.load(name))
+
+    def show(self, scenario, path):
+        """Draw the scenario's map to `path` (`jaxmob show`); None where the env has no map."""
         return None
 
-    def train_cli(self):
-        """`(add_arguments(parser), main(args) -> exit code)` replacing `jaxmob train --env NAME` for an
-        environment whose policies are online planners (nothing to train), or None."""
-        return None
+    def scenario_arguments(self, parser) -> None:
+        """Flags of `jaxmob scenarios NAME` beyond `--data` and `--out`."""
 
-    def scenarios_cli(self):
-        """`(add_arguments(parser), main(args) -> exit code)` of `jaxmob scenarios NAME`, or None."""
+    def needs_raw_data(self, args) -> bool:
+        """Whether `write_scenarios` reads the raw data folder for these arguments."""
+        return True
+
+    def write_scenarios(self, args, data, out) -> list:
+        """Rebuild the bundled scenarios from raw folder `data` into folder `out`; the paths written."""
+        raise NotImplementedError(f"env {self.name} has no scenario builder")
+
+    def read_episodes(self, scenario, path, *, day=None, **extra) -> tuple:
+        """`({name: episode data}, report)` from a user's file (see `user_file`): its days as
+        evaluation episodes of `scenario`, and what was dropped on the way."""
+        raise NotImplementedError(f"env {self.name} reads no user file")
+
+    def eval_arguments(self, parser) -> tuple:
+        """Add `jaxmob eval` flags of this env's own (beside `--<user_file>`); returns their dest names,
+        passed to `read_episodes` as keywords."""
+        return ()
+
+    def is_option(self, name: str) -> bool:
+        """Whether `name` is one of the environment's own options."""
+        return name in {f.name for f in dataclasses.fields(self.Options)}
+
+    def planner_cli(self):
+        """`(add_arguments(parser), main(args) -> exit code)` replacing `jaxmob train` and `jaxmob eval`
+        for an environment whose policies are online planners (nothing to train), or None."""
         return None
 
     def training_label(self, config) -> str:
@@ -129,8 +158,8 @@ class Task(abc.ABC):
 
 class NpzScenarios:
     """Scenarios of a Task kept as `.npz` files: the bundled ones by name and any `.npz` path, through
-    `scenario_module` (its `bundled()`, `load(name)`, and `add_cli_arguments` / `cli_main` of
-    `jaxmob scenarios NAME`). Put it before `Task` among the bases."""
+    `scenario_module` (its `bundled()`, `load(name)` and `write_bundled(source, out)`). Put it before
+    `Task` among the bases."""
 
     scenario_module: str = ""
 
@@ -145,7 +174,3 @@ class NpzScenarios:
 
     def load(self, name: str):
         return self._scenario_module().load(name)
-
-    def scenarios_cli(self):
-        m = self._scenario_module()
-        return m.add_cli_arguments, m.cli_main

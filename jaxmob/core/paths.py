@@ -1,12 +1,11 @@
-"""Where jaxmob finds things: the bundled scenarios and the optional raw data folder."""
+"""Where jaxmob finds the optional raw public data folder (each environment knows its own bundled scenarios)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # jaxmob/
 REPO_DIR = PACKAGE_DIR.parent
-SCENARIO_DIR = PACKAGE_DIR / "city" / "scenarios"
 
 
 def shared_data_dir() -> Path | None:

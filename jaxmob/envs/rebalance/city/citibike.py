@@ -24,6 +24,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ....core.errors import LoaderError
+
 DROP_REASONS = ("malformed row", "unparseable time", "unknown station", "bad coordinates", "non-positive duration")
 # Time styles seen in official files, tried in order on the values still unparsed:
 # ISO (with or without fractional seconds), then the NYC 2014-2016 month/day/year styles.
@@ -31,8 +33,6 @@ TIME_FORMATS = ("ISO8601", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M")
 MISSING_IDS = ("", "NULL", "null", "NaN", "nan")
 
 
-class LoaderError(ValueError):
-    """A data file cannot be loaded; the message names the file and the problem."""
 
 
 @dataclass
@@ -135,6 +135,7 @@ def detect_schema(header: Sequence[str], path="<header>") -> _Schema:
 # ------------------------------------------------------------------ raw rows
 def _read_header(path: Path) -> list[str]:
     """The header fields; raises LoaderError for a missing or empty file."""
+    path = Path(path)
     if not path.is_file():
         raise LoaderError(f"{path}: no such file")
     if path.stat().st_size == 0:

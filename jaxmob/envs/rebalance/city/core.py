@@ -19,9 +19,7 @@ from typing import Sequence
 import numpy as np
 from flax import struct
 
-SQUARE_DIRECTIONS = ("N", "S", "E", "W")
-# Pointy-top hex grid in axial coordinates (q, r), r growing southwards.
-HEX_DIRECTIONS = ("NE", "E", "SE", "SW", "W", "NW")
+from ....core.geometry import EARTH_RADIUS_KM, HEX_DIRECTIONS, SQUARE_DIRECTIONS, project_km  # noqa: F401
 
 
 class CityError(ValueError):
@@ -169,7 +167,7 @@ class City:
         travel_steps = np.asarray(travel_steps)
         init_inventory = np.asarray(init_inventory)
         capacity = np.asarray(capacity)
-        xy_km = f32(xy_km if xy_km is not None else _local_xy_km(centroid))
+        xy_km = f32(xy_km if xy_km is not None else project_km(centroid))
         cell = np.asarray(cell if cell is not None else np.zeros((R, 2)), dtype=np.int32)
         relocation_steps = np.asarray(relocation_steps if relocation_steps is not None else travel_steps)
         price = f32(price if price is not None else np.zeros((R, R)))
@@ -253,22 +251,7 @@ def _shape(field: str, arr: np.ndarray, shape: tuple) -> None:
     _require(arr.shape == tuple(shape), field, f"must have shape {tuple(shape)}, got {arr.shape}")
 
 
-EARTH_RADIUS_KM = 6371.0088
 
-
-def _local_xy_km(latlon: np.ndarray, origin: np.ndarray | None = None) -> np.ndarray:
-    """Equirectangular projection around `origin` (default: the mean position):
-    accurate to well under 1% over a city-sized area."""
-    latlon = np.asarray(latlon, dtype=np.float64)
-    if origin is None:
-        origin = latlon.mean(axis=0)
-    lat0 = np.deg2rad(origin[0])
-    x = np.deg2rad(latlon[:, 1] - origin[1]) * EARTH_RADIUS_KM * np.cos(lat0)
-    y = np.deg2rad(latlon[:, 0] - origin[0]) * EARTH_RADIUS_KM
-    return np.stack([x, y], axis=1)
-
-
-project_km = _local_xy_km
 
 
 @struct.dataclass

@@ -18,7 +18,7 @@ district, a number of event hotspots (each a place and a time window that both
 emits and attracts trips), the gravity exponent of the OD model, travel speed,
 docks per region and how full the docks start.
 
-Samples are plain `City` pytrees; `jaxmob.city.pad.take_city` turns one element
+Samples are plain `City` pytrees; `jaxmob.envs.rebalance.city.pad.take_city` turns one element
 of a batch back into a validated NumPy `City`.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from .core import EARTH_RADIUS_KM, HEX_DIRECTIONS, SQUARE_DIRECTIONS, City
-from .grid import HEX_OFFSETS, SQUARE_OFFSETS
+from ....core.geometry import HEX_OFFSETS, SQUARE_OFFSETS
 
 FEATURE_NAMES = ("docks", "cbd", "dist_centre_km")
 GRIDS = ("square", "hex")
