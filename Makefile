@@ -31,14 +31,14 @@ bench: install
 	$(BIN)/python benchmarks/bench_parking.py
 
 scenarios: install
-	$(BIN)/python -m jaxmob scenarios $(ARGS)
-	$(BIN)/python -m jaxmob scenarios taxi
-	$(BIN)/python -m jaxmob scenarios amod
-	$(BIN)/python -m jaxmob scenarios routing
-	$(BIN)/python -m jaxmob scenarios parking
+	$(BIN)/python -m jaxmob scenarios rebalance --out jaxmob/envs/rebalance/scenarios $(ARGS)
+	$(BIN)/python -m jaxmob scenarios taxi --out jaxmob/envs/taxi/scenarios
+	$(BIN)/python -m jaxmob scenarios amod --out jaxmob/envs/amod/scenarios
+	$(BIN)/python -m jaxmob scenarios routing --out jaxmob/envs/routing/scenarios
+	$(BIN)/python -m jaxmob scenarios parking --out jaxmob/envs/parking/scenarios
 
 show: install
-	$(BIN)/python -m jaxmob show $(or $(SCENARIO),manhattan-106)
+	$(BIN)/python -m jaxmob show $(or $(SCENARIO),manhattan-106) --env $(ENV)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

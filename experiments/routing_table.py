@@ -47,6 +47,20 @@ def bars(rows: list) -> list:
     return out
 
 
+def table(results) -> str:
+    """Markdown: total wait (mean ± std over episodes), wait per request and time per decision,
+    per fleet and policy; the least total wait of each fleet in bold."""
+    lines = ["| fleet | policy | total wait | wait / request | ms / decision |", "|---|---|---|---|---|"]
+    rows = sorted(results["rows"], key=lambda r: (r["fleet"], POLICIES.index(r["policy"])))
+    for r in rows:
+        best = r["total_wait_mean"] == min(o["total_wait_mean"] for o in rows if o["fleet"] == r["fleet"])
+        cells = [r["label"], f"{r['total_wait_mean']:.1f} ± {r['total_wait_std']:.1f}", f"{r['mean_wait']:.2f}"]
+        cells = [f"**{c}**" for c in cells] if best else cells
+        ms = r["decision_ms"]
+        lines.append(f"| {r['fleet']} | {' | '.join(cells)} | {ms:.2f} |" if ms < 10 else f"| {r['fleet']} | {' | '.join(cells)} | {ms:.1f} |")
+    return "\n".join(lines)
+
+
 def plot(rows: list, path: Path, title: str) -> None:
     import matplotlib
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxmob.algos.policies import make_policy
+from jaxmob.algos.policies import SharingPolicy
 from jaxmob.algos.ppo import PPOConfig
 from jaxmob.envs.rebalance.city import load
 from jaxmob.envs.rebalance.city.sample import CitySpec, sample_cities
@@ -65,7 +65,7 @@ def train_on_pool(env, pool, cfg: TrainConfig, *, batch: int, updates: int, seed
 
     n = batch_size(pool.city.region_mask)
     R = pool.city.region_mask.shape[-1]
-    policy = make_policy("ippo", R, env.num_actions(jax.tree.map(lambda x: x[0], pool)), cfg.hidden)
+    policy = SharingPolicy("ippo", R, env.num_actions(jax.tree.map(lambda x: x[0], pool)), tuple(cfg.hidden))
     ppo = PPOConfig(num_envs=batch, rollout_steps=cfg.horizon, epochs=cfg.epochs, minibatches=cfg.minibatches,
                     max_grad_norm=cfg.max_grad_norm, reward_scale=cfg.reward_scale)
     init, update = jit_dp_train(*make_dp_train(env, policy, ppo), None)
@@ -94,7 +94,7 @@ def evaluate_on(params, scenario, cfg: TrainConfig, seed: int) -> dict:
     city = scenario.city
     eval_params = {d: env.make_params(city, days=[scenario.day(d)], alpha=cfg.alpha, beta=cfg.beta)
                    for d in scenario.test_days}
-    policy = make_policy("ippo", city.num_regions, env.num_actions(next(iter(eval_params.values()))), cfg.hidden)
+    policy = SharingPolicy("ippo", city.num_regions, env.num_actions(next(iter(eval_params.values()))), tuple(cfg.hidden))
     return make_evaluator(policy, env, eval_params)(params, policy.groups(), jax.random.key(10_000 + seed))
 
 

@@ -129,7 +129,7 @@ def _eval(args) -> int:
     from .report import evaluate_baselines, evaluate_run, format_comparison
 
     task = get(args.env)
-    user_file = getattr(args, task.user_file, None) if task.user_file else None
+    user_file = (getattr(args, task.user_file, None) or None) if task.user_file else None
     extra = {k: getattr(args, k) for k in args.eval_extra}
     try:
         if args.run:
@@ -181,9 +181,11 @@ def build_parser(env: str = "rebalance", alg: str | None = None) -> argparse.Arg
     if env not in names():
         raise SystemExit(f"jaxmob: error: unknown environment {env!r}; choose from {', '.join(names())}")
     task = get(env)
-    alg = alg or default_alg(env)
-    if alg not in algorithm_names():
-        raise SystemExit(f"jaxmob: error: unknown algorithm {alg!r}; choose from {', '.join(algorithm_names())}")
+    planner = task.planner_cli()
+    if planner is None:
+        alg = alg or default_alg(env)
+        if alg not in algorithm_names():
+            raise SystemExit(f"jaxmob: error: unknown algorithm {alg!r}; choose from {', '.join(algorithm_names())}")
     parser = argparse.ArgumentParser(prog="jaxmob", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -207,7 +209,6 @@ def build_parser(env: str = "rebalance", alg: str | None = None) -> argparse.Arg
     task.scenario_arguments(p)
     p.set_defaults(func=_scenarios)
 
-    planner = task.planner_cli()
     if planner is not None:  # an env of online planners: train and eval both run them (nothing to learn)
         add_arguments, main_planner = planner
         for command in ("train", "eval"):

@@ -82,8 +82,10 @@ class TrainConfig:
                             f"{alg_name} options: {', '.join(sorted(alg_names)) or 'none'})")
         base = options if options is not None and not isinstance(options, dict) else task.options_from(dict(options or {}))
         opts = task.options_from({**dataclasses.asdict(base), **{k: v for k, v in values.items() if k in env_names}})
-        alg_base = alg_options if alg_options is not None and not isinstance(alg_options, dict) else None
-        alg_values = {**(dataclasses.asdict(alg_base) if alg_base is not None else dict(alg_options or {})),
+        # another algorithm's options object (a `dataclasses.replace(config, alg=...)`) does not carry over
+        alg_base = alg_options if alg.Options is not None and isinstance(alg_options, alg.Options) else None
+        alg_values = {**(dataclasses.asdict(alg_base) if alg_base is not None else
+                         dict(alg_options) if isinstance(alg_options, dict) else {}),
                       **{k: v for k, v in values.items() if k in alg_names}}
         object.__setattr__(self, "env", env)
         object.__setattr__(self, "options", opts)
@@ -102,14 +104,6 @@ class TrainConfig:
                 return getattr(options, name)
         raise AttributeError(f"TrainConfig has no field, {self.__dict__.get('env', '?')} option or "
                              f"{self.__dict__.get('alg', '?')} option {name!r}")
-
-    def replace(self, **values) -> "TrainConfig":
-        """A copy with some fields or options changed (generic, env or algorithm ones)."""
-        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)
-                   if f.name not in ("options", "alg_options")}
-        if "alg" in values and values["alg"] != self.alg:  # another algorithm: its own option defaults
-            return TrainConfig(**{**current, **values}, options=self.options)
-        return TrainConfig(**{**current, **values}, options=self.options, alg_options=self.alg_options)
 
     @property
     def algorithm(self):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import jax
@@ -51,7 +51,7 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     config = config.validate()
     runs = grid_runs(config, seeds, grid)
     parts = build(config)
-    hypers = [hyper_of(config.replace(**r["setting"])) for r in runs]
+    hypers = [hyper_of(replace(config, **r["setting"])) for r in runs]
     hyper = jax.tree.map(lambda *xs: jnp.stack(xs), *hypers)
     keys = jnp.stack([jax.random.PRNGKey(r["seed"]) for r in runs])
     init = jax.jit(jax.vmap(parts["init"]))

@@ -73,7 +73,7 @@ quick.cells = [
        "and step a thousand cities at once."),
     code("import jax, jax.numpy as jnp, numpy as np\nimport jaxmob\n"
          "s = jaxmob.envs.rebalance.city.load('manhattan-citibike')\nprint(s)"),
-    code("from jaxmob.plots import plot_city\nfrom IPython.display import Image\n"
+    code("from jaxmob.envs.rebalance.plots import plot_city\nfrom IPython.display import Image\n"
          "Image(str(plot_city(s.city, 'runs/quickstart-map.png')))"),
     code("from jaxmob.envs.rebalance.evaluate import evaluate, format_table\n"
          "print(format_table(evaluate('manhattan-citibike', s.test_days[0])))"),

@@ -80,8 +80,14 @@ def test_contrastive_loss_is_an_infonce_over_request_subgraphs(tiny):
 
     obs, gstate = warm(jax.random.split(jax.random.key(0), 8))
     batch = {"obs": obs, "action": jnp.zeros((8, 6))}
-    with_cl = dpg.make_policy("marl_gcn", env, params, (16,))
-    without = dpg.make_policy("marl_gcn_no_cl", env, params, (16,))
+    import dataclasses
+
+    from jaxmob.core.registry import algorithm
+    from jaxmob.config import TrainConfig
+
+    config = TrainConfig(env="parking", alg="marl_gcn", hidden=(16,))
+    with_cl = algorithm("marl_gcn").make_policy(env, params, config)
+    without = algorithm("marl_gcn_no_cl").make_policy(env, params, dataclasses.replace(config, alg="marl_gcn_no_cl"))
     p = jax.jit(with_cl.init, static_argnums=(1, 2))(jax.random.key(2), obs.shape[-1], gstate.shape[-1])
     loss, grads = jax.jit(jax.value_and_grad(with_cl.aux_loss))(p["critic"], batch, jax.random.key(3))
     assert float(loss) > 0 and np.isfinite(float(loss))
