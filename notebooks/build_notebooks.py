@@ -71,8 +71,8 @@ quick = nbf.v4.new_notebook()
 quick.cells = [
     md("# jaxmob quickstart\n\nLoad a real scenario, look at it, replay a held-out day under the baselines, "
        "and step a thousand cities at once."),
-    code("import jax, jax.numpy as jnp, numpy as np\nimport jaxmob\n"
-         "s = jaxmob.envs.rebalance.city.load('manhattan-citibike')\nprint(s)"),
+    code("import jax, jax.numpy as jnp, numpy as np\nfrom jaxmob.envs.rebalance import city\n"
+         "s = city.load('manhattan-citibike')\nprint(s)"),
     code("from jaxmob.envs.rebalance.plots import plot_city\nfrom IPython.display import Image\n"
          "Image(str(plot_city(s.city, 'runs/quickstart-map.png')))"),
     code("from jaxmob.envs.rebalance.evaluate import evaluate, format_table\n"

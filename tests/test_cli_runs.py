@@ -5,7 +5,7 @@ import pytest
 from test_cli import COMMON, TINY, jaxmob
 
 
-@pytest.mark.parametrize("env", sorted(TINY))
+@pytest.mark.parametrize("env", sorted(set(TINY) - {"rebalance"}))
 def test_train_then_eval_a_run_of_every_environment(env, tmp_path):
     run = tmp_path / f"{env}-run"
     proc = jaxmob("train", "--env", env, *TINY[env].split(), *COMMON.split(), "--out-dir", run, "--no-bound")

@@ -160,7 +160,9 @@ def test_a_second_environment_brings_its_own_options_and_checks():
 def test_the_sweep_ranks_a_second_environment_by_its_headline(tmp_path):
     from jaxmob.sweep import run_sweep, sweepable
 
-    assert "move_credit" not in sweepable("ring") and "move_credit" in sweepable("rebalance")
+    assert "move_credit" not in sweepable(ring_config(tmp_path)) and "move_credit" in sweepable(TrainConfig())
+    assert "d_split" in sweepable(TrainConfig(alg="hagps")) and "d_split" not in sweepable(TrainConfig(alg="mappo"))
+    assert "tau" in sweepable(TrainConfig(env="amod", alg="meta")) and "clip_eps" not in sweepable(TrainConfig(env="amod", alg="meta"))
     out = run_sweep(ring_config(tmp_path, total_updates=5), 2, {"lr": [1e-3, 3e-3]}, out_dir=str(tmp_path / "sw"),
                     progress=False)
     assert len(out["rows"]) == 2 and out["rows"][0]["headline"] == "hit_rate"

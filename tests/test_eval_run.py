@@ -1,22 +1,25 @@
-"""`jaxmob eval --run`: a trained checkpoint against the baselines on a bundled
-day or on a user's own trip file mapped by the scenario's station map."""
+"""`jaxmob train` then `jaxmob eval --run` for the bike env, through the entry point: a trained
+checkpoint against the baselines on a bundled day or on a user's own trip file mapped by the
+scenario's station map (the other environments: `test_cli_runs.py`)."""
 import subprocess
 import sys
 from pathlib import Path
 
 import jaxmob.envs.rebalance.city
-from jaxmob.config import TrainConfig
 from jaxmob.report import evaluate_run
-from jaxmob.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_eval_run_on_a_users_file_counts_unknown_stations(tmp_path):
-    config = TrainConfig(alg="ippo", scenario="manhattan-citibike", total_updates=2, updates_per_chunk=1, num_envs=2,
-                         rollout_steps=24, horizon=24, epochs=1, minibatches=2, hidden=(16,), progress=False,
-                         eval_episodes=2, out_dir=str(tmp_path / "run"))
-    result = train(config, log=lambda *_: None)
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "jaxmob", "train", "--alg", "ippo", "--scenario", "manhattan-citibike",
+                           "--total-updates", "2", "--updates-per-chunk", "1", "--num-envs", "2", "--rollout-steps", "24",
+                           "--horizon", "24", "--epochs", "1", "--minibatches", "2", "--hidden", "16", "--no-progress",
+                           "--eval-episodes", "2", "--out-dir", str(run), "--no-bound"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = {"run_dir": str(run)}
     m = jaxmob.envs.rebalance.city.load("manhattan-citibike").station_map
     a, b = m.ids[0], m.ids[1]
     trips = tmp_path / "mine.csv"

@@ -36,7 +36,7 @@ ALGORITHMS = {
 
 class _Registry:
     def __init__(self, kind: str, entries: dict):
-        self.kind, self.entries, self.loaded = kind, entries, {}
+        self.kind, self.entries, self.loaded = kind, dict(entries), {}
 
     def register(self, name: str, entry) -> None:
         self.entries[name] = entry

@@ -40,8 +40,12 @@ class Built:
 
 
 class Task(abc.ABC):
-    """One environment family as seen by the generic code (see module doc)."""
+    """One environment family as seen by the generic code (see module doc). Its members come in
+    four groups: what it is (names, options, action kinds, declared agent fields), its scenarios
+    (load, describe, draw, rebuild from raw data, read a user's file), training and evaluation
+    (build, validate, shaping, episodes, baselines) and its tables and figures."""
 
+    # ----------------------------------------------------------------- what it is
     name: str = ""
     headline: str = ""  # the metric that chooses checkpoints and leads every table
     reference_policy: str = "greedy"  # the baseline row (by name prefix) a learned policy must beat
@@ -57,6 +61,7 @@ class Task(abc.ABC):
     raw_data: str = ""  # what `write_scenarios` reads under the raw data folder (e.g. "amod-scenarios")
     user_file: str = ""  # the kind of user file `read_episodes` takes (`eval --trips/--events FILE`), "" for none
 
+    # ----------------------------------------------------------------- scenarios
     @abc.abstractmethod
     def scenarios(self) -> list:
         """Names of the bundled scenarios."""
@@ -68,38 +73,6 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def load(self, name: str):
         """The scenario called `name` (a clear error for an unknown one)."""
-
-    @abc.abstractmethod
-    def build(self, config, scenario) -> Built:
-        """Training env and params, evaluation env and the validation/test episodes."""
-
-    def validate(self, config) -> None:
-        """Raise ValueError naming the option for an impossible value of `config.options`
-        (or of its combination with the generic fields)."""
-
-    def shaping(self, options) -> dict:
-        """The traced reward-shaping coefficients of `options` (for `Hyper.shaping`)."""
-        return {n: getattr(options, n) for n in self.shaping_names}
-
-    def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
-        """{episode: [row per baseline]} on the evaluation episodes `episodes`
-        ({name: episode data}); rows hold `policy` and the `columns` metrics."""
-        return {d: [] for d in episodes}
-
-    def episodes(self, scenario, names) -> dict:
-        """{name: episode data} for evaluation episodes of `scenario` (replay days)."""
-        return {n: n for n in names}
-
-    columns: tuple = ()  # metrics of a table row, headline first
-    headers: tuple = ()  # their column titles
-
-    def format_table(self, rows: list) -> str:
-        """A plain-text table of metric rows (`columns`), one line per row."""
-        cols = ("policy",) + tuple(self.columns)
-        cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
-        lines = ["  ".join(("policy",) + tuple(self.headers or self.columns))]
-        lines += ["  ".join(cell(r.get(c, "")) for c in cols) for r in rows]
-        return "\n".join(lines)
 
     def describe(self, name: str) -> str:
         """One scenario in a few lines (`jaxmob info`)."""
@@ -129,6 +102,40 @@ class Task(abc.ABC):
         """Add `jaxmob eval` flags of this env's own (beside `--<user_file>`); returns their dest names,
         passed to `read_episodes` as keywords."""
         return ()
+
+    # ----------------------------------------------------------------- training and evaluation
+    @abc.abstractmethod
+    def build(self, config, scenario) -> Built:
+        """Training env and params, evaluation env and the validation/test episodes."""
+
+    def validate(self, config) -> None:
+        """Raise ValueError naming the option for an impossible value of `config.options`
+        (or of its combination with the generic fields)."""
+
+    def shaping(self, options) -> dict:
+        """The traced reward-shaping coefficients of `options` (for `Hyper.shaping`)."""
+        return {n: getattr(options, n) for n in self.shaping_names}
+
+    def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
+        """{episode: [row per baseline]} on the evaluation episodes `episodes`
+        ({name: episode data}); rows hold `policy` and the `columns` metrics."""
+        return {d: [] for d in episodes}
+
+    def episodes(self, scenario, names) -> dict:
+        """{name: episode data} for evaluation episodes of `scenario` (replay days)."""
+        return {n: n for n in names}
+
+    # ----------------------------------------------------------------- tables and figures
+    columns: tuple = ()  # metrics of a table row, headline first
+    headers: tuple = ()  # their column titles
+
+    def format_table(self, rows: list) -> str:
+        """A plain-text table of metric rows (`columns`), one line per row."""
+        cols = ("policy",) + tuple(self.columns)
+        cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
+        lines = ["  ".join(("policy",) + tuple(self.headers or self.columns))]
+        lines += ["  ".join(cell(r.get(c, "")) for c in cols) for r in rows]
+        return "\n".join(lines)
 
     def is_option(self, name: str) -> bool:
         """Whether `name` is one of the environment's own options."""
