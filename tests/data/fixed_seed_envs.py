@@ -1,9 +1,9 @@
-"""Record (or, under pytest, check) fixed-seed runs of one algorithm per environment.
+"""Record fixed-seed runs of one algorithm per environment (and the routing planners).
 
 `python tests/data/fixed_seed_envs.py OUT.json` writes the numbers of the code it
 runs with: it was run on commit d1b3464 (before the layered refactor of issue 24)
-to make `fixed_seed_envs.json`, and `tests/test_fixed_seed_envs.py` checks that the
-code of today reproduces them. It uses only APIs both versions share.
+to make `fixed_seed_envs.json`, and `tests/test_cli_runs.py` checks that the code of
+today reproduces them through `jaxmob train`. It uses only APIs both versions share.
 """
 from __future__ import annotations
 
