@@ -27,18 +27,24 @@ def test_eval_without_a_run_tables_the_baselines_and_bound():
     assert "equal distribution" in proc.stdout and "bound (clairvoyant LP)" in proc.stdout
 
 
-def test_algorithms_that_do_not_fit_are_named_errors_before_anything_is_written(tmp_path):
+def test_algorithms_that_do_not_fit_are_named_errors_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    from jaxmob.cli import main
+
+    monkeypatch.chdir(tmp_path)
     cases = [("rebalance", "meta", "trains continuous actions"), ("taxi", "meta", "trains continuous actions"),
              ("amod", "madarl", "needs the agents' tokens"), ("parking", "mappo", "trains discrete actions"),
              ("rebalance", "marl_gcn", "trains continuous actions")]
     for env, alg, why in cases:
-        proc = jaxmob("train", "--env", env, "--alg", alg, "--out-dir", tmp_path / f"{env}-{alg}", cwd=tmp_path)
-        assert proc.returncode == 2 and why in proc.stderr and "Traceback" not in proc.stderr, (env, alg, proc.stderr)
-        assert "algorithms that fit env" in proc.stderr
-    for argv, message in ((["train", "--env", "routing", "--scenario", "missing.npz"], "missing.npz"),
-                          (["train", "--alg", "nope"], "unknown algorithm 'nope'"),
+        assert main(["train", "--env", env, "--alg", alg, "--out-dir", str(tmp_path / f"{env}-{alg}")]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "algorithms that fit env" in err, (env, alg, err)
+    for argv, message in ((["train", "--alg", "nope"], "unknown algorithm 'nope'"),
                           (["train", "--env", "nope"], "unknown environment 'nope'"),
                           (["train", "--total-updates", "-1"], "total_updates: must be >= 1")):
+        assert main(argv) == 2 and message in capsys.readouterr().err, argv
+    # and through the real entry point, with no traceback
+    for argv, message in ((["train", "--env", "amod", "--alg", "madarl"], "needs the agents' tokens"),
+                          (["train", "--env", "routing", "--scenario", "missing.npz"], "missing.npz")):
         proc = jaxmob(*argv, cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (argv, proc.stderr)
     assert not any(tmp_path.rglob("*.json")), "a refused run left files behind"
