@@ -37,7 +37,7 @@ from jaxmob.algos.ppo import PPOConfig
 from jaxmob.envs.rebalance.city import load
 from jaxmob.envs.rebalance.city.sample import CitySpec, sample_cities
 from jaxmob.config import TrainConfig
-from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
+from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv, RebalanceShaping
 from jaxmob.envs.rebalance.batch import stack_params
 from jaxmob.parallel import batch_size, jit_dp_train, make_dp_train, restart_cities
 from jaxmob.report import baseline_rows, mean_rows

@@ -81,7 +81,7 @@ def _scenarios(args) -> int:
         path = Path(path)
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     if not args.out:
-        print(f"(the bundled copies are not replaced; pass --out with the package's scenarios folder to do so)")
+        print("(the bundled copies are not replaced; pass --out with the package's scenarios folder to do so)")
     return 0
 
 

@@ -1,43 +1,29 @@
-"""Many cities and many runs on many devices, with `jax.sharding`.
+"""Many runs and one policy on many cities, on many devices, with `jax.sharding`.
 
-Everything here lives on a 1-D device mesh with one axis, 'batch', and splits
-the leading axis of a batch (cities, seeds or sweep runs) over it:
+The mesh helpers and the pure city-batch rollout (`make_city_rollout`, `shard_batched`) live
+in `jaxmob.core.sharding` (re-exported here); this module adds the trainers on top:
 
-1. `make_city_rollout` + `shard_batched`: B cities stepped for n steps. Cities
-   are independent, so each device runs its B/D cities with `shard_map` and no
-   communication at all.
-2. `shard_sweep` / `make_city_sweep`: the vmapped sweep trainer. Each run has
-   its own policy, optimiser and environments (no gradient reduction between
-   runs); runs are split over devices the same way.
-3. `make_dp_train`: ONE policy trained on B cities at once (data parallel),
-   through the one PPO core (`ppo.make_train(..., city_batch=True)`, hooks
-   and all: HAG-PS regroups here as it does on one city). Policy parameters,
-   Adam state and the key are replicated; environment states and city params
-   are split over devices. The update is ordinary global-batch code: rollouts
-   of every city, GAE, then PPO epochs on minibatches of *time steps* (all
-   cities in every minibatch), the loss a masked mean over every real agent
-   of every city. Under `jit`, XLA's partitioner splits that computation along
-   the city axis and inserts the all-reduces of the partial sums (loss terms,
-   advantage statistics and hence the gradient), so every device applies the
-   same averaged update. Why not `shard_map` + `pmean` of per-device
-   gradients: the loss is a ratio of sums (masked means, advantage
-   normalisation), and devices hold different numbers of real agents, so a
-   mean of per-device means is not the gradient of the global loss. The
-   global-code version is the single-device program, exactly; only the order
-   of float additions differs.
+1. `shard_sweep` / `make_city_sweep`: the vmapped sweep trainer. Each run has its own policy,
+   optimiser and environments (no gradient reduction between runs); runs are split over
+   devices with `shard_map`, no communication at all.
+2. `make_dp_train`: ONE policy trained on B cities at once (data parallel), through the one PPO
+   core (`ppo.make_train(..., city_batch=True)`, hooks and all: HAG-PS regroups here as it does
+   on one city). Policy parameters, Adam state and the key are replicated; environment states
+   and city params are split over devices. The update is ordinary global-batch code: rollouts
+   of every city, GAE, then PPO epochs on minibatches of *time steps* (all cities in every
+   minibatch), the loss a masked mean over every real agent of every city. Under `jit`, XLA's
+   partitioner splits that computation along the city axis and inserts the all-reduces of the
+   partial sums (loss terms, advantage statistics and hence the gradient), so every device
+   applies the same averaged update. Why not `shard_map` + `pmean` of per-device gradients:
+   the loss is a ratio of sums (masked means, advantage normalisation), and devices hold
+   different numbers of real agents, so a mean of per-device means is not the gradient of the
+   global loss. The global-code version is the single-device program, exactly; only the order
+   of float additions differs. The data-parallel trainer pays the all-reduces of the env's
+   data-dependent loops (see `core.sharding`); the city-batch benchmarks measure the rollout alone.
 
-Why `shard_map` (not `jit` with sharded inputs) for pure rollouts (1): an
-environment may have data-dependent `while_loop`s (Poisson inversion, overflow
-search). Under `vmap` their stop test is "any city still searching", and an
-auto-sharded `jit` turns it into a cross-device all-reduce per loop iteration.
-In `shard_map` each device stops on its own cities (`check_vma=False` because
-the env's loops start from replicated constants, which is harmless here). The
-data-parallel trainer pays those all-reduces; the city-batch benchmarks
-measure the rollout alone.
-
-The batch size must be a multiple of the device count (`ValueError` otherwise).
-An environment's own package builds a batch of its params for many cities
-(e.g. `jaxmob.envs.rebalance.batch.stack_params`).
+The batch size must be a multiple of the device count (`ValueError` otherwise). An
+environment's own package builds a batch of its params for many cities (e.g.
+`jaxmob.envs.rebalance.batch.stack_params`).
 """
 from __future__ import annotations
 
@@ -49,6 +35,7 @@ from .algos.ppo import Hyper, PPOConfig, RunnerState, make_train
 from .core.sharding import (BATCH, BATCHED, REPLICATED, batch_mesh, batch_sharding, batch_size,  # noqa: F401
                             check_divisible, make_city_rollout, replicate, replicated, shard_batch, shard_batched,
                             tile_batch)
+
 
 # ----------------------------------------------------------------------- (b) sweeps: independent runs
 def shard_sweep(init, update_chunk, mesh: Mesh | None):

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COMMON = "--total-updates 1 --updates-per-chunk 1 --eval-episodes 2 --no-progress"

@@ -140,7 +140,6 @@ def test_maddpg_resumes_exactly_replay_buffer_included(tmp_path):
 
 
 def _baselines(summary):
-    import jax as _jax
 
     parts = summary["parts"]
     rows = parts["task"].baseline_rows(parts["scenario"], parts["task"].episodes(parts["scenario"], ["test-2000"]),

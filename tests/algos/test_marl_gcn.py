@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmob.algos import dpg
 from jaxmob.nets.gnn import NodeMLP, TwoStageGAT, gated_topk_readout
 from jaxmob.nets.hypernet import HyperHead
 

@@ -1,5 +1,4 @@
 """The region-level AMoD fleet env: conservation, the NumPy/HiGHS reference, the scenarios."""
-import dataclasses
 
 import jax
 import jax.numpy as jnp

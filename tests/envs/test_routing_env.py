@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jaxmob.core.errors import LoaderError
 from jaxmob.envs.routing import env as E
 from jaxmob.envs.routing.demand import demand_from_csv, hotspot_demand
-from jaxmob.envs.routing.graph import StreetGraph, bundled_graph, read_osm
+from jaxmob.envs.routing.graph import bundled_graph, read_osm
 from jaxmob.envs.routing.policies import ARRIVAL_SLOTS, ia, ia_ra
 from jaxmob.envs.routing.reference import reference_step
 from jaxmob.envs.routing.theory import fleet_thresholds, wasserstein1

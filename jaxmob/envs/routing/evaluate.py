@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 import jax

@@ -27,7 +27,6 @@ sector's cap and carrying taxis follow the base policy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
