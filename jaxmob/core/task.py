@@ -104,9 +104,10 @@ class Task(abc.ABC):
         return ()
 
     # ----------------------------------------------------------------- training and evaluation
-    @abc.abstractmethod
     def build(self, config, scenario) -> Built:
-        """Training env and params, evaluation env and the validation/test episodes."""
+        """Training env and params, evaluation env and the validation/test episodes (every env with
+        a trainer; an env of planners has `planner_cli` instead)."""
+        raise NotImplementedError(f"env {self.name} has nothing to train: its planners run through `jaxmob train --env {self.name}`")
 
     def validate(self, config) -> None:
         """Raise ValueError naming the option for an impossible value of `config.options`

@@ -58,10 +58,6 @@ class RoutingTask(Task):
     def load(self, name: str):
         return load_scenario(name)
 
-    def build(self, config, scenario):
-        raise ValueError("routing policies are online planners with nothing to train; "
-                         "run `jaxmob eval --env routing --policy two_phase` (or `jaxmob train --env routing`)")
-
     def describe(self, name: str) -> str:
         graph, demand = self.load(name)
         return f"{graph}\n  demand: {demand.rate:g} requests per step; {demand.source}"
