@@ -10,7 +10,7 @@ padded to `--r-max` regions); `--pool` distinct cities get their env params
 Each device count runs in its own subprocess with
 `XLA_FLAGS=--xla_force_host_platform_device_count=D` (it must be set before
 jax is imported); the batch is split over the devices with `shard_map`
-(`jaxmob.parallel.shard_batched`; batches that do not split are skipped).
+(`jaxmob.core.sharding.shard_batched`; batches that do not split are skipped).
 One measurement: `--steps` steps of every city under uniform random valid
 actions, starting at `--start-hour` so the window covers the morning peak;
 compile first (timed separately), one warm-up run, then `--reps` timed runs,
@@ -92,7 +92,7 @@ def build_pool(args):
 def measure(env, pool, batch: int, mesh, args) -> dict:
     import jax
 
-    from jaxmob.parallel import make_city_rollout, shard_batch, shard_batched, tile_batch
+    from jaxmob.core.sharding import make_city_rollout, shard_batch, shard_batched, tile_batch
 
     params = shard_batch(tile_batch(pool, batch), mesh)
     keys = shard_batch(jax.random.split(jax.random.key(batch), batch), mesh)
@@ -121,7 +121,7 @@ def measure(env, pool, batch: int, mesh, args) -> dict:
 def worker(args) -> None:
     import jax
 
-    from jaxmob.parallel import batch_mesh
+    from jaxmob.core.sharding import batch_mesh
 
     devices = jax.device_count()
     env, pool, spec, pool_s = build_pool(args)

@@ -39,7 +39,8 @@ from jaxmob.envs.rebalance.city.sample import CitySpec, sample_cities
 from jaxmob.config import TrainConfig
 from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv, RebalanceShaping
 from jaxmob.envs.rebalance.batch import stack_params
-from jaxmob.parallel import batch_size, jit_dp_train, make_dp_train, restart_cities
+from jaxmob.core.sharding import batch_size
+from jaxmob.parallel import jit_dp_train, make_dp_train, restart_cities
 from jaxmob.report import baseline_rows, mean_rows
 from jaxmob.train import hyper_of, make_evaluator
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .core.errors import LoaderError
 
-USER_ERRORS = (LoaderError, ValueError, KeyError, FileNotFoundError, TypeError, NotImplementedError)
+USER_ERRORS = (LoaderError, ValueError, KeyError, FileNotFoundError)  # bad input: one line, no traceback
 
 
 def _fail(error) -> int:
@@ -67,6 +67,8 @@ def _scenarios(args) -> int:
     from .core.registry import get
 
     task = get(args.env)
+    if task.write_scenarios is None:
+        return _fail(f"env {args.env} has no scenario builder")
     data = Path(args.data) if args.data else shared_data_dir()
     if task.needs_raw_data(args) and (data is None or not (data / task.raw_data).exists()):
         where = f"under {data}" if data is not None else "(no raw data folder found)"
@@ -143,7 +145,7 @@ def _eval(args) -> int:
             config = config_from_args(args, total_updates=1, updates_per_chunk=1)
             table = evaluate_baselines(config, day=args.day, bound=not args.no_bound)
             print(f"{config.scenario}: baselines{'' if args.no_bound else ' and the clairvoyant bound'}")
-    except (ConfigError,) + USER_ERRORS as e:
+    except (ConfigError, TypeError) + USER_ERRORS as e:  # TypeError: a run's config.json with unknown fields
         return _fail(e)
     if table.get("mapping"):
         print(table["mapping"])

@@ -1,7 +1,7 @@
 """Many runs and one policy on many cities, on many devices, with `jax.sharding`.
 
 The mesh helpers and the pure city-batch rollout (`make_city_rollout`, `shard_batched`) live
-in `jaxmob.core.sharding` (re-exported here); this module adds the trainers on top:
+in `jaxmob.core.sharding`; this module adds the trainers on top:
 
 1. `shard_sweep` / `make_city_sweep`: the vmapped sweep trainer. Each run has its own policy,
    optimiser and environments (no gradient reduction between runs); runs are split over
@@ -32,9 +32,7 @@ import jax
 from jax.sharding import Mesh
 
 from .algos.ppo import Hyper, PPOConfig, RunnerState, make_train
-from .core.sharding import (BATCH, BATCHED, REPLICATED, batch_mesh, batch_sharding, batch_size,  # noqa: F401
-                            check_divisible, make_city_rollout, replicate, replicated, shard_batch, shard_batched,
-                            tile_batch)
+from .core.sharding import batch_sharding, batch_size, check_divisible, replicated, shard_batched
 
 
 # ----------------------------------------------------------------------- (b) sweeps: independent runs

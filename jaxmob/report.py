@@ -91,11 +91,10 @@ def comparison(scenario, days, config, evaluation: dict | None, name: str, *, bo
 def evaluate_baselines(config, *, day: str | None = None, bound: bool = True) -> dict:
     """The environment's baselines and bound on the test episodes of `config`'s scenario
     (or on evaluation episode `day`), with the config's environment options."""
-    from .train import build
-
-    parts = build(config)
-    days = parts["task"].episodes(parts["scenario"], [day] if day else list(parts["test_params"]))
-    table = comparison(parts["scenario"], days, config, None, config.alg, bound=bound)
+    task = config.task
+    built = task.build(config, task.load(config.scenario))  # the episodes only: no learner is built
+    days = task.episodes(built.scenario, [day] if day else list(built.test))
+    table = comparison(built.scenario, days, config, None, config.alg, bound=bound)
     return {**table, "scenario": config.scenario, "env": config.env}
 
 
@@ -129,7 +128,7 @@ def evaluate_run(run_dir, *, day: str | None = None, user_file=None, checkpoint:
     parts = build(config)
     report = None
     if user_file is not None:
-        if not task.user_file:
+        if task.read_episodes is None:
             raise ValueError(f"env {config.env} reads no user file")
         days, report = task.read_episodes(parts["scenario"], user_file, day=day, **read_options)
     else:

@@ -126,7 +126,7 @@ def test_every_documented_command_is_one_the_tests_run():
                 if key == "ENV":
                     assert value in names(), (page, line)
             continue
-        argv = [w for w in words[3:] if not w.isupper()]  # placeholders such as RUN or FILE
+        argv = [w for w in words[3:] if not w.isupper()]  # words in capitals (RUN, FILE) stand for the user's own values
         command = argv[0]
         assert command in ("train", "eval", "sweep", "info", "show", "scenarios"), (page, line)
         env = argv[1] if command == "scenarios" else (argv[argv.index("--env") + 1] if "--env" in argv else "rebalance")

@@ -59,7 +59,7 @@ def _collectives(compiled) -> dict:
 def _check_env(env, params, mesh) -> dict:
     import jax
 
-    from jaxmob.parallel import make_city_rollout, shard_batch, shard_batched
+    from jaxmob.core.sharding import make_city_rollout, shard_batch, shard_batched
 
     keys = jax.random.split(jax.random.key(1), 8)
     rollout = make_city_rollout(env, 20)
@@ -78,7 +78,8 @@ def _check_dp(env, params, mesh) -> dict:
 
     from jaxmob.algos.policies import SharingPolicy
     from jaxmob.algos.ppo import Hyper, PPOConfig
-    from jaxmob.parallel import jit_dp_train, make_dp_train, shard_batch
+    from jaxmob.core.sharding import shard_batch
+    from jaxmob.parallel import jit_dp_train, make_dp_train
 
     first = jax.tree.map(lambda x: x[0], params)
     policy = SharingPolicy("share_all", 9, env.num_actions(first), (16,))
@@ -131,7 +132,8 @@ def _check_city_sweep(env, params, mesh) -> dict:
 
     from jaxmob.algos.policies import SharingPolicy
     from jaxmob.algos.ppo import Hyper, PPOConfig, make_train
-    from jaxmob.parallel import make_city_sweep, shard_batch, shard_batched
+    from jaxmob.core.sharding import shard_batch, shard_batched
+    from jaxmob.parallel import make_city_sweep
 
     cities = jax.tree.map(lambda x: jnp.asarray(x[:4]), params)
     first = jax.tree.map(lambda x: x[0], cities)
@@ -157,7 +159,7 @@ def _check_city_sweep(env, params, mesh) -> dict:
 def _check_errors(mesh) -> dict:
     import jax.numpy as jnp
 
-    from jaxmob.parallel import shard_batch
+    from jaxmob.core.sharding import shard_batch
 
     try:
         shard_batch({"x": jnp.zeros((6, 2))}, mesh)
@@ -169,7 +171,7 @@ def _check_errors(mesh) -> dict:
 def worker() -> None:
     import jax
 
-    from jaxmob.parallel import batch_mesh
+    from jaxmob.core.sharding import batch_mesh
 
     mesh = batch_mesh()
     env, params = _small_problem()
@@ -240,7 +242,7 @@ def test_stack_params_uses_common_static_sizes():
     from jaxmob.envs.rebalance.city import synthetic_city
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
     from jaxmob.envs.rebalance.batch import stack_params
-    from jaxmob.parallel import tile_batch
+    from jaxmob.core.sharding import tile_batch
 
     cities = [synthetic_city("square", 2, 2, seed=0, trips_per_day=500.0),
               synthetic_city("square", 5, 3, seed=1, trips_per_day=4000.0, cell_km=2.0)]

@@ -36,6 +36,7 @@ from flax import struct
 from ..core.env import select_tree
 from ..nets import MLP
 from ..core.algorithm import Algorithm, LearnerCore
+from ..core.errors import check_fields
 from .ppo import Hyper, RunnerState, make_optimizer, set_lr
 
 @dataclass(frozen=True)
@@ -277,15 +278,13 @@ def _hyper(config, shaping: dict, algo: dict) -> Hyper:
 
 
 def _validate(config) -> None:
-    checks = ((1 <= config.batch_size <= config.buffer_size, "batch_size",
-               f"must lie in [1, buffer_size={config.buffer_size}], got {config.batch_size}"),
-              (config.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {config.gradient_steps}"),
-              (0 < config.tau <= 1, "tau", f"must lie in (0, 1], got {config.tau}"),
-              (config.exploration_noise >= 0, "exploration_noise", f"must be >= 0, got {config.exploration_noise}"),
-              (0 < config.critic_lr < 1, "critic_lr", f"must lie in (0, 1), got {config.critic_lr}"))
-    for ok, name, problem in checks:
-        if not ok:
-            raise ValueError(f"{name}: {problem}")
+    check_fields([
+        (1 <= config.batch_size <= config.buffer_size, "batch_size",
+         f"must lie in [1, buffer_size={config.buffer_size}], got {config.batch_size}"),
+        (config.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {config.gradient_steps}"),
+        (0 < config.tau <= 1, "tau", f"must lie in (0, 1], got {config.tau}"),
+        (config.exploration_noise >= 0, "exploration_noise", f"must be >= 0, got {config.exploration_noise}"),
+        (0 < config.critic_lr < 1, "critic_lr", f"must lie in (0, 1), got {config.critic_lr}")])
 
 
 DPG = LearnerCore(name="dpg", action_kind="continuous", traced=("lr", "gamma", "critic_lr", "tau", "exploration_noise"),

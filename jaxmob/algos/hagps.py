@@ -103,6 +103,7 @@ import optax
 from flax import struct
 
 from ..core.algorithm import Algorithm
+from ..core.errors import check_fields
 from ..core.task import option
 from ..nets import MLP
 from ..nets.mlp import apply_shared_input
@@ -623,9 +624,7 @@ def _validate(config) -> None:
               (config.head in HEAD_KINDS, "head", f"must be one of {', '.join(HEAD_KINDS)}, got {config.head!r}"),
               (config.critic in CRITIC_KINDS, "critic", f"must be one of {', '.join(CRITIC_KINDS)}, got {config.critic!r}")]
     checks += [(getattr(config, n) >= 0, n, f"must be >= 0, got {getattr(config, n)}") for n in THRESHOLD_NAMES]
-    for ok, name, problem in checks:
-        if not ok:
-            raise ValueError(f"{name}: {problem}")
+    check_fields(checks)
 
 
 def _make_policy(env, env_params, config):

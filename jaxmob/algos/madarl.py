@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core.algorithm import Algorithm
+from ..core.errors import check_fields
 from ..core.task import option
 from ..nets import MLP
 from ..nets.mlp import apply_shared_input
@@ -142,8 +143,8 @@ class MadarlOptions:
 
 
 def _validate(config) -> None:
-    if config.attention not in ATTENTION:
-        raise ValueError(f"attention: must be one of {', '.join(ATTENTION)}, got {config.attention!r}")
+    check_fields([(config.attention in ATTENTION, "attention",
+                   f"must be one of {', '.join(ATTENTION)}, got {config.attention!r}")])
 
 
 def _make_policy(env, env_params, config):

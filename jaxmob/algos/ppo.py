@@ -17,6 +17,7 @@ import optax
 from flax import struct
 
 from ..core.algorithm import LearnerCore
+from ..core.errors import check_fields
 from ..core.env import NEG_INF, action_logits, step_auto_reset  # noqa: F401  (NEG_INF: for callers)
 
 @struct.dataclass
@@ -299,8 +300,8 @@ def _hyper(config, shaping: dict, algo: dict) -> Hyper:
 
 
 def _validate(config) -> None:
-    if (config.num_envs * config.rollout_steps) % config.minibatches:
-        raise ValueError(f"minibatches: must divide num_envs x rollout_steps = {config.num_envs * config.rollout_steps}")
+    batch = config.num_envs * config.rollout_steps
+    check_fields([(batch % config.minibatches == 0, "minibatches", f"must divide num_envs x rollout_steps = {batch}")])
 
 
 PPO = LearnerCore(name="ppo", action_kind="discrete",

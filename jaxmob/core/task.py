@@ -89,14 +89,13 @@ class Task(abc.ABC):
         """Whether `write_scenarios` reads the raw data folder for these arguments."""
         return True
 
-    def write_scenarios(self, args, data, out) -> list:
-        """Rebuild the bundled scenarios from raw folder `data` into folder `out`; the paths written."""
-        raise NotImplementedError(f"env {self.name} has no scenario builder")
-
-    def read_episodes(self, scenario, path, *, day=None, **extra) -> tuple:
-        """`({name: episode data}, report)` from a user's file (see `user_file`): its days as
-        evaluation episodes of `scenario`, and what was dropped on the way."""
-        raise NotImplementedError(f"env {self.name} reads no user file")
+    # Optional capabilities, None where the env has none (the CLI says so in one line):
+    # write_scenarios(args, data, out) -> paths: rebuild the bundled scenarios from raw folder `data`
+    #     (what `raw_data` names under it) into folder `out` (`jaxmob scenarios NAME`);
+    # read_episodes(scenario, path, *, day=None, **extra) -> ({name: episode data}, report): the days
+    #     of a user's file (`eval --<user_file> FILE`) as evaluation episodes, and what was dropped.
+    write_scenarios = None
+    read_episodes = None
 
     def eval_arguments(self, parser) -> tuple:
         """Add `jaxmob eval` flags of this env's own (beside `--<user_file>`); returns their dest names,
@@ -104,10 +103,10 @@ class Task(abc.ABC):
         return ()
 
     # ----------------------------------------------------------------- training and evaluation
-    def build(self, config, scenario) -> Built:
-        """Training env and params, evaluation env and the validation/test episodes (every env with
-        a trainer; an env of planners has `planner_cli` instead)."""
-        raise NotImplementedError(f"env {self.name} has nothing to train: its planners run through `jaxmob train --env {self.name}`")
+    # build(config, scenario) -> Built: the training env and params, the evaluation env and the
+    # validation/test episodes; None for an env of planners (it has `planner_cli` instead, and
+    # `registry.fits` refuses every algorithm on it before anything is built).
+    build = None
 
     def validate(self, config) -> None:
         """Raise ValueError naming the option for an impossible value of `config.options`

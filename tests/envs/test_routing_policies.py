@@ -89,7 +89,7 @@ import jax, jax.numpy as jnp, numpy as np, sys
 sys.path.insert(0, 'tests/envs')
 from test_routing_policies import busy_state, PARAMS, GRAPH, DEMAND, H, S
 from jaxmob.envs.routing.two_phase import sectors_for, two_phase_targets
-from jaxmob.parallel import batch_mesh
+from jaxmob.core.sharding import batch_mesh
 state = busy_state(3, m=9, q=12)
 sectors = sectors_for(GRAPH, DEMAND.pickup, fleet=9, cap=3)
 one = jax.jit(lambda k, s: two_phase_targets(k, s, PARAMS, sectors, 3, 8, H, S))(jax.random.key(1), state)

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ...core.errors import LoaderError
-from .graph import StreetGraph, haversine_m
+from ...core.geometry import haversine_m
+from .graph import StreetGraph
 
 # (place, lat, lon, spread in metres, share of the hotspot part)
 PICKUP_HOTSPOTS = (("Financial District", 37.7946, -122.3999, 500.0, 0.5),

@@ -25,7 +25,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, shortest_path
 
 from ...core.errors import LoaderError
-from ...core.geometry import haversine_m  # noqa: F401  (demand.py and users import it from here)
+from ...core.geometry import haversine_m
 
 BUNDLED_DIR = Path(__file__).with_name("scenarios")
 # road levels 1-5 of the map's stats file: motorway, trunk, primary, secondary, tertiary (and links)

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from flax import struct
 
-from ....core.geometry import EARTH_RADIUS_KM, HEX_DIRECTIONS, SQUARE_DIRECTIONS, project_km  # noqa: F401
+from ....core.geometry import HEX_DIRECTIONS, SQUARE_DIRECTIONS, project_km
 
 
 class CityError(ValueError):

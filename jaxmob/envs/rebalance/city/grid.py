@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ....core.geometry import hex_center_km, km_to_latlon, neighbor_table  # noqa: F401  (re-used by the generators)
+from ....core.geometry import hex_center_km, km_to_latlon, neighbor_table
 from .core import City
 
 def synthetic_city(

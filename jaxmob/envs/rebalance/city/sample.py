@@ -29,8 +29,8 @@ from dataclasses import dataclass, fields
 import jax
 import jax.numpy as jnp
 
-from .core import EARTH_RADIUS_KM, HEX_DIRECTIONS, SQUARE_DIRECTIONS, City
-from ....core.geometry import HEX_OFFSETS, SQUARE_OFFSETS
+from ....core.geometry import EARTH_RADIUS_KM, HEX_DIRECTIONS, HEX_OFFSETS, SQUARE_DIRECTIONS, SQUARE_OFFSETS
+from .core import City
 
 FEATURE_NAMES = ("docks", "cbd", "dist_centre_km")
 GRIDS = ("square", "hex")
