@@ -79,12 +79,17 @@ def _scenarios(args) -> int:
         written = task.write_scenarios(args, data, out)
     except USER_ERRORS as e:
         return _fail(e)
+    written, failed = written if isinstance(written, tuple) else (written, {})  # ([paths], {source: why})
     for path in written:
         path = Path(path)
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    for source, why in failed.items():
+        print(f"jaxmob: failed {source}: {why}", file=sys.stderr)
     if not args.out:
         print("(the bundled copies are not replaced; pass --out with the package's scenarios folder to do so)")
-    return 0
+    if failed:
+        print(f"jaxmob: {len(failed)} of {len(written) + len(failed)} failed; the others were written", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # ----------------------------------------------------------------------------- train, sweep, eval
@@ -140,10 +145,8 @@ def _eval(args) -> int:
             print(f"{args.run}: {table['checkpoint']} checkpoint (update {table['checkpoint_update']}) "
                   f"on {table['scenario']}")
         else:
-            if user_file and not task.is_option(task.user_file):
-                return _fail(f"--{task.user_file} needs --run (the trained run whose scenario reads the file)")
             config = config_from_args(args, total_updates=1, updates_per_chunk=1)
-            table = evaluate_baselines(config, day=args.day, bound=not args.no_bound)
+            table = evaluate_baselines(config, day=args.day, bound=not args.no_bound, user_file=user_file, **extra)
             print(f"{config.scenario}: baselines{'' if args.no_bound else ' and the clairvoyant bound'}")
     except (ConfigError, TypeError) + USER_ERRORS as e:  # TypeError: a run's config.json with unknown fields
         return _fail(e)
@@ -227,7 +230,7 @@ def build_parser(env: str = "rebalance", alg: str | None = None) -> argparse.Arg
                        "--env NAME --alg NAME --help lists that run's options")
     add_config_arguments(p, env=env, alg=alg)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
-    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound in the final table")
+    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound (and other optimiser rows, e.g. MPC) in the final table")
     p.set_defaults(func=_train)
 
     traced = sweepable(TrainConfig(env=env, alg=alg))
@@ -249,7 +252,7 @@ def build_parser(env: str = "rebalance", alg: str | None = None) -> argparse.Arg
     p.add_argument("--episodes", type=int, help="with --run: sampled-policy episodes per evaluation episode")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"),
                    help="with --run: the best-on-validation checkpoint or the last one")
-    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound")
+    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound (and other optimiser rows, e.g. MPC)")
     p.add_argument("--json", help="also write the table to this JSON file")
     if task.user_file and not task.is_option(task.user_file):
         p.add_argument(f"--{task.user_file}", metavar="FILE", help=f"with --run: evaluate on the days of your own "

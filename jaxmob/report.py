@@ -88,14 +88,21 @@ def comparison(scenario, days, config, evaluation: dict | None, name: str, *, bo
     return {"days": list(per_day), "per_day": per_day, "mean": mean, "gaps": gaps, "headline": headline}
 
 
-def evaluate_baselines(config, *, day: str | None = None, bound: bool = True) -> dict:
-    """The environment's baselines and bound on the test episodes of `config`'s scenario
-    (or on evaluation episode `day`), with the config's environment options."""
+def evaluate_baselines(config, *, day: str | None = None, bound: bool = True, user_file=None, **read_options) -> dict:
+    """The environment's baselines and bound on the test episodes of `config`'s scenario,
+    on evaluation episode `day`, or on the days of a user's file (`Task.read_episodes`),
+    with the config's environment options."""
     task = config.task
     built = task.build(config, task.load(config.scenario))  # the episodes only: no learner is built
-    days = task.episodes(built.scenario, [day] if day else list(built.test))
+    report = None
+    if user_file is not None:
+        if task.read_episodes is None:
+            raise ValueError(f"env {config.env} reads no user file")
+        days, report = task.read_episodes(built.scenario, user_file, day=day, **read_options)
+    else:
+        days = task.episodes(built.scenario, [day] if day else list(built.test))
     table = comparison(built.scenario, days, config, None, config.alg, bound=bound)
-    return {**table, "scenario": config.scenario, "env": config.env}
+    return {**table, "scenario": config.scenario, "env": config.env, "mapping": report}
 
 
 def run_config(run_dir):

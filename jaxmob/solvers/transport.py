@@ -92,6 +92,19 @@ def _augment(state, cost, arc):
     return flow, supply.at[root].add(-delta), demand.at[sink].add(-delta), jnp.where(progress, rounds + 1, -1)
 
 
+def _successive_shortest_paths(supply, demand, cost, flow, arc):
+    """Augment `flow` (optimal for what it ships) until `demand` is met or nothing can reach it."""
+    n = cost.shape[0]
+
+    def more(state):
+        _, _, demand_left, rounds = state
+        return jnp.any(demand_left > 0) & (rounds >= 0) & (rounds < 4 * n * n)
+
+    start = (flow, supply, demand, jnp.int32(0))
+    flow, _, _, _ = jax.lax.while_loop(more, lambda s: _augment(s, cost, arc), start)
+    return flow
+
+
 def min_cost_transport(supply: jax.Array, demand: jax.Array, cost: jax.Array) -> jax.Array:
     """`(n, n)` int32 flow: `flow[i, j]` units from i to j, every row i shipping at most
     `supply[i]`, every column j receiving `demand[j]` (when the supply suffices),
@@ -102,11 +115,30 @@ def min_cost_transport(supply: jax.Array, demand: jax.Array, cost: jax.Array) ->
     cost = jnp.asarray(cost, jnp.float32)
     n = cost.shape[0]
     arc = (supply[:, None] > 0) & (demand[None, :] > 0)
+    return _successive_shortest_paths(supply, demand, cost, jnp.zeros((n, n), jnp.int32), arc)
 
-    def more(state):
-        _, _, demand_left, rounds = state
-        return jnp.any(demand_left > 0) & (rounds >= 0) & (rounds < 4 * n * n)
 
-    start = (jnp.zeros((n, n), jnp.int32), supply, demand, jnp.int32(0))
-    flow, _, _, _ = jax.lax.while_loop(more, lambda s: _augment(s, cost, arc), start)
-    return flow
+def rebalancing_flow(idle: jax.Array, desired: jax.Array, cost: jax.Array) -> jax.Array:
+    """`(n, n)` int32 empty moves of the AMoD benchmark's rebalancing problem:
+    min sum(cost * f) over every ordered pair, s.t. inflow - outflow >= desired - idle
+    and outflow <= idle in every region (so a region short of vehicles may still
+    send its own while others refill it: a relay, worth it where cost breaks the
+    triangle inequality).
+
+    It is the transportation problem that sends every idle vehicle somewhere,
+    staying home at cost 0 (`g[i, i] = idle[i] - outflow[i]`), and fills
+    `desired`. Keeping min(idle, desired) at home is optimal for what it ships
+    (every residual cycle alternates non-negative forward costs with zero-cost
+    backward diagonal arcs), so the search starts there, with the surplus left
+    to ship and the deficits left to fill; a relay through k is the backward
+    arc of k's stay. `cost` must be non-negative off the diagonal."""
+    idle = jnp.asarray(idle, jnp.int32)
+    desired = jnp.asarray(desired, jnp.int32)
+    n = idle.shape[-1]
+    eye = jnp.eye(n, dtype=bool)
+    cost = jnp.where(eye, 0.0, jnp.asarray(cost, jnp.float32))
+    stay = jnp.minimum(idle, desired)
+    flow = jnp.where(eye, stay[:, None], 0).astype(jnp.int32)
+    arc = jnp.ones((n, n), bool)
+    flow = _successive_shortest_paths(idle - stay, desired - stay, cost, flow, arc)
+    return jnp.where(eye, 0, flow)

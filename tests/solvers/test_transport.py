@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxmob.envs.amod.reference import rebalancing_lp
+from jaxmob.envs.amod.reference import rebalancing_lp, transport_lp
 from jaxmob.solvers.transport import min_cost_transport
 
 N = 9
@@ -37,7 +37,7 @@ def test_optimal_integral_and_feasible_against_highs(seed, costs):
     assert (flow >= 0).all()
     assert (flow.sum(axis=1) <= surplus).all() and (flow.sum(axis=0) == deficit).all()
     assert (flow[surplus == 0] == 0).all() and (flow[:, deficit == 0] == 0).all()
-    _, best = rebalancing_lp(idle, desired, cost)
+    _, best = transport_lp(idle, desired, cost)
     np.testing.assert_allclose((flow * cost).sum(), best, rtol=1e-5, atol=1e-4)
 
 

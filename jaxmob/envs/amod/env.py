@@ -5,15 +5,20 @@ step's passenger matching: idle vehicles per region and vehicles in transit
 by the step they arrive. One `step(action)` is
 
 1. rebalancing: the action sets a desired number of idle vehicles per region;
-   the min-cost transportation flow (`solvers.transport`, exact, in-graph)
-   moves the surplus to the deficits at least total rebalancing time; moved
-   vehicles arrive after their rebalancing time;
+   the benchmark's own rebalancing problem (least total rebalancing time s.t.
+   inflow - outflow >= desired - idle and outflow <= idle, over every ordered
+   pair, relays allowed; `solvers.transport.rebalancing_flow`, exact, in-graph)
+   decides the empty moves;
 2. time advances: vehicles due now become idle;
 3. passenger matching: the step's requests (Poisson draws, or a replayed
    episode) are served to maximise revenue, sum(price * served), subject to
    served <= requests and each origin's idle vehicles; the LP separates by
    origin and its exact optimum serves destinations in descending price
-   order; served vehicles arrive after the trip duration.
+   order.
+
+Timing is the benchmark's: a trip or an empty move of tau steps begun at step
+t delivers its vehicle to the matching of step t + tau + 1. An episode is
+`horizon` = 19 decisions between 20 matchings (the first one in `reset`).
 
 Team reward = passenger profit (revenue - beta * tstep * trip steps per
 served request) - rebalancing cost (beta * tstep * rebalancing steps per
@@ -31,10 +36,10 @@ Actions (`AmodConfig.action`):
 * 'levels' (PPO family): each region picks a weight in 0..levels-1; the desired
   distribution is the idle fleet split by weight (floor), all zero = no moves.
 * 'meta' (META, DDPG): each region outputs a in [-1, 1]; regions with
-  a > xi send round(a * idle) vehicles, regions with a < -xi want
-  round(-a * expected unmet demand) vehicles, and a Kuhn-Munkres matching of
-  senders to receivers on w_ij = d_ij * |x_i - y_j| decides who sends to whom
-  (`meta.py`).
+  a > xi offer x_i = round(a_i * idle_i) vehicles, regions with a < -xi ask
+  y_j = round(|a_j| * idle_j), and a Kuhn-Munkres matching of senders to
+  receivers on w_ij = d_ij * |x_i - y_j| decides who sends x_i to whom
+  (`meta.py`; `dispatch='min'` is jaxmob's earlier variant).
 """
 from __future__ import annotations
 
@@ -45,12 +50,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ...solvers.transport import min_cost_transport
+from ...solvers.transport import rebalancing_flow
 from ...core.env import Agents, Environment, Spec, accumulate, is_int
 from ...core.random import poisson_by_inversion, random_words, uniform_from_bits
 
 MODES = ("poisson", "replay")
 ACTIONS = ("levels", "meta")
+DISPATCHES = ("paper", "min")  # META as published | the earlier variant (asks expected requests, moves the min)
 REWARDS = ("profit", "balance")
 LOOKAHEAD = 4  # steps of arrivals and expected requests an observation shows
 LOCAL_FEATURES = 3 + 2 * LOOKAHEAD  # idle, arrivals, expected requests, imbalance, unmet (then id, time)
@@ -60,9 +66,10 @@ LOCAL_FEATURES = 3 + 2 * LOOKAHEAD  # idle, arrivals, expected requests, imbalan
 class AmodConfig:
     """Static settings: episode length, demand mode, action kind, transit pipeline length."""
 
-    horizon: int = 20
+    horizon: int = 19  # rebalancing decisions: the benchmark's 20 matchings, 19 decisions
     mode: str = "poisson"
     action: str = "levels"
+    dispatch: str = "paper"
     reward: str = "profit"
     levels: int = 5
     max_steps: int = 20  # longest trip or rebalancing, in steps (the transit pipeline's length)
@@ -71,6 +78,7 @@ class AmodConfig:
         for name, ok, want in (("horizon", is_int(self.horizon) and self.horizon >= 1, "an integer >= 1"),
                                ("mode", self.mode in MODES, f"one of {MODES}"),
                                ("action", self.action in ACTIONS, f"one of {ACTIONS}"),
+                               ("dispatch", self.dispatch in DISPATCHES, f"one of {DISPATCHES}"),
                                ("reward", self.reward in REWARDS, f"one of {REWARDS}"),
                                ("levels", is_int(self.levels) and self.levels >= 2, "an integer >= 2"),
                                ("max_steps", is_int(self.max_steps) and self.max_steps >= 1, "an integer >= 1")):
@@ -119,7 +127,7 @@ class AmodMetrics:
 @struct.dataclass
 class AmodState:
     idle: jax.Array  # (R,) int32 after this step's matching
-    transit: jax.Array  # (L, R) int32 vehicles arriving k + 1 steps from now
+    transit: jax.Array  # (L + 1, R) int32 vehicles idle for the matching k + 1 steps from now
     unmet: jax.Array  # (R,) int32 requests of this step left unserved, per origin
     t: jax.Array  # () int32
     metrics: AmodMetrics
@@ -160,21 +168,29 @@ def match_passengers(idle: jax.Array, requests: jax.Array, rank: jax.Array) -> j
 
 
 def desired_moves(idle: jax.Array, desired: jax.Array, reb_steps: jax.Array) -> jax.Array:
-    """`(R, R)` int32 empty moves that bring `idle` to at least `desired` where the
-    surplus allows, at least total rebalancing time (`sum(desired) <= sum(idle)`)."""
-    surplus = jnp.maximum(idle - desired, 0)
-    deficit = jnp.maximum(desired - idle, 0)
-    return min_cost_transport(surplus, deficit, reb_steps.astype(jnp.float32))
+    """`(R, R)` int32 empty moves of the benchmark's rebalancing problem for `desired`
+    (`sum(desired) <= sum(idle)`), at least total rebalancing time."""
+    return rebalancing_flow(idle, desired, reb_steps.astype(jnp.float32))
+
+
+def desired_from_weights(idle: jax.Array, weight: jax.Array) -> jax.Array:
+    """The idle fleet split by `weight` (integers >= 0), floored, as the benchmark's
+    int(share * total): exact in integers; all zero keeps the fleet where it is."""
+    weight = weight.astype(jnp.int32)
+    total, norm = idle.sum(), weight.sum()
+    return jnp.where(norm > 0, (weight * total) // jnp.maximum(norm, 1), idle)
 
 
 def schedule(transit: jax.Array, flows: jax.Array, steps: jax.Array) -> jax.Array:
-    """Add `flows[i, j]` vehicles arriving at j after `steps[i, j]` steps to `transit`.
+    """Add `flows[i, j]` vehicles, begun now on legs of `steps[i, j]` steps, to `transit`:
+    they are idle for the matching `steps + 1` steps from now (the benchmark's timing).
 
     A scatter-*add*: several origins may send to one region with the same delay
-    in one step, and none of them may overwrite another."""
+    in one step, and none of them may overwrite another (the benchmark's own
+    simulator overwrites there and loses vehicles)."""
     R = flows.shape[-1]
     dest = jnp.broadcast_to(jnp.arange(R)[None, :], flows.shape)
-    return transit.at[steps - 1, dest].add(flows)
+    return transit.at[steps, dest].add(flows)
 
 
 class AmodEnv(Environment):
@@ -207,7 +223,7 @@ class AmodEnv(Environment):
 
     def initial_state(self, key, params) -> AmodState:
         R = params.num_regions
-        transit = jnp.zeros((self.config.max_steps, R), jnp.int32)
+        transit = jnp.zeros((self.config.max_steps + 1, R), jnp.int32)
         requests = self.requests_at(key, 0, params)
         idle, transit, served, income, trip_cost = self._match(params.init_idle, transit, requests, 0, params)
         metrics = accumulate(AmodMetrics.zeros(), AmodMetrics(
@@ -226,17 +242,13 @@ class AmodEnv(Environment):
             from .meta import meta_moves
 
             expected = params.demand[jnp.minimum(state.t + 1, params.demand.shape[0] - 1)].sum(axis=1)
-            return meta_moves(state.idle, expected, action, params.xi, params.distance)
-        weight = action.astype(jnp.float32)
-        total = state.idle.sum()
-        share = weight / jnp.maximum(weight.sum(), 1e-9)
-        desired = jnp.where(weight.sum() > 0, jnp.floor(share * total).astype(jnp.int32), state.idle)
-        return desired_moves(state.idle, desired, params.reb_steps)
+            return meta_moves(state.idle, expected, action, params.xi, params.distance, self.config.dispatch)
+        return desired_moves(state.idle, desired_from_weights(state.idle, action), params.reb_steps)
 
     def step_moves(self, key, state: AmodState, moves: jax.Array, params):
         """The step for given empty moves (`moves[i, j]` vehicles i -> j, at most the idle ones)."""
         moves = moves * (1 - jnp.eye(moves.shape[-1], dtype=moves.dtype))
-        transit = schedule(state.transit, moves, jnp.maximum(params.reb_steps, 1))
+        transit = schedule(state.transit, moves, params.reb_steps)
         idle = state.idle - moves.sum(axis=1)
         reb_cost = params.step_cost * (moves * params.reb_steps).sum()
         t = state.t + 1

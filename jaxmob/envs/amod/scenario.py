@@ -14,10 +14,17 @@ does, in our code:
   the demand ratio. Price: the request-weighted mean price. Trip duration:
   round(request-weighted mean travel time / tstep), at least 1 step; pairs
   with no requests in a step use the rebalancing time.
-* Rebalancing time: round(reb_time of hour `json_hr` / tstep), at least 1 step.
-* Fleet: `totalAcc` of hour json_hr + round(tstep / 2 * horizon / 60),
-  int(acc / regions) vehicles in every region (the benchmark drops the remainder).
+* Rebalancing time: round(reb_time of hour `json_hr` / tstep), at least 1 step;
+  every ordered pair of regions must have its row for that hour.
+* Fleet: `totalAcc` of hour json_hr + round(tstep / 2 * matchings / 60) (20
+  matchings), int(acc / regions) vehicles in every region (the benchmark
+  drops the remainder).
 * Cost of a vehicle travelling one step: beta * tstep.
+* An episode is 19 rebalancing decisions between 20 matchings (`horizon` = 19).
+
+Nothing is guessed: a city without its calibration entry needs demand ratio,
+hour, step and beta from the caller; a trip or move over a day (which would
+also overflow int32 further on) is a `LoaderError` naming it.
 
 Evaluation episodes are seeded Poisson draws from the expected requests (the
 benchmark draws one per episode too): 3 validation and 5 test episodes.
@@ -37,7 +44,8 @@ from ...core.errors import LoaderError
 from .benchmark import CALIBRATION_FILE, read_benchmark
 
 BUNDLED_DIR = Path(__file__).with_name("scenarios")
-DEFAULT_HORIZON = 20  # decision steps per episode (the benchmark's 20 x 3 min = 1 hour)
+MAX_MINUTES = 24 * 60  # longest trip or rebalancing time a city may state
+DEFAULT_HORIZON = 19  # rebalancing decisions per episode: the benchmark's 20 matchings (x 3 min = 1 hour)
 VALIDATION_SEEDS = (1000, 1001, 1002)
 TEST_SEEDS = (2000, 2001, 2002, 2003, 2004)
 
@@ -114,13 +122,21 @@ def from_json(path, *, tstep: int | None = None, horizon: int = DEFAULT_HORIZON,
     f = read_benchmark(path)
     path, nlat, nlon, city = f.path, f.nlat, f.nlon, f.city
     dem, acc, reb = f.demand, f.total_acc, f.reb_time
-    cal = f.calibration or {}
-    tstep = int(tstep or cal.get("test_tstep", 3))
-    json_hr = int(cal.get("json_hr", 19) if json_hr is None else json_hr)
-    ratio = float(cal.get("demand_ratio", 1.0) if demand_ratio is None else demand_ratio)
-    beta = float(cal.get("beta", 0.2) if beta is None else beta)
+    cal = f.calibration
+    given = dict(demand_ratio=demand_ratio, json_hr=json_hr, tstep=tstep, beta=beta)
+    if cal is None and any(v is None for v in given.values()):
+        missing = ", ".join(k for k, v in given.items() if v is None)
+        _fail(path, f"city {city!r} has no entry in {CALIBRATION_FILE} beside it; give {missing} explicitly "
+                    f"(jaxmob scenarios amod --json FILE --demand-ratio R --json-hr H --tstep MIN --beta B)")
+    cal = cal or {}
+    tstep = int(tstep or cal.get("test_tstep", 3))  # the benchmark's default step is 3 minutes
+    json_hr = int(cal["json_hr"] if json_hr is None else json_hr)
+    ratio = float(cal["demand_ratio"] if demand_ratio is None else demand_ratio)
+    beta = float(cal["beta"] if beta is None else beta)
     if tstep < 1 or horizon < 1:
         raise ValueError(f"tstep and horizon must be >= 1, got {tstep}, {horizon}")
+    if not (np.isfinite(ratio) and ratio > 0 and np.isfinite(beta) and beta >= 0 and 0 <= json_hr < 24):
+        _fail(path, f"demand_ratio must be > 0, beta >= 0 and json_hr an hour 0..23; got {ratio}, {beta}, {json_hr}")
 
     R = nlat * nlon
     start = 60 * json_hr
@@ -145,15 +161,21 @@ def from_json(path, *, tstep: int | None = None, horizon: int = DEFAULT_HORIZON,
     if not (hour == json_hr).any():
         _fail(path, f"'rebTime' has no rows for hour {json_hr}")
     at = hour == json_hr
-    reb_min = np.zeros((R, R))
+    reb_min = np.full((R, R), np.nan)
     reb_min[reb["origin"][at].astype(np.int64), reb["destination"][at].astype(np.int64)] = reb["reb_time"][at]
-    reb_steps = np.maximum(1, np.round(reb_min / tstep)).astype(np.int32)
+    np.fill_diagonal(reb_min, 0.0)
+    missing = np.argwhere(np.isnan(reb_min))
+    if len(missing):
+        pairs = ", ".join(f"{i}->{j}" for i, j in missing[:5])
+        _fail(path, f"'rebTime' lacks {len(missing)} of the {R * (R - 1)} region pairs for hour {json_hr} "
+                    f"(e.g. {pairs}); every ordered pair needs its rebalancing time")
+    reb_steps = _steps(path, "rebTime.reb_time", reb_min, tstep)
     np.fill_diagonal(reb_steps, 0)
-    trip = np.maximum(1, np.round(minutes / np.where(some, requests, 1.0) / tstep)).astype(np.int32)
+    trip = _steps(path, "demand.travel_time", minutes / np.where(some, requests, 1.0), tstep)
     trip = np.where(some, trip, np.maximum(reb_steps, 1)[None]).astype(np.int32)
 
     fleet_by_hour = {int(h): int(a) for h, a in zip(acc["hour"], acc["acc"])}
-    fleet_hour = json_hr + int(round(tstep / 2 * horizon / 60))
+    fleet_hour = json_hr + int(round(tstep / 2 * (horizon + 1) / 60))
     if fleet_hour not in fleet_by_hour:
         _fail(path, f"'totalAcc' has no fleet for hour {fleet_hour}; it has hours {sorted(fleet_by_hour)}")
     per_region = fleet_by_hour[fleet_hour] // R
@@ -162,6 +184,38 @@ def from_json(path, *, tstep: int | None = None, horizon: int = DEFAULT_HORIZON,
         name=city, source=source, tstep=tstep, start_minute=start, beta=beta, demand_ratio=ratio,
         fleet_hour=fleet_hour, demand=requests.astype(np.float32), price=price.astype(np.float32),
         trip_steps=trip, reb_steps=reb_steps, init_idle=np.full(R, per_region, np.int32), horizon=horizon)
+
+
+def _steps(path, what: str, minutes: np.ndarray, tstep: int) -> np.ndarray:
+    """round(minutes / tstep), at least 1, as int32. A time over a day is a named error: no trip
+    inside one city takes that long (a unit mistake?), and larger ones would overflow int32.
+    Trips longer than an episode are the benchmark's too (Shenzhen has 66-minute ones): their
+    vehicles are simply gone for the rest of it."""
+    too_long = ~(minutes <= MAX_MINUTES)
+    if too_long.any():
+        where = tuple(np.argwhere(too_long)[0])
+        pair = f"{where[-2]}->{where[-1]}" + (f" at step {where[0]}" if len(where) == 3 else "")
+        _fail(path, f"'{what}' of {minutes[where]:g} min ({pair}) is over a day ({MAX_MINUTES} min): "
+                    f"not a trip inside one city")
+    return np.maximum(1.0, np.round(minutes / tstep)).astype(np.int32)
+
+
+def read_draws(path, scenario: AmodScenario) -> np.ndarray:
+    """(episodes, horizon + 1, R, R) int32 request draws of an `.npz` with array `draws`
+    (episode, step, origin, destination), checked against `scenario`."""
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            draws = np.asarray(z["draws"])
+    except (OSError, ValueError, KeyError) as err:
+        raise LoaderError(f"{path}: not a request-draw file (an .npz with an array 'draws'): {err}") from err
+    R, steps = scenario.num_regions, scenario.horizon + 1
+    if draws.ndim != 4 or draws.shape[2:] != (R, R) or draws.shape[1] < steps or len(draws) == 0:
+        raise LoaderError(f"{path}: 'draws' must be (episodes, >= {steps} steps, {R}, {R}) for {scenario.name}; "
+                          f"got {draws.shape}")
+    if not np.issubdtype(draws.dtype, np.integer) or (draws < 0).any():
+        raise LoaderError(f"{path}: 'draws' must be non-negative integer request counts")
+    return draws[:, :steps].astype(np.int32)
 
 
 # ------------------------------------------------------------------ bundled copies
@@ -205,13 +259,20 @@ def load(name: str) -> AmodScenario:
     return load_file(BUNDLED_DIR / f"{name}.npz")
 
 
-def write_bundled(source_dir, out_dir=BUNDLED_DIR) -> list:
-    """Rebuild every bundled city from the benchmark files in `source_dir`."""
+def write_bundled(source_dir, out_dir=BUNDLED_DIR) -> tuple[list, dict]:
+    """Build every `scenario_<city>.json` in `source_dir` into `out_dir`, each city on its
+    own: ([written paths], {file name: why it failed})."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, failed = [], {}
     for path in sorted(Path(source_dir).glob("scenario_*.json")):
-        scenario = from_json(path)
+        try:
+            scenario = from_json(path)
+        except (LoaderError, ValueError) as err:
+            failed[path.name] = str(err)
+            continue
         save(scenario, out_dir / f"{scenario.name}.npz")
         written.append(out_dir / f"{scenario.name}.npz")
-    return written
+    if not written and not failed:
+        raise LoaderError(f"{source_dir}: no scenario_<city>.json files")
+    return written, failed

@@ -34,16 +34,20 @@ class AmodOptions:
     xi: float = option(0.1, "META's threshold: |a| <= xi keeps a region out of the dispatch")
 
 
+MPC_POLICY = "MPC (forecast LP)"
+
+
 class AmodTask(NpzScenarios, Task):
     action_kinds = ("discrete", "continuous")  # levels (PPO) or META's ratios (the off-policy core)
     raw_data = "amod-scenarios"
     scenario_module = "jaxmob.envs.amod.scenario"
     name = "amod"
     headline = "reward"
+    user_file = "draws"  # eval --draws FILE: request draws (episode, step, origin, destination), e.g. the benchmark's
     reference_policy = "equal distribution"  # the benchmark's strongest hand rule
     Options = AmodOptions
     default_scenario = "nyc_brooklyn"
-    defaults = dict(alg="mappo", num_envs=8, rollout_steps=20, minibatches=4, total_updates=100)
+    defaults = dict(alg="mappo", num_envs=8, rollout_steps=19, minibatches=4, total_updates=100)
     columns = ("reward", "served_ratio", "profit", "rebalancing_cost", "rebalanced", "served", "requests")
     headers = ("reward", "served", "profit", "reb. cost", "moved", "served n", "requests")
 
@@ -108,32 +112,75 @@ class AmodTask(NpzScenarios, Task):
         return {n: scenario.requests(n) for n in names}
 
     def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
-        """No rebalancing, equal distribution, and the clairvoyant LP bound, per episode."""
+        """No rebalancing, equal distribution, and, unless `bound` is off (both are HiGHS LPs),
+        MPC on the forecast and the clairvoyant LP bound, per episode."""
         import jax
 
         from ...core.rollout import rollout
-        from .baselines import equal_distribution, no_rebalancing
+        from .baselines import equal_distribution, mpc_episode, no_rebalancing
         from .bound import clairvoyant_bound
         from .env import make_params
 
         env = self.env(config.options, scenario, "replay", "levels")
         key = jax.random.key(config.seed)
+        as_row = lambda label, m: {"policy": label, **{k: float(v) for k, v in jax.device_get(m).items()}}  # noqa: E731
         rows = {}
         for name, requests in episodes.items():
             params = make_params(scenario, replay=requests)
-            rows[name] = [{"policy": label, **{k: float(v) for k, v in jax.device_get(rollout(policy, env, params, key)).items()}}
-                          for label, policy in (("no rebalancing", no_rebalancing), ("equal distribution", equal_distribution))]
+            rows[name] = [as_row(label, rollout(policy, env, params, key)) for label, policy in
+                          (("no rebalancing", no_rebalancing), ("equal distribution", equal_distribution))]
             if bound:
+                rows[name].append(as_row(MPC_POLICY, mpc_episode(env, params, scenario, key)))
                 rows[name].append({"policy": "bound (clairvoyant LP)", **clairvoyant_bound(scenario, requests)})
         return rows
+
+    def read_episodes(self, scenario, path, *, day=None) -> tuple:
+        """The episodes of a request-draw file (`draws`: int (episode, step, R, R), e.g. the AMoD
+        benchmark simulator's own test draws) as evaluation episodes `draw-0`, `draw-1`, ..."""
+        from .scenario import read_draws
+
+        draws = read_draws(path, scenario)
+        episodes = {f"draw-{k}": d for k, d in enumerate(draws)}
+        if day is not None:
+            if day not in episodes:
+                raise ValueError(f"no episode {day!r} in {path}; it has draw-0 .. draw-{len(draws) - 1}")
+            episodes = {day: episodes[day]}
+        per_episode = draws.sum(axis=(1, 2, 3)).mean()
+        return episodes, f"{path}: {len(draws)} episodes of {draws.shape[1]} matchings, {per_episode:,.1f} requests each"
 
     def training_label(self, config) -> str:
         return "training (Poisson requests)"
 
-    def write_scenarios(self, args, data, out) -> list:
-        from .scenario import write_bundled
+    def scenario_arguments(self, parser) -> None:
+        parser.add_argument("--json", metavar="FILE", help="build one city of your own from a benchmark-format "
+                            "scenario_<city>.json instead of the raw folder (needs --out outside the package)")
+        parser.add_argument("--demand-ratio", type=float, help="with --json: demand multiplier (default: the city's "
+                            "calibration entry; required without one)")
+        parser.add_argument("--json-hr", type=int, help="with --json: the hour the episode starts (same default)")
+        parser.add_argument("--tstep", type=int, help="with --json: minutes per step (same default, else 3)")
+        parser.add_argument("--beta", type=float, help="with --json: cost per vehicle-minute driven (same default)")
 
-        return write_bundled(data / self.raw_data, out)
+    def needs_raw_data(self, args) -> bool:
+        return not args.json
+
+    def write_scenarios(self, args, data, out):
+        from pathlib import Path
+
+        from .scenario import BUNDLED_DIR, from_json, save, write_bundled
+
+        if not args.json:
+            return write_bundled(data / self.raw_data, out)
+        package = BUNDLED_DIR.parents[2].resolve()  # the jaxmob package
+        if not args.out or Path(out).resolve().is_relative_to(package):
+            raise ValueError("--json needs --out: a folder outside the jaxmob package for your scenario")
+        scenario = from_json(args.json, demand_ratio=args.demand_ratio, json_hr=args.json_hr, tstep=args.tstep,
+                             beta=args.beta)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        path = Path(out) / f"{scenario.name}.npz"
+        save(scenario, path)
+        print(scenario)
+        print(f"train on it: jaxmob train --env amod --scenario {path}")
+        return [path]
 
 
 TASK = AmodTask()
