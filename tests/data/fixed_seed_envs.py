@@ -1,9 +1,11 @@
 """Record fixed-seed runs of one algorithm per environment (and the routing planners).
 
-`python tests/data/fixed_seed_envs.py OUT.json` writes the numbers of the code it
-runs with: it was run on commit d1b3464 (before the layered refactor of issue 24)
+`python tests/data/fixed_seed_envs.py OUT.json [ENV ...]` writes the numbers of the code
+it runs with: it was run on commit d1b3464 (before the layered refactor of issue 24)
 to make `fixed_seed_envs.json`, and `tests/test_cli_runs.py` checks that the code of
 today reproduces them through `jaxmob train`. It uses only APIs both versions share.
+The amod entry was recorded again by issue 25, which changed that env's semantics on
+purpose (the benchmark's timing, 19 decisions, relay rebalancing, META's paper dispatch).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ RUNS = {  # env -> (TrainConfig values): tiny budgets, bundled scenarios
     "taxi": dict(env="taxi", alg="mappo", scenario="amod-nyc-brooklyn", total_updates=2, updates_per_chunk=1,
                  num_envs=2, rollout_steps=12, epochs=1, minibatches=2, hidden=(16,), eval_episodes=2, num_taxis=300),
     "amod": dict(env="amod", alg="meta", scenario="nyc_brooklyn", total_updates=2, updates_per_chunk=1, num_envs=2,
-                 rollout_steps=20, hidden=(16,), buffer_size=64, batch_size=16, gradient_steps=2, eval_episodes=2),
+                 rollout_steps=19, hidden=(16,), buffer_size=64, batch_size=16, gradient_steps=2, eval_episodes=2),
     "parking": dict(env="parking", alg="marl_gcn", total_updates=2, updates_per_chunk=1, num_envs=2, rollout_steps=10,
                     hidden=(16,), buffer_size=64, batch_size=8, gradient_steps=2, eval_episodes=2,
                     episode_minutes=60),
@@ -51,8 +53,15 @@ def routing() -> dict:
 
 
 if __name__ == "__main__":
-    out = {env: run(values) for env, values in RUNS.items()}
-    out["routing"] = routing()
+    chosen = sys.argv[2:] or list(RUNS) + ["routing"]  # re-record only these (the others are kept)
+    try:
+        with open(sys.argv[1]) as fh:
+            out = json.load(fh)
+    except FileNotFoundError:
+        out = {}
+    out.update({env: run(values) for env, values in RUNS.items() if env in chosen})
+    if "routing" in chosen:
+        out["routing"] = routing()
     with open(sys.argv[1], "w") as fh:
         json.dump(out, fh, indent=1)
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "train"} for k, v in out.items()}, indent=1))

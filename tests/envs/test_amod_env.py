@@ -138,10 +138,26 @@ def test_bundled_cities_load_and_are_plausible():
 def test_bundled_cities_rebuild_byte_for_byte(shared_data, tmp_path):
     from jaxmob.envs.amod.scenario import BUNDLED_DIR, write_bundled
 
-    written = write_bundled(shared_data / "amod-scenarios", tmp_path)
-    assert sorted(p.stem for p in written) == bundled()
+    written, failed = write_bundled(shared_data / "amod-scenarios", tmp_path)
+    assert not failed and sorted(p.stem for p in written) == bundled()
     for path in written:
         assert path.read_bytes() == (BUNDLED_DIR / path.name).read_bytes(), path.name
+
+
+def _edited(shared_data, tmp_path, city="porto", name=None, edit=lambda data: None):
+    """A copy of a benchmark city (with the calibration file when `name` keeps the city's name), edited."""
+    import json
+    import shutil
+
+    src = shared_data / "amod-scenarios"
+    data = json.loads((src / f"scenario_{city}.json").read_text())
+    edit(data)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / f"scenario_{name or city}.json"
+    out.write_text(json.dumps(data))
+    if name is None:
+        shutil.copy(src / "RL4AMOD_calibrated_parameters.json", tmp_path)
+    return out
 
 
 def test_loader_names_the_problem(shared_data, tmp_path):
@@ -159,6 +175,51 @@ def test_loader_names_the_problem(shared_data, tmp_path):
         load_file(tmp_path / "junk.npz")
 
 
+def test_nothing_is_guessed_when_a_city_is_built(shared_data, tmp_path):
+    """No calibration entry: a named error until every setting is given; a missing rebTime row
+    or a time over a day (1e12 min would overflow int32) is named, never a silent 0 or -2^31."""
+    mine = _edited(shared_data, tmp_path, name="my_city")
+    with pytest.raises(LoaderError, match="no entry in RL4AMOD_calibrated_parameters.json.*demand_ratio, json_hr, tstep"):
+        from_json(mine)
+    s = from_json(mine, demand_ratio=4, json_hr=8, tstep=3, beta=0.1)
+    assert s.name == "my_city" and s.demand_ratio == 4 and s.source == "scenario_my_city.json"
+    same = load("porto")
+    np.testing.assert_array_equal(s.demand, same.demand)
+
+    def drop_row(data):
+        data["rebTime"] = [r for r in data["rebTime"] if not (r["origin"] == 1 and r["destination"] == 2)]
+    with pytest.raises(LoaderError, match=r"lacks \d+ of the 156 region pairs.*1->2"):
+        from_json(_edited(shared_data, tmp_path / "a", edit=drop_row))
+
+    def huge(key, field, value):
+        def edit(data):
+            data[key][0][field] = value
+        return edit
+    for key, field, value in (("rebTime", "reb_time", 1e12), ("demand", "travel_time", 1e6)):
+        with pytest.raises(LoaderError, match=f"'{key}.{field}' of .* min .* over a day"):
+            from_json(_edited(shared_data, tmp_path / field, edit=huge(key, field, value)))
+
+
+def test_each_city_of_a_folder_succeeds_or_fails_on_its_own(shared_data, tmp_path):
+    from test_cli import jaxmob
+
+    folder = tmp_path / "data" / "amod-scenarios"
+    folder.mkdir(parents=True)
+    _edited(shared_data, folder)
+    _edited(shared_data, folder, city="rome", edit=lambda d: d["rebTime"].clear())
+    proc = jaxmob("scenarios", "amod", "--data", tmp_path / "data", "--out", tmp_path / "out")
+    assert proc.returncode == 1 and "wrote" in proc.stdout and (tmp_path / "out" / "porto.npz").exists()
+    assert "failed scenario_rome.json" in proc.stderr and "1 of 2 failed" in proc.stderr
+
+    mine = _edited(shared_data, tmp_path / "mine", name="my_city")
+    proc = jaxmob("scenarios", "amod", "--json", mine)
+    assert proc.returncode == 2 and "--json needs --out" in proc.stderr
+    proc = jaxmob("scenarios", "amod", "--json", mine, "--out", tmp_path / "built", "--demand-ratio", "4",
+                  "--json-hr", "8", "--tstep", "3", "--beta", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert load_file(tmp_path / "built" / "my_city.npz").fleet == load("porto").fleet
+
+
 def test_save_and_load_round_trip(tmp_path):
     s = toy()
     save(s, tmp_path / "toy.npz")
@@ -169,19 +230,59 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_clairvoyant_bound_of_a_hand_solved_city():
-    """One vehicle in region 0, one request 1 -> 0 at step 1 paying 10: moving there
-    (1 step, cost 1) and serving (1 step, cost 1) earns 10 - 1 - 1 = 8."""
+    """One vehicle in region 0, one request 1 -> 0 at step 2 paying 10: moving there at step 0
+    (1 step, cost 1; back for the matching of step 2, the benchmark's timing) and serving
+    (1 step, cost 1) earns 10 - 1 - 1 = 8. A request at step 1 cannot be reached in time."""
     from jaxmob.envs.amod.bound import clairvoyant_bound
 
     s = AmodScenario(name="hand", source="test", tstep=1, start_minute=0, beta=1.0, demand_ratio=1.0, fleet_hour=0,
-                     demand=np.zeros((2, 2, 2), np.float32), price=np.full((2, 2, 2), 10.0, np.float32),
-                     trip_steps=np.ones((2, 2, 2), np.int32), reb_steps=np.array([[0, 1], [1, 0]], np.int32),
-                     init_idle=np.array([1, 0], np.int32), horizon=1)
-    requests = np.zeros((2, 2, 2), np.int32)
-    requests[1, 1, 0] = 1
+                     demand=np.zeros((3, 2, 2), np.float32), price=np.full((3, 2, 2), 10.0, np.float32),
+                     trip_steps=np.ones((3, 2, 2), np.int32), reb_steps=np.array([[0, 1], [1, 0]], np.int32),
+                     init_idle=np.array([1, 0], np.int32), horizon=2)
+    requests = np.zeros((3, 2, 2), np.int32)
+    requests[2, 1, 0] = 1
     b = clairvoyant_bound(s, requests)
     assert b["reward"] == pytest.approx(8.0) and b["served"] == pytest.approx(1.0) and b["rebalanced"] == pytest.approx(1.0)
-    assert clairvoyant_bound(s, np.zeros_like(requests))["reward"] == pytest.approx(0.0)
+    early = np.zeros_like(requests)
+    early[1, 1, 0] = 1
+    assert clairvoyant_bound(s, early)["reward"] == pytest.approx(0.0)
+
+
+def test_mpc_plans_from_the_state_on_the_forecast_and_rounds_to_whole_vehicles():
+    """A vehicle due back at region 0 for the next matching and one idle at 0; region 1 expects
+    2 requests to 0 (price 10) at step 2: MPC sends one vehicle now and plans the other later."""
+    from jaxmob.envs.amod.bound import mpc_moves, whole_moves
+
+    demand = np.zeros((4, 2, 2), np.float32)
+    demand[2, 1, 0] = 2.0
+    s = AmodScenario(name="hand", source="test", tstep=1, start_minute=0, beta=1.0, demand_ratio=1.0, fleet_hour=0,
+                     demand=demand, price=np.full((4, 2, 2), 10.0, np.float32), trip_steps=np.ones((4, 2, 2), np.int32),
+                     reb_steps=np.array([[0, 1], [1, 0]], np.int32), init_idle=np.array([2, 0], np.int32), horizon=3)
+    transit = np.zeros((3, 2), np.int64)
+    transit[0, 0] = 1  # idle for the matching of step 1: too late to reach step 2's requests
+    assert mpc_moves(s, 0, np.array([1, 0]), transit).tolist() == [[0, 1], [0, 0]]
+    assert mpc_moves(s, 3, np.array([1, 0]), transit).sum() == 0  # the episode is over
+    y = np.array([[0.0, 0.6, 0.6], [0.2, 0.0, 0.2], [0.0, 2.9, 0.0]])
+    moves = whole_moves(y, np.array([1, 5, 2]))
+    assert moves.tolist() == [[0, 1, 0], [0, 0, 0], [0, 2, 0]]  # rounded per origin, never above idle
+
+
+def test_meta_dispatch_as_published_and_the_earlier_variant():
+    """Regions 0, 1 high (a = 0.5, 1.0 of 10 and 4 idle: x = 5, 4); regions 2, 3 low
+    (a = -0.5, -1.0 of 8 and 4 idle: y = 4, 4). Paper weights d_ij |x_i - y_j| pair 0 with
+    the y-closest receiver at the lower distance and each pair moves x_i."""
+    from jaxmob.envs.amod.meta import meta_moves
+
+    idle = jnp.asarray([10, 4, 8, 4])
+    action = jnp.asarray([0.5, 1.0, -0.5, -1.0])
+    distance = jnp.asarray([[0, 1, 1, 3], [1, 0, 2, 1], [1, 2, 0, 1], [3, 1, 1, 0]], jnp.float32)
+    expected = jnp.asarray([0.0, 0.0, 2.0, 6.0])
+    paper = np.asarray(meta_moves(idle, expected, action, 0.1, distance, "paper"))
+    # weights: 0->2: 1*|5-4| = 1, 0->3: 3*1 = 3, 1->2: 2*0 = 0, 1->3: 1*0 = 0 -> best pairing {0->2, 1->3}
+    assert paper.tolist() == [[0, 0, 5, 0], [0, 0, 0, 4], [0] * 4, [0] * 4]
+    earlier = np.asarray(meta_moves(idle, expected, action, 0.1, distance, "min"))
+    # asks round(|a| * expected) = 1, 6; weights d |a_i - a_j|: 0->2 1, 0->3 4.5, 1->2 3, 1->3 2 -> {0->2, 1->3}
+    assert earlier.tolist() == [[0, 0, 1, 0], [0, 0, 0, 4], [0] * 4, [0] * 4]
 
 
 def test_the_bound_is_above_every_policy():

@@ -32,6 +32,9 @@ class AmodOptions:
                              "off-policy algorithms, profit for the PPO family)")
     levels: int = option(5, "weights a region may choose from (action levels)")
     xi: float = option(0.1, "META's threshold: |a| <= xi keeps a region out of the dispatch")
+    dispatch: str = option("paper", "META's dispatch: paper (a high region sends x_i = |a_i| idle_i, a low one asks "
+                               "|a_j| idle_j, weights d_ij |x_i - y_j|, a pair moves x_i) | min (jaxmob's earlier "
+                               "variant: asks |a_j| expected requests_j, weights on actions, moves min(offer, ask))")
 
 
 MPC_POLICY = "MPC (forecast LP)"
@@ -52,7 +55,7 @@ class AmodTask(NpzScenarios, Task):
     headers = ("reward", "served", "profit", "reb. cost", "moved", "served n", "requests")
 
     def validate(self, config) -> None:
-        from .env import ACTIONS, REWARDS
+        from .env import ACTIONS, DISPATCHES, REWARDS
 
         o = config.options
         if o.action not in ACTIONS + ("auto",):
@@ -63,6 +66,8 @@ class AmodTask(NpzScenarios, Task):
             raise ValueError(f"action: {config.alg} needs the continuous action (meta), got levels")
         if self.action(config) == "meta" and not continuous(config):
             raise ValueError(f"action: meta is continuous; {config.alg} needs discrete actions (levels)")
+        if o.dispatch not in DISPATCHES:
+            raise ValueError(f"dispatch: must be one of {', '.join(DISPATCHES)}, got {o.dispatch!r}")
         if o.levels < 2:
             raise ValueError(f"levels: must be >= 2, got {o.levels}")
         if not 0.0 <= o.xi < 1.0:
@@ -88,7 +93,8 @@ class AmodTask(NpzScenarios, Task):
         from .env import AmodConfig, AmodEnv
 
         return AmodEnv(AmodConfig(horizon=scenario.horizon, mode=mode, action=action, reward=reward,
-                                  levels=options.levels, max_steps=scenario.max_steps))
+                                  levels=options.levels, max_steps=scenario.max_steps,
+                                  dispatch=options.dispatch))
 
     def build(self, config, scenario) -> Built:
         from .env import make_params
