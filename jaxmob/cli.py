@@ -230,7 +230,8 @@ def build_parser(env: str = "rebalance", alg: str | None = None) -> argparse.Arg
                        "--env NAME --alg NAME --help lists that run's options")
     add_config_arguments(p, env=env, alg=alg)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
-    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound (and other optimiser rows, e.g. MPC) in the final table")
+    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound (and other optimiser rows, e.g. MPC) "
+                   "in the final table")
     p.set_defaults(func=_train)
 
     traced = sweepable(TrainConfig(env=env, alg=alg))
@@ -252,7 +253,8 @@ def build_parser(env: str = "rebalance", alg: str | None = None) -> argparse.Arg
     p.add_argument("--episodes", type=int, help="with --run: sampled-policy episodes per evaluation episode")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"),
                    help="with --run: the best-on-validation checkpoint or the last one")
-    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound (and other optimiser rows, e.g. MPC)")
+    p.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound (and other optimiser "
+                   "rows, e.g. MPC)")
     p.add_argument("--json", help="also write the table to this JSON file")
     if task.user_file and not task.is_option(task.user_file):
         p.add_argument(f"--{task.user_file}", metavar="FILE", help=f"with --run: evaluate on the days of your own "

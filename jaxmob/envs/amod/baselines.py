@@ -20,7 +20,6 @@ def mpc_episode(env, params, scenario, key) -> dict:
     re-planned after every matching) in `env` on `params`' requests. A host loop: one
     HiGHS solve per decision between compiled steps."""
     import jax
-    import numpy as np
 
     from .bound import mpc_moves
 

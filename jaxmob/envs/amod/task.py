@@ -152,7 +152,8 @@ class AmodTask(NpzScenarios, Task):
                 raise ValueError(f"no episode {day!r} in {path}; it has draw-0 .. draw-{len(draws) - 1}")
             episodes = {day: episodes[day]}
         per_episode = draws.sum(axis=(1, 2, 3)).mean()
-        return episodes, f"{path}: {len(draws)} episodes of {draws.shape[1]} matchings, {per_episode:,.1f} requests each"
+        report = f"{path}: {len(draws)} episodes of {draws.shape[1]} matchings, {per_episode:,.1f} requests each"
+        return episodes, report
 
     def training_label(self, config) -> str:
         return "training (Poisson requests)"
