@@ -117,9 +117,12 @@ def main(argv=None):
             if policy in FLOW_POLICIES:
                 print(f"{name}: speed-up over the reference, {policy}, batch {batch}: {rate / ref:,.0f}x")
             if policy in FLOW_POLICIES and batch == 1024 and name == "nyc_brooklyn":
-                verdict = "meets" if rate >= BAR else f"falls short by {BAR / rate:.1f}x"
+                verdict = "meets it" if rate >= BAR else (
+                    f"falls short by {BAR / rate:.1f}x: the exact rebalancing LP runs successive shortest paths, "
+                    f"a Bellman-Ford search per augmenting round, and a vmapped while loop runs every round "
+                    f"until the batch's slowest city is done (up to ~11 rounds on nyc_brooklyn)")
                 print(f"{name}: flow step ({policy}) at batch 1024: {rate:,.0f} city-steps/s; the bar is "
-                      f"{BAR:,}: it {verdict}")
+                      f"{BAR:,}; it {verdict}")
 
 
 if __name__ == "__main__":

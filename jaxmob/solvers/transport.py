@@ -1,15 +1,16 @@
-"""Min-cost transportation inside a compiled program: rebalancing moves from a target.
+"""The AMoD benchmark's rebalancing problem inside a compiled program.
 
-`min_cost_transport(supply, demand, cost)` ships every unit of `demand` from
-nodes with `supply` at least total `cost` (surplus may stay where it is): the
-integer flow that turns a fleet's current distribution into a desired one at
-least travel time. It is the successive-shortest-path method on the bipartite
-residual network: each round finds, by Bellman-Ford from every node with
-supply left, the cheapest path to a node with demand left (forward arcs
-i -> j at cost[i, j], backward arcs j -> i at -cost[i, j] where flow runs),
-and pushes as many units along it as the path allows. Flows stay integral and
-each round keeps the flow optimal for what it ships, so the last one is the
-optimum of the LP (the tests check it against HiGHS).
+`rebalancing_flow(idle, desired, cost)` returns the empty moves of least total
+`cost` that bring every region to at least its `desired` idle vehicles (as far
+as the fleet allows), over every ordered pair of regions, relays allowed: the
+benchmark's own LP. It is solved as a transportation problem by the
+successive-shortest-path method on the bipartite residual network: each round
+finds, by Bellman-Ford from every node with supply left, the cheapest path to a
+node with demand left (forward arcs i -> j at cost[i, j], backward arcs j -> i
+at -cost[i, j] where flow runs), and pushes as many units along it as the path
+allows. Flows stay integral and each round keeps the flow optimal for what it
+ships, so the last one is the optimum of the LP (the tests check it against
+HiGHS). Integer costs run in integer arithmetic.
 
 All loops are `lax` loops over fixed shapes; under `vmap` each instance runs
 until the slowest of the batch is done.
@@ -20,15 +21,22 @@ import jax
 import jax.numpy as jnp
 
 
+def _unreached(dtype):
+    """The distance of a node no path reaches: inf, or for integer costs a bound no real
+    path comes near and whose sums cannot overflow int32."""
+    return jnp.asarray(jnp.inf if jnp.issubdtype(dtype, jnp.floating) else 2**29, dtype)
+
+
 def _shortest_paths(cost, arc, flow, has_supply):
     """Distances to sources-side (`dl`) and sink-side (`dr`) nodes from every node with
     supply left, and the predecessors that trace the paths back."""
     n = cost.shape[0]
-    inf = jnp.float32(jnp.inf)
+    inf = _unreached(cost.dtype)
     forward = jnp.where(arc, cost, inf)  # (i, j): left i -> right j
     backward = jnp.where(flow > 0, -cost, inf)  # (i, j): right j -> left i
-    dl0 = jnp.where(has_supply, 0.0, inf)
-    eps = 1e-5 * (1.0 + jnp.max(jnp.abs(cost)))  # rounding noise must not count as a shorter path
+    dl0 = jnp.where(has_supply, 0, inf).astype(cost.dtype)
+    # rounding noise must not count as a shorter path (integer costs have none)
+    eps = 1e-5 * (1.0 + jnp.max(jnp.abs(cost))) if jnp.issubdtype(cost.dtype, jnp.floating) else 0
 
     def relax(c):
         dl, dr, pr, pl, _, k = c
@@ -54,7 +62,7 @@ def _ship_direct(flow, supply, demand, dr, pr, pl):
     are tight under the distances, so the flow stays optimal for what it ships
     (the primal-dual argument), and one shortest-path search serves many sinks."""
     n = flow.shape[0]
-    direct = (demand > 0) & jnp.isfinite(dr) & (pl[pr] < 0) & (supply[pr] > 0)
+    direct = (demand > 0) & (dr < _unreached(dr.dtype)) & (pl[pr] < 0) & (supply[pr] > 0)
     wanted = jnp.where((pr[None, :] == jnp.arange(n)[:, None]) & direct[None, :], demand[None, :], 0)
     before = jnp.cumsum(wanted, axis=1) - wanted
     ship = jnp.clip(supply[:, None] - before, 0, wanted)
@@ -66,7 +74,7 @@ def _augment(state, cost, arc):
     n = cost.shape[0]
     dr, pr, pl = _shortest_paths(cost, arc, flow, supply > 0)
     flow, supply, demand, shipped = _ship_direct(flow, supply, demand, dr, pr, pl)
-    sink = jnp.argmin(jnp.where(demand > 0, dr, jnp.inf))
+    sink = jnp.argmin(jnp.where(demand > 0, dr, _unreached(dr.dtype)))
 
     nodes = jnp.arange(n)
 
@@ -86,7 +94,7 @@ def _augment(state, cost, arc):
     init = (sink.astype(jnp.int32), jnp.bool_(True), jnp.zeros((n, n), jnp.int32), jnp.int32(big), jnp.int32(0), 0)
     _, going, path, room, root, _ = jax.lax.while_loop(lambda c: c[1] & (c[5] < n), walk, init)
     delta = jnp.minimum(jnp.minimum(room, supply[root]), demand[sink])
-    delta = jnp.where(jnp.isfinite(dr[sink]) & (demand[sink] > 0) & ~going, jnp.maximum(delta, 0), 0)
+    delta = jnp.where((dr[sink] < _unreached(dr.dtype)) & (demand[sink] > 0) & ~going, jnp.maximum(delta, 0), 0)
     flow = flow + delta * path
     progress = (delta > 0) | (shipped > 0)  # none: nothing reachable is left, stop
     return flow, supply.at[root].add(-delta), demand.at[sink].add(-delta), jnp.where(progress, rounds + 1, -1)
@@ -103,19 +111,6 @@ def _successive_shortest_paths(supply, demand, cost, flow, arc):
     start = (flow, supply, demand, jnp.int32(0))
     flow, _, _, _ = jax.lax.while_loop(more, lambda s: _augment(s, cost, arc), start)
     return flow
-
-
-def min_cost_transport(supply: jax.Array, demand: jax.Array, cost: jax.Array) -> jax.Array:
-    """`(n, n)` int32 flow: `flow[i, j]` units from i to j, every row i shipping at most
-    `supply[i]`, every column j receiving `demand[j]` (when the supply suffices),
-    at least `sum(cost * flow)`. `cost` must be non-negative; only nodes with
-    supply ship and only nodes with demand receive (no transshipment)."""
-    supply = jnp.asarray(supply, jnp.int32)
-    demand = jnp.asarray(demand, jnp.int32)
-    cost = jnp.asarray(cost, jnp.float32)
-    n = cost.shape[0]
-    arc = (supply[:, None] > 0) & (demand[None, :] > 0)
-    return _successive_shortest_paths(supply, demand, cost, jnp.zeros((n, n), jnp.int32), arc)
 
 
 def rebalancing_flow(idle: jax.Array, desired: jax.Array, cost: jax.Array) -> jax.Array:
@@ -136,7 +131,8 @@ def rebalancing_flow(idle: jax.Array, desired: jax.Array, cost: jax.Array) -> ja
     desired = jnp.asarray(desired, jnp.int32)
     n = idle.shape[-1]
     eye = jnp.eye(n, dtype=bool)
-    cost = jnp.where(eye, 0.0, jnp.asarray(cost, jnp.float32))
+    cost = jnp.asarray(cost)
+    cost = jnp.where(eye, 0, cost.astype(jnp.int32 if jnp.issubdtype(cost.dtype, jnp.integer) else jnp.float32))
     stay = jnp.minimum(idle, desired)
     flow = jnp.where(eye, stay[:, None], 0).astype(jnp.int32)
     arc = jnp.ones((n, n), bool)

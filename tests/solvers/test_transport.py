@@ -1,4 +1,4 @@
-"""In-graph min-cost transportation against the HiGHS LP."""
+"""In-graph rebalancing flow (the AMoD benchmark's LP, relays allowed) against HiGHS."""
 import chex
 import jax
 import jax.numpy as jnp
@@ -6,11 +6,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxmob.envs.amod.reference import rebalancing_lp, transport_lp
-from jaxmob.solvers.transport import min_cost_transport, rebalancing_flow
+from jaxmob.envs.amod.reference import rebalancing_lp
+from jaxmob.solvers.transport import rebalancing_flow
 
 N = 9
-solve = jax.jit(min_cost_transport)
+relay = jax.jit(rebalancing_flow)
 
 
 def instance(seed, costs):
@@ -28,36 +28,20 @@ def instance(seed, costs):
     return idle, desired, cost
 
 
-@settings(max_examples=80, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), costs=st.sampled_from(["ties", "zeros", "float"]))
-def test_optimal_integral_and_feasible_against_highs(seed, costs):
-    idle, desired, cost = instance(seed, costs)
-    surplus, deficit = np.maximum(idle - desired, 0), np.maximum(desired - idle, 0)
-    flow = np.asarray(solve(surplus, deficit, cost))
-    assert (flow >= 0).all()
-    assert (flow.sum(axis=1) <= surplus).all() and (flow.sum(axis=0) == deficit).all()
-    assert (flow[surplus == 0] == 0).all() and (flow[:, deficit == 0] == 0).all()
-    _, best = transport_lp(idle, desired, cost)
-    np.testing.assert_allclose((flow * cost).sum(), best, rtol=1e-5, atol=1e-4)
-
-
 def test_short_supply_ships_what_there_is():
-    flow = np.asarray(solve(np.array([3, 0, 0]), np.array([0, 4, 4]), np.array([[0, 1, 2], [1, 0, 1], [2, 1, 0.]])))
+    flow = np.asarray(relay(np.array([3, 0, 0]), np.array([0, 4, 4]), np.array([[0, 1, 2], [1, 0, 1], [2, 1, 0.]])))
     assert flow.sum() == 3 and flow[0, 1] == 3
 
 
 def test_one_compiled_program_for_every_instance():
     @jax.jit
     @chex.assert_max_traces(n=1)
-    def f(s, d, c):
-        return min_cost_transport(s, d, c)
+    def f(idle, desired, cost):
+        return rebalancing_flow(idle, desired, cost)
 
     for seed in range(4):
         idle, desired, cost = instance(seed, "float")
-        f(jnp.maximum(idle - desired, 0), jnp.maximum(desired - idle, 0), jnp.asarray(cost, jnp.float32))
-
-
-relay = jax.jit(rebalancing_flow)
+        f(jnp.asarray(idle), jnp.asarray(desired), jnp.asarray(cost, jnp.float32))
 
 
 @settings(max_examples=80, deadline=None)
@@ -67,9 +51,9 @@ def test_the_benchmark_rebalancing_problem_with_relays_against_highs(seed, costs
     """The benchmark's own LP over every ordered pair (a short region may send while being
     refilled); costs that break the triangle inequality make relays pay."""
     idle, desired, cost = instance(seed, costs if costs != "integer" else "ties")
-    if costs == "integer":
-        cost = np.random.default_rng(seed).integers(1, 9, (N, N)).astype(float)
-        np.fill_diagonal(cost, 0.0)
+    if costs == "integer":  # int32 costs take the solver's integer path (no rounding tolerance)
+        cost = np.random.default_rng(seed).integers(1, 9, (N, N)).astype(np.int32)
+        np.fill_diagonal(cost, 0)
     if target == "equal":
         desired = np.full(N, idle.sum() // N)
     flow = np.asarray(relay(idle, desired, cost))

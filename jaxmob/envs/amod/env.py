@@ -170,7 +170,7 @@ def match_passengers(idle: jax.Array, requests: jax.Array, rank: jax.Array) -> j
 def desired_moves(idle: jax.Array, desired: jax.Array, reb_steps: jax.Array) -> jax.Array:
     """`(R, R)` int32 empty moves of the benchmark's rebalancing problem for `desired`
     (`sum(desired) <= sum(idle)`), at least total rebalancing time."""
-    return rebalancing_flow(idle, desired, reb_steps.astype(jnp.float32))
+    return rebalancing_flow(idle, desired, reb_steps.astype(jnp.int32))
 
 
 def desired_from_weights(idle: jax.Array, weight: jax.Array) -> jax.Array:

@@ -22,21 +22,6 @@ def matching_lp(idle: np.ndarray, requests: np.ndarray, price: np.ndarray) -> tu
     return res.x.reshape(R, R), -res.fun
 
 
-def transport_lp(idle: np.ndarray, desired: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, float]:
-    """min sum(cost * y) over moves from surplus to deficit regions only: every deficit
-    filled (desired - idle), no region sending more than its surplus; (y, optimum)."""
-    R = len(idle)
-    surplus, deficit = np.maximum(idle - desired, 0), np.maximum(desired - idle, 0)
-    a_ub, a_eq = np.zeros((R, R * R)), np.zeros((R, R * R))
-    for i in range(R):
-        a_ub[i, i * R:(i + 1) * R] = 1.0
-        a_eq[i, i::R] = 1.0
-    bounds = [(0, None if surplus[i] > 0 and deficit[j] > 0 else 0) for i in range(R) for j in range(R)]
-    res = linprog(cost.ravel(), A_ub=a_ub, b_ub=surplus, A_eq=a_eq, b_eq=deficit, bounds=bounds, method="highs")
-    assert res.status == 0, res.message
-    return res.x.reshape(R, R), res.fun
-
-
 def rebalancing_lp(idle: np.ndarray, desired: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, float]:
     """The AMoD benchmark's rebalancing problem as it states it: min sum(cost * f) over every
     ordered pair i != j s.t., in every region, inflow - outflow >= desired - idle and
