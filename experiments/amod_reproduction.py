@@ -66,8 +66,11 @@ def main(argv=None):
     print(table(results))
 
 
-def table(results) -> str:
-    """Markdown: per city and policy, the benchmark's figures beside jaxmob's on the same draws."""
+def table(results, compact: bool = False) -> str:
+    """Markdown: per city and policy, the benchmark's figures beside jaxmob's on the same draws
+    (compact: one row per city, reward of the conserving simulator against jaxmob's)."""
+    if compact:
+        return compact_table(results)
     lines = ["| city | policy | benchmark as published: served / reward | benchmark, conserving: served / reward "
              "| jaxmob, same draws: served / reward | jaxmob - conserving |", "|---|---|---|---|---|---|"]
     for city, cell in results["cities"].items():
@@ -84,6 +87,18 @@ def table(results) -> str:
                     diff = (f"{100 * (served / ref['conserving'][0] - 1):+.1f}% / "
                             f"{100 * (reward / ref['conserving'][1] - 1):+.1f}%")
             lines.append(f"| {city} | {name} | {pub} | {con} | {mine} | {diff} |")
+    return "\n".join(lines)
+
+
+def compact_table(results) -> str:
+    policies = ("no rebalancing", "equal distribution")
+    lines = ["| city (10 draws of the benchmark's simulator) | " + " | ".join(
+        f"{p}: benchmark / jaxmob reward" for p in policies) + " |", "|---|" + "---|" * len(policies)]
+    for city, cell in results["cities"].items():
+        cells = [f"{cell['benchmark'][p]['conserving'][1]:,} / {np.mean(cell['jaxmob'][p]['reward']):,.0f} "
+                 f"({100 * (np.mean(cell['jaxmob'][p]['reward']) / cell['benchmark'][p]['conserving'][1] - 1):+.1f}%)"
+                 for p in policies]
+        lines.append(f"| {city} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

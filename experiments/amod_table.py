@@ -18,7 +18,7 @@ published SAC checkpoint serves 0.863 for 55,579). Finished runs in
 `runs/amod_table/` are reused, so an interrupted table resumes. Writes
 results/amod_table.json and .png.
 
-    python experiments/amod_table.py            # the table (about 40 minutes on 2 CPU cores)
+    python experiments/amod_table.py            # the table (about 45 minutes on 2 CPU cores)
     python experiments/amod_table.py --quick    # a smoke run (one city, one seed, 2 updates)
 """
 from __future__ import annotations
@@ -195,7 +195,7 @@ def plot(results, path):
 
     cities = results["cities"]
     names = list(results["table"][cities[0]])
-    fig, ax = plt.subplots(figsize=(11, 4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(11, 4.6), constrained_layout=True)
     width = 0.8 / len(names)
     for k, name in enumerate(names):
         bound = [np.mean(results["table"][c][next(n for n in names if n.startswith("bound"))]["reward"]) for c in cities]
@@ -204,8 +204,10 @@ def plot(results, path):
         ax.bar(np.arange(len(cities)) + k * width, vals, width, yerr=errs, label=name, capsize=2)
     ax.set_xticks(np.arange(len(cities)) + 0.4 - width / 2, cities)
     ax.set_ylabel("test reward / clairvoyant bound")
-    ax.legend(fontsize=7, ncol=3)
-    fig.suptitle(f"AMoD cities: {results['seeds']} seeds x {results['updates']} updates per learned run")
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.08))
+    long = f" ({results['long_updates']} for {STRONGEST})" if "long_updates" in results else ""
+    fig.suptitle(f"AMoD cities, test episodes: {results['seeds']} seeds x {results['updates']} updates per learned "
+                 f"run{long}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
