@@ -73,8 +73,9 @@ class AmodScenario:
 
     def __str__(self) -> str:
         per_episode = float(self.demand[: self.horizon + 1].sum())
-        return (f"{self.name}: {self.num_regions} regions, {self.fleet:,} vehicles, {self.horizon} steps of "
-                f"{self.tstep} min from minute {self.start_minute}, {per_episode:,.0f} expected requests per episode; "
+        return (f"{self.name}: {self.num_regions} regions, {self.fleet:,} vehicles, {self.horizon + 1} matchings "
+                f"({self.horizon} rebalancing decisions) {self.tstep} min apart from minute {self.start_minute}, "
+                f"{per_episode:,.0f} expected requests per episode; "
                 f"validation {', '.join(self.validation_days)}; test {', '.join(self.test_days)} ({self.source})")
 
     @property
