@@ -50,3 +50,20 @@ def test_draw_files_are_checked(tmp_path):
     np.savez(tmp_path / "other.npz", requests=np.zeros(3))
     with pytest.raises(LoaderError, match="not a request-draw file"):
         read_draws(tmp_path / "other.npz", scenario)
+
+
+def test_eval_replays_a_draw_file_through_the_command_line(tmp_path):
+    """`jaxmob eval --env amod --draws FILE`: the hand rules on a user's own request draws."""
+    from test_cli import jaxmob
+
+    scenario = load("san_francisco")
+    draws = np.stack([scenario.requests("test-2000"), scenario.requests("test-2001")])
+    np.savez(tmp_path / "mine.npz", draws=draws)
+    proc = jaxmob("eval", "--env", "amod", "--scenario", "san_francisco", "--draws", tmp_path / "mine.npz",
+                  "--no-bound")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 episodes of 20 matchings" in proc.stdout and "-- day draw-1" in proc.stdout
+    assert "equal distribution" in proc.stdout and "-- mean over 2 days" in proc.stdout
+    np.savez(tmp_path / "bad.npz", draws=draws[:, :3])
+    proc = jaxmob("eval", "--env", "amod", "--scenario", "san_francisco", "--draws", tmp_path / "bad.npz")
+    assert proc.returncode == 2 and "must be (episodes, >= 20 steps" in proc.stderr
