@@ -39,15 +39,14 @@ from jaxmob.train import finished_run, train
 
 CITIES = ("nyc_brooklyn", "nyc_man_south", "san_francisco", "chicago", "porto")
 STRONGEST = "MAPPO (levels), 10x updates"
-LEARNED = {  # label -> (algorithm, env options, budget: "updates" or "long")
-    "META (paper)": ("meta", {}, "updates"),
-    "META (earlier dispatch: min)": ("meta", {"dispatch": "min"}, "updates"),
-    "MADDPG-META": ("maddpg", {}, "updates"),
-    "MAPPO (levels)": ("mappo", {}, "updates"),
-    STRONGEST: ("mappo", {}, "long"),
+LEARNED = {  # label -> (slug of its runs and --algs, algorithm, env options, budget: "updates" or "long")
+    "META (paper)": ("meta", "meta", {}, "updates"),
+    "META (earlier dispatch: min)": ("meta_min", "meta", {"dispatch": "min"}, "updates"),
+    "MADDPG-META": ("maddpg", "maddpg", {}, "updates"),
+    "MAPPO (levels)": ("mappo", "mappo", {}, "updates"),
+    STRONGEST: ("mappo_long", "mappo", {}, "long"),
 }
-SLUG = {"META (paper)": "meta", "META (earlier dispatch: min)": "meta_min", "MADDPG-META": "maddpg",
-        "MAPPO (levels)": "mappo", STRONGEST: "mappo_long"}
+SLUGS = [spec[0] for spec in LEARNED.values()]
 METRICS = ("reward", "served_ratio", "profit", "rebalancing_cost")
 SAC = {"reward": 55_579, "served_ratio": 0.863}  # the benchmark's published SAC on its draws (conserving simulator)
 
@@ -55,8 +54,7 @@ SAC = {"reward": 55_579, "served_ratio": 0.863}  # the benchmark's published SAC
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cities", default=",".join(CITIES), help="comma-separated, or 'all' (the 11 bundled cities)")
-    ap.add_argument("--algs", default=",".join(SLUG.values()),
-                    help=f"learned rows ({', '.join(SLUG.values())}) or none")
+    ap.add_argument("--algs", default=",".join(SLUGS), help=f"learned rows ({', '.join(SLUGS)}) or none")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--updates", type=int, default=100)
     ap.add_argument("--long-updates", type=int, default=1000, help=f"the budget of '{STRONGEST}'")
@@ -71,7 +69,7 @@ def main(argv=None):
 
     cities = bundled() if args.cities == "all" else args.cities.split(",")
     algs = [] if args.algs == "none" else args.algs.split(",")
-    learned = {label: spec for label, spec in LEARNED.items() if SLUG[label] in algs}
+    learned = {label: spec for label, spec in LEARNED.items() if spec[0] in algs}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results = {"cities": cities, "seeds": args.seeds if learned else 0, "updates": args.updates,
@@ -97,7 +95,7 @@ def main(argv=None):
             results["draws"] = {first["policy"]: {m: [r[i][m] for r in rows.values()]
                                                   for m in ("reward", "served_ratio")}
                                 for i, first in enumerate(next(iter(rows.values())))}
-        for label, (alg, options, budget) in learned.items():
+        for label, (slug, alg, options, budget) in learned.items():
             cell[label] = {"kind": "per seed", **{m: [] for m in METRICS}, **{f"sampled_{m}": [] for m in METRICS},
                            "wall_s": []}
             updates = args.updates if budget == "updates" else args.long_updates
@@ -105,7 +103,7 @@ def main(argv=None):
                 results["draws"][label] = {"kind": "per seed", "reward": [], "served_ratio": [],
                                            "sampled_reward": [], "sampled_served_ratio": []}
             for seed in range(args.seeds):
-                run_dir = f"{args.runs}/{city}-{SLUG[label]}-s{seed}"
+                run_dir = f"{args.runs}/{city}-{slug}-s{seed}"
                 cfg = TrainConfig(env="amod", alg=alg, scenario=city, seed=seed, total_updates=updates,
                                   updates_per_chunk=min(args.updates_per_chunk, updates), eval_episodes=2,
                                   progress=False, options=options, out_dir=run_dir)

@@ -79,7 +79,7 @@ def _scenarios(args) -> int:
         written = task.write_scenarios(args, data, out)
     except USER_ERRORS as e:
         return _fail(e)
-    written, failed = written if isinstance(written, tuple) else (written, {})  # ([paths], {source: why})
+    written, failed = written  # ([paths], {source: why it failed})
     for path in written:
         path = Path(path)
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")

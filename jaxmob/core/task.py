@@ -90,8 +90,8 @@ class Task(abc.ABC):
         return True
 
     # Optional capabilities, None where the env has none (the CLI says so in one line):
-    # write_scenarios(args, data, out) -> paths, or (paths, {source: why it failed}): rebuild the bundled
-    #     scenarios from raw folder `data`
+    # write_scenarios(args, data, out) -> (paths, {source: why it failed}): rebuild the bundled
+    #     scenarios from raw folder `data`, each on its own
     #     (what `raw_data` names under it) into folder `out` (`jaxmob scenarios NAME`);
     # read_episodes(scenario, path, *, day=None, **extra) -> ({name: episode data}, report): the days
     #     of a user's file (`eval --<user_file> FILE`) as evaluation episodes, and what was dropped.

@@ -42,4 +42,4 @@ def meta_moves(idle, expected, action, xi, distance, dispatch: str = "paper"):
     paired = col >= 0
     dest = jnp.maximum(col, 0)
     amount = jnp.where(paired, offer if dispatch == "paper" else jnp.minimum(offer, ask[dest]), 0)
-    return jnp.zeros((R, R), jnp.int32).at[jnp.arange(R), dest].add(jnp.minimum(amount, idle))
+    return jnp.zeros((R, R), jnp.int32).at[jnp.arange(R), dest].add(amount)

@@ -170,7 +170,7 @@ class AmodTask(NpzScenarios, Task):
     def needs_raw_data(self, args) -> bool:
         return not args.json
 
-    def write_scenarios(self, args, data, out):
+    def write_scenarios(self, args, data, out) -> tuple:
         from pathlib import Path
 
         from .scenario import BUNDLED_DIR, from_json, save, write_bundled
@@ -187,7 +187,7 @@ class AmodTask(NpzScenarios, Task):
         save(scenario, path)
         print(scenario)
         print(f"train on it: jaxmob train --env amod --scenario {path}")
-        return [path]
+        return [path], {}
 
 
 TASK = AmodTask()

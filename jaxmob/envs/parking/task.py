@@ -164,10 +164,10 @@ class ParkingTask(NpzScenarios, Task):
                           for label, p in BASELINES.items()]
         return rows
 
-    def write_scenarios(self, args, data, out) -> list:
+    def write_scenarios(self, args, data, out) -> tuple:
         from .scenario import write_bundled
 
-        return [write_bundled(data / self.raw_data, out)]
+        return [write_bundled(data / self.raw_data, out)], {}
 
     def read_episodes(self, scenario, path, *, day=None, **extra) -> tuple:
         """The days of a City of Melbourne parking event file as evaluation episodes (every day, or `day`)."""

@@ -70,10 +70,10 @@ class RebalanceTask(Task):
     def scenario_arguments(self, parser) -> None:
         parser.add_argument("names", nargs="*", help="scenario names (default: all real ones)")
 
-    def write_scenarios(self, args, data, out) -> list:
+    def write_scenarios(self, args, data, out) -> tuple:
         from .city.scenarios import write_bundled
 
-        return write_bundled(data, Path(out), args.names or None)
+        return write_bundled(data, Path(out), args.names or None), {}
 
     def eval_arguments(self, parser) -> tuple:
         parser.add_argument("--stations", metavar="FILE", help="with --trips: station file for trip files that carry "

@@ -65,12 +65,12 @@ class RoutingTask(Task):
     def planner_cli(self):
         return add_arguments, main
 
-    def write_scenarios(self, args, data, out) -> list:
+    def write_scenarios(self, args, data, out) -> tuple:
         from .graph import load_graph, write_bundled
 
         path = write_bundled(data, out)
         print(load_graph(path))
-        return [path]
+        return [path], {}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

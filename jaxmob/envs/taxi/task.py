@@ -147,12 +147,12 @@ class TaxiTask(Task):
     def needs_raw_data(self, args) -> bool:
         return not args.trips  # a user's TLC files need no raw data folder
 
-    def write_scenarios(self, args, data, out) -> list:
+    def write_scenarios(self, args, data, out) -> tuple:
         from .scenarios import scenario_from_trip_files, write_bundled
 
         if args.trips:
-            return [scenario_from_trip_files(args, out if str(out).endswith(".npz") else "taxi-tlc.npz")]
-        return write_bundled(data, out)
+            return [scenario_from_trip_files(args, out if str(out).endswith(".npz") else "taxi-tlc.npz")], {}
+        return write_bundled(data, out), {}
 
     def training_label(self, config) -> str:
         return f"training (Poisson orders, {self.fleet(config.options, self.load(config.scenario)):,} taxis)"
