@@ -11,6 +11,7 @@ from .plots import plot_learning_curve
 from .train import read_metrics
 
 BOUND_POLICY = "bound"  # the clairvoyant bound (rows named "bound ...")
+MPC_POLICY = "MPC"  # an optimiser on the forecast (rows named "MPC ..."), where the env has one
 
 
 def baseline_rows(scenario, days, config, *, bound: bool = True) -> dict:
@@ -32,7 +33,7 @@ def mean_rows(rows_by_day: dict, columns=None) -> list[dict]:
         row = {"policy": first["policy"]}
         for c in columns:
             row[c] = float(np.mean([rows_by_day[d][i][c] for d in days]))
-        for k in ("lp_variables", "lp_constraints", "solve_seconds"):
+        for k in ("lp_variables", "lp_constraints", "solve_seconds", "planning_seconds", "plans"):
             if k in first:
                 row[k] = first[k]
         out.append(row)
@@ -77,15 +78,28 @@ def comparison(scenario, days, config, evaluation: dict | None, name: str, *, bo
         rule = task.reference_policy  # the hand rule a learned policy must beat (rows named "<rule> ...")
         reference, upper = find(rule), find(BOUND_POLICY) if bound else None
         slug = rule.replace(" ", "_")
-        if reference is not None:
-            gaps[f"argmax_minus_{slug}"] = mean[0][headline] - reference
-            if sampled:
-                gaps[f"sampled_minus_{slug}"] = mean[1][headline] - reference
+        for name, bar in ((slug, reference), (MPC_POLICY, find(MPC_POLICY) if bound else None)):
+            if bar is None:
+                continue
+            for i, kind in enumerate(("argmax", "sampled")[:1 + sampled]):
+                gaps[f"{kind}_minus_{name}"] = mean[i][headline] - bar
+                gaps[f"worst_day_{kind}_minus_{name}"] = worst_day(per_day, i, name if name == MPC_POLICY else rule,
+                                                                   headline, task.higher_is_better)
         if upper is not None:
             gaps["bound_minus_argmax"] = upper - mean[0][headline]
             if sampled:
                 gaps["bound_minus_sampled"] = upper - mean[1][headline]
     return {"days": list(per_day), "per_day": per_day, "mean": mean, "gaps": gaps, "headline": headline}
+
+
+def worst_day(per_day: dict, row: int, prefix: str, headline: str, higher_is_better: bool = True) -> float:
+    """The day on which learned row `row` does worst against the row named `prefix`: the
+    smallest (learned - it) over days, or (it - learned) where lower is better. A policy
+    is better than a rule only when this is positive: it wins on every day."""
+    sign = 1.0 if higher_is_better else -1.0
+    diffs = [sign * (rows[row][headline] - next(r[headline] for r in rows if r["policy"].startswith(prefix)))
+             for rows in per_day.values()]
+    return float(min(diffs))
 
 
 def evaluate_baselines(config, *, day: str | None = None, bound: bool = True, user_file=None, **read_options) -> dict:
@@ -163,6 +177,14 @@ def format_comparison(table: dict, task) -> str:
     if table["gaps"]:
         out.append(f"gaps ({table['headline'].replace('_', ' ')}): "
                    + ", ".join(f"{k.replace('_', ' ')} {v:+.4f}" for k, v in table["gaps"].items()))
+        verdicts = []
+        for k, v in table["gaps"].items():
+            if k.startswith("worst_day_"):
+                kind, rule = k[len("worst_day_"):].split("_minus_")
+                verdicts.append(f"{kind} beats {rule} on every day (worst day {v:+.4f})" if v > 0 else
+                                f"{kind} is NOT better than {rule}: it loses or ties on some day (worst day {v:+.4f})")
+        if verdicts:
+            out.append("verdict: " + "; ".join(verdicts))
     return "\n".join(out)
 
 

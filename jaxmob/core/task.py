@@ -49,6 +49,7 @@ class Task(abc.ABC):
     name: str = ""
     headline: str = ""  # the metric that chooses checkpoints and leads every table
     reference_policy: str = "greedy"  # the baseline row (by name prefix) a learned policy must beat
+    higher_is_better: bool = True  # of the headline metric (routing's total wait: lower is better)
     Options: type = None  # frozen dataclass of the environment's own options (fields carry `help` metadata)
     shaping_names: tuple = ()  # options that are traced reward-shaping coefficients (swept like lr)
     default_scenario: str = ""

@@ -19,6 +19,7 @@ from .bound import bound_for_env
 from .baselines import make_greedy, noop, random_policy, rollout
 from .city.core import City, DayTrips
 from .env import RebalanceConfig, RebalanceEnv
+from .mpc import MPCSettings, mpc_episode
 
 COLUMNS = ("policy", "service_ratio", "served", "demand", "rebalanced", "relocation_cost", "overflow")
 HEADERS = ("policy", "fulfilled ratio", "served", "demand", "bikes rebalanced", "relocation cost", "overflow")
@@ -52,12 +53,15 @@ def evaluate_day(
     random_episodes: int = 5,
     lookahead_steps: int = 6,
     bound: bool = True,
+    mpc: MPCSettings | None = MPCSettings(),
 ) -> list[dict]:
     """The table rows for any city and replay day (see `evaluate`).
 
     Each row has the `COLUMNS` keys plus `reward` (policies) or the LP's size and
-    solve time (bound). No-op and greedy are deterministic in replay mode; random
-    is the mean over `random_episodes` episodes drawn from `seed`.
+    solve time (bound). No-op, greedy and MPC are deterministic in replay mode; random
+    is the mean over `random_episodes` episodes drawn from `seed`. With `bound`, the
+    MPC controller (`mpc.py`, settings `mpc`; None leaves it out) and the clairvoyant
+    bound are added: the two LPs, host-side and slower than the compiled rules.
     """
     config = RebalanceConfig(mode="replay", horizon=int(horizon or city.steps_per_day),
                              move_amounts=tuple(int(a) for a in move_amounts), relocation_delay=relocation_delay)
@@ -70,6 +74,11 @@ def evaluate_day(
         _policy_row(f"greedy ({lookahead_steps}-step look-ahead)",
                     rollout(make_greedy(lookahead_steps), env, params, key, 0)),
     ]
+    if bound and mpc is not None:
+        metrics = mpc_episode(env, params, key, mpc)
+        row = _policy_row(mpc.label, metrics)
+        row.update(planning_seconds=metrics["planning_seconds"], plans=metrics["plans"])
+        rows.append(row)
     if bound:
         result = bound_for_env(env, params, trips, beta=beta)
         row = result.as_row()
@@ -86,7 +95,7 @@ def _mean_rollout(policy, env, params, key, episodes: int) -> dict:
 
 
 def _policy_row(name: str, metrics: dict) -> dict:
-    values = {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
+    values = {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items() if k in COLUMNS or k == "reward"}
     row = {"policy": name}
     row.update({k: values[k] for k in COLUMNS[1:]})
     row["reward"] = values["reward"]
@@ -100,6 +109,10 @@ def format_table(rows: list[dict]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
     line = lambda r: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
     out = [line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]]
+    mpc_rows = [r for r in rows if "planning_seconds" in r]
+    if mpc_rows:
+        out.append(f"MPC: {mpc_rows[0]['plans']} LP plans (HiGHS) on the estimated rates, "
+                   f"{mpc_rows[0]['planning_seconds']:.2f} s per plan")
     bound_rows = [r for r in rows if r["policy"].startswith("bound")]
     if bound_rows:
         b = bound_rows[0]

@@ -45,6 +45,7 @@ class RoutingTask(Task):
     name = "routing"
     headline = "total_wait"
     reference_policy = "IA-RA"
+    higher_is_better = False
     default_scenario = DEFAULT_GRAPH
 
     def scenarios(self) -> list:
