@@ -13,11 +13,14 @@ import jax
 import jax.numpy as jnp
 
 from ..core.algorithm import Algorithm
+from ..core.errors import check_fields
+from ..core.task import option
 from ..nets import MLP
 from ..nets.mlp import apply_shared_input
 from .ppo import PPO
 
 ALGORITHMS = ("share_all", "ippo", "mappo", "no_share")
+CRITICS = ("local", "central")
 
 
 def stacked_init(module, key, num_groups: int, dummy):
@@ -47,6 +50,10 @@ class SharingPolicy:
             'mappo'     shared actor with a learned agent-id embedding, centralised
                         critic on the global state plus the agent's embedding;
             'no_share'  one actor and one critic per agent.
+    critic: '' the scheme's own (above); 'central' replaces its value with one critic on
+            the global state plus a learned agent-id embedding (MAPPO's; the actor is
+            unchanged), 'local' gives MAPPO a shared critic on the local observation.
+            So a comparison of sharing schemes can hold the critic fixed.
     """
 
     scheme: str
@@ -54,10 +61,17 @@ class SharingPolicy:
     num_actions: int
     hidden: tuple = (64, 64)
     id_dim: int = 8
+    critic: str = ""
 
     def __post_init__(self):
         if self.scheme not in ALGORITHMS:
             raise ValueError(f"unknown sharing scheme {self.scheme!r}; choose from {ALGORITHMS}")
+        if self.critic not in ("",) + CRITICS:
+            raise ValueError(f"SharingPolicy: critic must be one of {CRITICS} (or '' for the scheme's own), got {self.critic!r}")
+
+    @property
+    def central(self) -> bool:
+        return (self.critic or ("central" if self.scheme == "mappo" else "local")) == "central"
 
     @property
     def num_groups(self) -> int:
@@ -68,43 +82,60 @@ class SharingPolicy:
         return jnp.arange(self.num_agents, dtype=jnp.int32) if self.scheme == "no_share" else jnp.zeros(self.num_agents, jnp.int32)
 
     def _nets(self):
-        if self.scheme == "share_all":
+        if self.scheme == "share_all" and not self.central:
             return MLP(self.hidden, self.num_actions + 1, out_scale=0.01), None
         return MLP(self.hidden, self.num_actions, out_scale=0.01), MLP(self.hidden, 1, out_scale=1.0)
 
     def init(self, key, obs_dim: int, state_dim: int):
         actor, critic = self._nets()
         k_a, k_c, k_id = jax.random.split(key, 3)
-        id_dim = self.id_dim if self.scheme == "mappo" else 0
-        params = {"actor": stacked_init(actor, k_a, self.num_groups, jnp.zeros((obs_dim + id_dim,)))}
-        if critic is not None:
-            c_in = state_dim + id_dim if self.scheme == "mappo" else obs_dim
-            params["critic"] = stacked_init(critic, k_c, self.num_groups, jnp.zeros((c_in,)))
-        if id_dim:
-            params["agent_id"] = 0.1 * jax.random.normal(k_id, (self.num_agents, id_dim))
+        actor_id = self.id_dim if self.scheme == "mappo" else 0
+        params = {"actor": stacked_init(actor, k_a, self.num_groups, jnp.zeros((obs_dim + actor_id,)))}
+        if self.central:  # one critic for all agents
+            params["critic"] = stacked_init(critic, k_c, 1, jnp.zeros((state_dim + self.id_dim,)))
+        elif critic is not None:
+            params["critic"] = stacked_init(critic, k_c, self.num_groups, jnp.zeros((obs_dim,)))
+        if actor_id or self.central:
+            params["agent_id"] = 0.1 * jax.random.normal(k_id, (self.num_agents, self.id_dim))
         return params
 
     def apply(self, params, groups, obs, state):
         """obs (..., R, O), state (..., S) -> logits (..., R, A), values (..., R)."""
         actor, critic = self._nets()
-        if self.scheme == "share_all":
+        if self.scheme == "share_all" and not self.central:
             out = grouped_apply(actor, params["actor"], groups, obs)
             return out[..., :-1], out[..., -1]
-        if self.scheme == "mappo":  # one actor and one critic (a single group)
-            ids = jnp.broadcast_to(params["agent_id"], obs.shape[:-1] + params["agent_id"].shape[-1:])
-            logits = grouped_apply(actor, params["actor"], groups, jnp.concatenate([obs, ids], -1))
+        ids = (jnp.broadcast_to(params["agent_id"], obs.shape[:-1] + params["agent_id"].shape[-1:])
+               if "agent_id" in params else None)
+        actor_in = jnp.concatenate([obs, ids], -1) if self.scheme == "mappo" else obs
+        logits = grouped_apply(actor, params["actor"], groups, actor_in)
+        if self.central:
             critic_params = jax.tree.map(lambda w: w[0], params["critic"])
             return logits, apply_shared_input(critic, critic_params, state, ids)[..., 0]
-        logits = grouped_apply(actor, params["actor"], groups, obs)
-        values = grouped_apply(critic, params["critic"], groups, obs)[..., 0]
-        return logits, values
+        return logits, grouped_apply(critic, params["critic"], groups, obs)[..., 0]
+
+
+@dataclass(frozen=True)
+class SharingOptions:
+    """The sharing schemes' own option (`--alg share_all | ippo | mappo | no_share`)."""
+
+    critic: str = option("", "the value function: '' the scheme's own (MAPPO central, the others local) | central "
+                             "(one critic on the global state + agent-id embedding, as MAPPO) | local (on the "
+                             "agent's observation): holds the critic fixed when comparing sharing schemes")
+
+
+def _validate(config) -> None:
+    check_fields([(config.critic in ("",) + CRITICS, "critic",
+                   f"must be one of {', '.join(CRITICS)} (or empty for the scheme's own), got {config.critic!r}")])
 
 
 def _sharing(scheme: str, summary: str) -> Algorithm:
     def make_policy(env, env_params, config):
-        return SharingPolicy(scheme, env.num_agents(env_params), env.num_actions(env_params), tuple(config.hidden))
+        return SharingPolicy(scheme, env.num_agents(env_params), env.num_actions(env_params), tuple(config.hidden),
+                             critic=config.critic)
 
-    return Algorithm(name=scheme, summary=summary, core=PPO, make_policy=make_policy)
+    return Algorithm(name=scheme, summary=summary, core=PPO, make_policy=make_policy, Options=SharingOptions,
+                     validate=_validate)
 
 
 SHARE_ALL = _sharing("share_all", "one network for every agent (shared torso, logits and value), no agent id")
