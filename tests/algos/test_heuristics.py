@@ -174,7 +174,8 @@ def test_evaluate_day_rows_and_table():
 
     city = synthetic_city("square", 4, 4, seed=0, trips_per_day=1500, docks_per_region=(400, 400), fill=0.03)
     rows = evaluate_day(city, sample_day(city, seed=2), random_episodes=1)
-    assert [r["policy"].split()[0] for r in rows] == ["no-op", "random", "greedy", "bound"]
+    assert [r["policy"].split()[0] for r in rows] == ["no-op", "random", "greedy", "MPC", "bound"]
+    assert rows[3]["served"] > rows[0]["served"] and rows[3]["planning_seconds"] > 0  # MPC beats no-op
     for row in rows:
         assert set(COLUMNS) <= set(row)
         assert row["demand"] == rows[-1]["demand"]
@@ -183,4 +184,4 @@ def test_evaluate_day_rows_and_table():
     assert all(r["served"] <= rows[-1]["served"] + 1e-6 for r in rows)
     assert rows[2]["served"] > rows[0]["served"]  # greedy beats no-op without any overflow too
     table = format_table(rows)
-    assert "fulfilled ratio" in table and "bound (LP)" in table and "note:" not in table
+    assert "fulfilled ratio" in table and "bound (LP)" in table and "note:" not in table and "s per plan" in table

@@ -135,6 +135,39 @@ def test_sharing_schemes_shapes_and_param_counts(scheme):
     assert same == (scheme in ("share_all", "ippo"))
 
 
+@pytest.mark.parametrize("scheme", ["share_all", "ippo", "mappo", "no_share"])
+@pytest.mark.parametrize("critic", ["local", "central"])
+def test_sharing_schemes_take_either_critic_and_keep_their_actor(scheme, critic):
+    """A central critic reads the global state (and an agent id), a local one the agent's
+    observation; the actor is the scheme's own either way, so a comparison can hold the critic fixed."""
+    pol = SharingPolicy(scheme, num_agents=6, num_actions=5, hidden=(16,), critic=critic)
+    default = SharingPolicy(scheme, num_agents=6, num_actions=5, hidden=(16,))
+    params = pol.init(jax.random.PRNGKey(0), 7, 11)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (3, 6, 7))
+    state = jax.random.normal(jax.random.PRNGKey(2), (3, 11))
+    logits, values = pol.apply(params, pol.groups(), obs, state)
+    _, values_new_state = pol.apply(params, pol.groups(), obs, state + 1.0)
+    logits_new_obs, values_new_obs = pol.apply(params, pol.groups(), obs + 1.0, state)
+    assert values.shape == (3, 6) and logits.shape == (3, 6, 5)
+    assert np.allclose(values, values_new_state) == (critic == "local")
+    assert np.allclose(values, values_new_obs) == (critic == "central")
+    assert not np.allclose(logits, logits_new_obs)
+    if critic == "central":  # agents differ in value through their id embedding
+        assert not np.allclose(values[:, 0], values[:, 1])
+    same_actor = jax.tree.map(jnp.shape, params["actor"]) == jax.tree.map(
+        jnp.shape, default.init(jax.random.PRNGKey(0), 7, 11)["actor"])
+    assert same_actor == (scheme != "share_all" or critic == "local")  # Share-All's torso loses its value output
+    if critic == ("central" if scheme == "mappo" else "local"):  # the scheme's own critic: the same network as before
+        assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, default.init(jax.random.PRNGKey(0), 7, 11))
+
+
+def test_unknown_sharing_critic_is_named():
+    from jaxmob.config import ConfigError, TrainConfig
+
+    with pytest.raises((ConfigError, ValueError), match="critic"):
+        TrainConfig(alg="ippo", critic="global").validate()
+
+
 def _grid_env_state(seed):
     from jaxmob.envs.rebalance.city import synthetic_city
     from jaxmob.envs.rebalance import RebalanceConfig, RebalanceEnv
