@@ -50,19 +50,29 @@ ROWS = {
     "mappo_no_credit": ("MAPPO, team reward alone", dict(alg="mappo", **NO_CREDIT)),
     "hagps_frozen_no_credit": ("HAG-PS frozen, central critic, team reward alone",
                                dict(alg="hagps", critic="central", **FROZEN, **NO_CREDIT)),
+    # leads: what the learner sees and may do, and how it estimates advantages
+    "hagps_level": ("HAG-PS + today's demand level observed (what MPC plans with)", dict(alg="hagps", obs_level=True)),
+    "hagps_lookahead3h": ("HAG-PS + expected demand over 3 h observed (not 1 h)",
+                          dict(alg="hagps", obs_lookahead_minutes=180)),
+    "hagps_moves20": ("HAG-PS + a 20-bike move", dict(alg="hagps", move_amounts=(5, 10, 20))),
+    "hagps_lambda99": ("HAG-PS, GAE lambda 0.99 (longer advantage horizon)", dict(alg="hagps", gae_lambda=0.99)),
+    "hagps_envs16": ("HAG-PS, 16 city-days per update (twice the experience per update)", dict(alg="hagps", num_envs=16)),
 }
+LEADS = ("hagps_level", "hagps_lookahead3h", "hagps_moves20", "hagps_lambda99", "hagps_envs16")
 BARS = ("greedy", "MPC")  # the rules a learned row must beat on every test day
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default="manhattan-106")
-    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma separated, from: {', '.join(ROWS)}")
+    ap.add_argument("--rows", default=",".join(n for n in ROWS if n not in LEADS),
+                    help=f"comma separated, from: {', '.join(ROWS)} (default: all but the leads {', '.join(LEADS)})")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--updates", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="2 updates, 2 seeds, no LP rows: checks the pipeline only")
     ap.add_argument("--out", default=None, help="default results/fair_controls-<scenario>")
     ap.add_argument("--table-only", action="store_true", help="redraw the table and PNG from the JSON")
+    ap.add_argument("--refresh-baselines", action="store_true", help="recompute the baseline rows (no-op ... bound)")
     args = ap.parse_args(argv)
     out = Path(args.out or f"results/fair_controls-{args.scenario}")
     if args.table_only:
@@ -87,7 +97,7 @@ def main(argv=None):
     if same:  # rows and baselines measured earlier under the same budget stay
         results["rows"] = previous["rows"]
         results.update({k: previous[k] for k in ("baselines", "test_days") if k in previous})
-    if "baselines" not in results:
+    if "baselines" not in results or args.refresh_baselines:
         scenario = base.task.load(args.scenario)
         results["test_days"] = list(scenario.test_days)
         t0 = time.perf_counter()

@@ -78,12 +78,14 @@ def test_poisson_cuts_equal_the_expected_service_at_their_knots():
 def test_round_moves_sends_the_nearest_amount_and_carries_the_rest():
     valid = np.array([[True, True], [True, False]])
     owed = np.zeros((2, 2))
-    actions, owed = round_moves(np.array([[7.0, 1.0], [2.0, 0.0]]), owed, (5, 10), valid)
+    actions, owed = round_moves(np.array([[7.0, 1.0], [2.0, 0.0]]), owed, (5, 10), valid, min_send=2.5)
     assert actions.tolist() == [1 + 0 * 2 + 0, 0]  # region 0: 5 bikes toward k=0; region 1: 2 < 2.5 stays
     assert owed.tolist() == [[2.0, 1.0], [2.0, 0.0]]
-    actions, owed = round_moves(np.array([[6.0, 0.0], [1.0, 9.0]]), owed, (5, 10), valid)
+    actions, owed = round_moves(np.array([[6.0, 0.0], [1.0, 9.0]]), owed, (5, 10), valid, min_send=2.5)
     assert actions.tolist() == [1 + 0 * 2 + 1, 1 + 0 * 2 + 0]  # 8 -> 10; 3 -> 5 (k=1 invalid: dropped)
     assert owed[:, 1].tolist() == [1.0, 0.0]
+    actions, _ = round_moves(np.array([[1.2, 0.0], [0.0, 0.0]]), np.zeros((2, 2)), (5, 10), valid)  # default: 1 bike
+    assert actions.tolist() == [1, 0]
 
 
 @pytest.mark.parametrize("kw, field", [(dict(horizon=0), "horizon"), (dict(horizon=6, replan=7), "replan"),

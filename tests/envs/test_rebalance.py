@@ -495,6 +495,28 @@ def test_observation_columns_follow_the_documented_layout():
     assert np.all(obs[:, -1] == 1.0) and obs.shape[1] == env.obs_dim(params) == 7 + 2 + 3 * K + 3
 
 
+def test_demand_level_follows_the_day_and_is_observed_when_asked():
+    city = small_city("square", 3, 3)
+    env = RebalanceEnv(RebalanceConfig(obs_level=True))
+    plain = RebalanceEnv(RebalanceConfig())
+    params = env.make_params(city, demand_scale=2.0)
+    state = env.initial_state(params)
+    assert float(env.demand_level(state, params)) == pytest.approx(1.0)  # nothing seen yet: the rates' level
+    per_step = 2.0 * np.asarray(city.demand_rate, np.float64).sum(1)
+    expected, prior = per_step[:40].sum(), 6 * per_step.mean()
+    busy = state.replace(t=jnp.int32(40), metrics=state.metrics.replace(demand=jnp.int32(round(1.5 * expected))))
+    level = (round(1.5 * expected) + prior) / (expected + prior)
+    assert float(env.demand_level(busy, params)) == pytest.approx(level, rel=1e-5)
+    next_day = busy.replace(t=jnp.int32(40 + city.steps_per_day))  # a second day expects a whole day more
+    assert float(env.demand_level(next_day, params)) == pytest.approx(
+        (round(1.5 * expected) + prior) / (expected + per_step.sum() + prior), rel=1e-5)
+    obs, gstate = env.observe(busy, params), env.global_state(busy, params)
+    assert obs.shape[1] == env.obs_dim(params) == plain.obs_dim(params) + 1
+    assert gstate.shape[0] == env.global_state_dim(params) == plain.global_state_dim(params) + 1
+    np.testing.assert_allclose(np.asarray(obs[:, -2]), level - 1.0, rtol=1e-5)  # before the region mask
+    np.testing.assert_allclose(float(gstate[-1]), level - 1.0, rtol=1e-5)
+
+
 # ----------------------------------------------------------------------- operator's view
 def _poisson_excess_numpy(supply, lam):
     from scipy.stats import poisson

@@ -50,6 +50,7 @@ class RebalanceConfig:
     obs_lookahead_minutes  window of the "expected demand ahead" observation
     obs_neighbors      include neighbours' inventory and expected demand
     obs_features       include the city's static features (normalised)
+    obs_level          include today's demand level so far (`RebalanceEnv.demand_level`)
     """
 
     horizon: int = 144
@@ -62,6 +63,7 @@ class RebalanceConfig:
     obs_lookahead_minutes: int = 60
     obs_neighbors: bool = True
     obs_features: bool = True
+    obs_level: bool = False
 
     def __post_init__(self):
         if isinstance(self.move_amounts, (list, np.ndarray)):
@@ -87,6 +89,7 @@ class RebalanceConfig:
                f"must be a positive integer, got {self.obs_lookahead_minutes!r}")
         _check(isinstance(self.obs_neighbors, bool), "obs_neighbors", f"must be a bool, got {self.obs_neighbors!r}")
         _check(isinstance(self.obs_features, bool), "obs_features", f"must be a bool, got {self.obs_features!r}")
+        _check(isinstance(self.obs_level, bool), "obs_level", f"must be a bool, got {self.obs_level!r}")
 
 
 def _check(ok: bool, field: str, problem: str, owner: str = "RebalanceConfig") -> None:
@@ -321,10 +324,10 @@ class RebalanceEnv(Environment):
             dim += 3 * city.num_directions
         if cfg.obs_features:
             dim += int(city.features.shape[-1])
-        return dim
+        return dim + int(cfg.obs_level)
 
     def global_state_dim(self, params: RebalanceParams) -> int:
-        return params.city.num_regions * (4 + self.config.obs_arrival_steps) + 3
+        return params.city.num_regions * (4 + self.config.obs_arrival_steps) + 3 + int(self.config.obs_level)
 
     def draws_per_step(self, params: RebalanceParams) -> int:
         """Random numbers one city-step consumes (Poisson: R demand + M slots)."""
@@ -618,6 +621,19 @@ class RebalanceEnv(Environment):
         supply, expected = self.supply_and_demand(state, params, window)
         return supply - expected
 
+    def demand_level(self, state: RebalanceState, params: RebalanceParams) -> jax.Array:
+        """() float32 how busy today is so far: departures requested since the start of the
+        episode over those the rates expect (`demand_scale * city.demand_rate`), both plus an
+        hour of average demand, so the level starts at 1 and follows the day. What an
+        operator learns by watching; real days run well above the estimated rates."""
+        city = params.city
+        per_step = params.demand_scale * jnp.asarray(city.demand_rate).sum(axis=1)  # (T,)
+        T = city.steps_per_day
+        cum = jnp.concatenate([jnp.zeros(1, per_step.dtype), jnp.cumsum(per_step)])
+        expected = (state.t // T) * cum[T] + cum[state.t % T]
+        prior = 6.0 * per_step.mean()
+        return (state.metrics.demand.astype(jnp.float32) + prior) / (expected + prior)
+
     def move_credit(self, state: RebalanceState, action: jax.Array, moved: jax.Array, params: RebalanceParams,
                     window: int, model: str) -> jax.Array:
         """(R,) float32 the reward-equivalent of each agent's own move:
@@ -679,7 +695,7 @@ class RebalanceEnv(Environment):
         steps, (neighbours' inventory, expected demand now and expected balance
         over the lookahead = inventory + arrivals - expected demand: the deficit a
         greedy operator would fill; 0 where absent),
-        (standardised city features), region mask]; padding agents' rows are 0."""
+        (standardised city features), (today's demand level - 1), region mask]; padding agents' rows are 0."""
         city = params.city
         R = city.num_regions
         inventory, last, rate_now, rate_ahead, arrivals, clock = self._region_quantities(state, params)
@@ -693,6 +709,8 @@ class RebalanceEnv(Environment):
                         jnp.where(nbr_mask, balance[nbr], 0.0)]
         if self.config.obs_features:
             columns.append(params.features)
+        if self.config.obs_level:
+            columns.append(jnp.broadcast_to(self.demand_level(state, params) - 1.0, (R, 1)))
         obs = jnp.concatenate(columns, axis=-1) * mask[:, None]
         return jnp.concatenate([obs, mask[:, None]], axis=-1).astype(jnp.float32)
 
@@ -700,7 +718,8 @@ class RebalanceEnv(Environment):
         """All regions' inventory, last and expected demand, upcoming arrivals, plus clock and progress."""
         inventory, last, rate_now, rate_ahead, arrivals, clock = self._region_quantities(state, params)
         progress = (state.t.astype(jnp.float32) / self.config.horizon)[None]
-        return jnp.concatenate([inventory, last, rate_now, rate_ahead, arrivals.reshape(-1), clock, progress]
+        level = [self.demand_level(state, params)[None] - 1.0] if self.config.obs_level else []
+        return jnp.concatenate([inventory, last, rate_now, rate_ahead, arrivals.reshape(-1), clock, progress, *level]
                                ).astype(jnp.float32)
 
 

@@ -33,6 +33,8 @@ class RebalanceOptions:
     move_credit: float = option(1.0, "weight of each agent's own-move credit in its learning reward: the trips its move is expected to save over the next credit_window steps, valued as reward, minus its relocation cost (0: team reward alone)")
     credit_window: int = option(6, "steps ahead over which move credit counts expected shortfall (6 = one hour)")
     credit_model: str = option("poisson", "trips a region loses in move credit: mean (expected shortfall) | poisson (its expectation under Poisson departures)")
+    obs_level: bool = option(False, "agents (and the central critic) also see today's demand level so far: departures requested over those the rates expect (what MPC plans with)")
+    obs_lookahead_minutes: int = option(60, "window of the expected-demand-ahead observation, in minutes")
 
 
 def day_levels(scenario, days) -> np.ndarray:
@@ -96,6 +98,7 @@ class RebalanceTask(Task):
         check(o.demand_scale > 0, "demand_scale", f"must be positive, got {o.demand_scale}")
         check(o.move_credit >= 0, "move_credit", f"must be >= 0, got {o.move_credit}")
         check(o.credit_window >= 1, "credit_window", f"must be >= 1, got {o.credit_window}")
+        check(o.obs_lookahead_minutes >= 1, "obs_lookahead_minutes", f"must be >= 1, got {o.obs_lookahead_minutes}")
         check(o.credit_model in CREDIT_MODELS, "credit_model",
               f"must be one of {', '.join(CREDIT_MODELS)}, got {o.credit_model!r}")
         check(len(o.move_amounts) >= 1 and all(m >= 1 for m in o.move_amounts), "move_amounts",
@@ -105,7 +108,8 @@ class RebalanceTask(Task):
         from .env import RebalanceConfig, RebalanceEnv, RebalanceShaping
 
         o, city = config.options, scenario.city
-        env_kw = dict(horizon=o.horizon, move_amounts=tuple(o.move_amounts))
+        env_kw = dict(horizon=o.horizon, move_amounts=tuple(o.move_amounts), obs_level=o.obs_level,
+                      obs_lookahead_minutes=o.obs_lookahead_minutes)
         validation = tuple(config.validation_days) or tuple(scenario.validation_days) or tuple(scenario.test_days)
         test = tuple(config.test_days) or tuple(scenario.test_days)
         training = [d for d in scenario.days if d not in set(validation) | set(test)]
