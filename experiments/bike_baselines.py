@@ -7,6 +7,7 @@ planning time per plan. Writes results/bike_baselines.json.
 
     python experiments/bike_baselines.py                          # every bike scenario (about 20 min, 2-core CPU)
     python experiments/bike_baselines.py --scenarios jersey-city-citibike
+    python experiments/bike_baselines.py --mpc-variants     # what each part of MPC is worth, on one day
 """
 from __future__ import annotations
 
@@ -21,19 +22,38 @@ import numpy as np
 
 from jaxmob.config import TrainConfig
 from jaxmob.envs.rebalance.city import available, load
+from jaxmob.envs.rebalance.mpc import MPCSettings
 from jaxmob.report import baseline_rows
 
 SHOWN = ("no-op", "greedy", "MPC", "bound")
+# name -> settings: the default, and each of its parts taken away or changed
+VARIANTS = {
+    "default: Poisson service, today's level, send from 1 bike": MPCSettings(),
+    "fluid service (min(v, lambda))": MPCSettings(service="fluid"),
+    "no level (the estimated rates as they are)": MPCSettings(adapt_level=False),
+    "fluid service, no level": MPCSettings(service="fluid", adapt_level=False),
+    "send from 2.5 bikes (rounding to nearest)": MPCSettings(min_send=2.5),
+    "2-hour horizon": MPCSettings(horizon=12),
+    "re-planned every step": MPCSettings(replan=1),
+}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", default=",".join(available()))
     ap.add_argument("--out", default="results/bike_baselines.json")
+    ap.add_argument("--mpc-variants", action="store_true", help="MPC's design variants on one test day instead")
+    ap.add_argument("--scenario", default="manhattan-106", help="with --mpc-variants")
+    ap.add_argument("--day", default="2017-06-09", help="with --mpc-variants")
     args = ap.parse_args(argv)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"scenarios": {}}
     results["machine"] = f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}"
+    if args.mpc_variants:
+        results["mpc_variants"] = mpc_variants(args.scenario, args.day)
+        out.write_text(json.dumps(results, indent=1, default=float))
+        print(table(results, part="variants"))
+        return
     for name in args.scenarios.split(","):
         scenario = load(name)
         days = list(scenario.test_days or scenario.validation_days)
@@ -46,11 +66,35 @@ def main(argv=None):
         print(table(results), flush=True)
 
 
-def table(results) -> str:
+def mpc_variants(name: str, day: str) -> dict:
+    """Service, bikes moved and planning time of each MPC variant on one replayed day."""
+    from jaxmob.envs.rebalance.env import RebalanceConfig, RebalanceEnv
+    from jaxmob.envs.rebalance.mpc import mpc_episode
+
+    scenario = load(name)
+    env = RebalanceEnv(RebalanceConfig(mode="replay"))
+    params = env.make_params(scenario.city, days=[scenario.day(day)])
+    rows = {}
+    for label, settings in VARIANTS.items():
+        m = mpc_episode(env, params, jax.random.key(0), settings)
+        rows[label] = {k: m[k] for k in ("service_ratio", "rebalanced", "overflow", "planning_seconds")}
+        print(label, rows[label], flush=True)
+    return {"scenario": name, "day": day, "rows": rows}
+
+
+def table(results, part: str = "scenarios") -> str:
     """Markdown: per scenario, the mean service of each bar over its test days, MPC minus
-    greedy on average and on the worst day, and MPC's planning time per plan."""
+    greedy on average and on the worst day, and MPC's planning time per plan
+    (`part='variants'`: the MPC variants on one day)."""
+    if part == "variants":
+        v = results["mpc_variants"]
+        lines = [f"| MPC on `{v['scenario']}`, {v['day']} | fulfilled service ratio | bikes moved | overflow | CPU s per plan |",
+                 "|---|---|---|---|---|"]
+        lines += [f"| {k} | {r['service_ratio']:.4f} | {r['rebalanced']:,.0f} | {r['overflow']:,.0f} | "
+                  f"{r['planning_seconds']:.2f} |" for k, r in v["rows"].items()]
+        return "\n".join(lines)
     lines = ["| scenario | regions | test days | no-op | greedy | MPC | bound | MPC - greedy (mean / worst day) "
-             "| bikes moved/day (greedy / MPC) | MPC s per plan |", "|" + "---|" * 10]
+             "| bikes moved/day (greedy / MPC) | MPC CPU s per plan |", "|" + "---|" * 10]
     for name, r in results["scenarios"].items():
         rows = {p: {d: next(x for x in r["per_day"][d] if x["policy"].startswith(p)) for d in r["days"]} for p in SHOWN}
         svc = {p: {d: v["service_ratio"] for d, v in rows[p].items()} for p in SHOWN}

@@ -112,7 +112,7 @@ def format_table(rows: list[dict]) -> str:
     mpc_rows = [r for r in rows if "planning_seconds" in r]
     if mpc_rows:
         out.append(f"MPC: {mpc_rows[0]['plans']} LP plans (HiGHS) on the estimated rates, "
-                   f"{mpc_rows[0]['planning_seconds']:.2f} s per plan")
+                   f"{mpc_rows[0]['planning_seconds']:.2f} CPU s per plan")
     bound_rows = [r for r in rows if r["policy"].startswith("bound")]
     if bound_rows:
         b = bound_rows[0]

@@ -146,7 +146,8 @@ def round_moves(flow, owed, move_amounts, valid, min_send: float = 1.0) -> tuple
 
 def mpc_episode(env, params, key, settings: MPCSettings = MPCSettings(), day: int = 0) -> dict:
     """Episode metrics of MPC in `env` (a `RebalanceEnv`) on `params`, plus `planning_seconds`
-    (mean build + solve time per re-plan) and `plans`. A host loop: one HiGHS solve
+    (mean CPU seconds of this thread per re-plan, build + solve: unaffected by other work on
+    the machine) and `plans`. A host loop: one HiGHS solve
     every `settings.replan` steps between compiled env steps."""
     cfg, city = env.config, params.city
     step = jax.jit(env.step)
@@ -160,12 +161,12 @@ def mpc_episode(env, params, key, settings: MPCSettings = MPCSettings(), day: in
         if t % settings.replan == 0:
             inventory, riding, relocating = jax.device_get((state.inventory, state.riding, state.relocating))
             level = float(demand_level(state, params)) if settings.adapt_level else 1.0
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             flows = plan_moves(city, t, np.asarray(inventory, np.float64), np.asarray(riding + relocating, np.float64),
                                horizon=settings.horizon, move_amounts=cfg.move_amounts,
                                relocation_delay=cfg.relocation_delay, demand_scale=demand_scale * level, alpha=alpha,
                                beta=beta, service=settings.service)
-            seconds.append(time.perf_counter() - t0)
+            seconds.append(time.thread_time() - t0)
             owed = np.zeros(valid.shape)
         actions, owed = round_moves(flows[t % settings.replan], owed, cfg.move_amounts, valid, settings.min_send)
         _, state, _, _, _ = step(jax.random.fold_in(key, t), state, jnp.asarray(actions), params)
