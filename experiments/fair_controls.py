@@ -52,13 +52,17 @@ ROWS = {
                                dict(alg="hagps", critic="central", **FROZEN, **NO_CREDIT)),
     # leads: what the learner sees and may do, and how it estimates advantages
     "hagps_level": ("HAG-PS + today's demand level observed (what MPC plans with)", dict(alg="hagps", obs_level=True)),
+    "hagps_level_credit": ("HAG-PS + the level observed and in the move credit's forecast",
+                           dict(alg="hagps", obs_level=True, credit_level=True)),
+    "hagps_credit3h": ("HAG-PS, move credit over 3 h (not 1 h)", dict(alg="hagps", credit_window=18)),
     "hagps_lookahead3h": ("HAG-PS + expected demand over 3 h observed (not 1 h)",
                           dict(alg="hagps", obs_lookahead_minutes=180)),
     "hagps_moves20": ("HAG-PS + a 20-bike move", dict(alg="hagps", move_amounts=(5, 10, 20))),
     "hagps_lambda99": ("HAG-PS, GAE lambda 0.99 (longer advantage horizon)", dict(alg="hagps", gae_lambda=0.99)),
     "hagps_envs16": ("HAG-PS, 16 city-days per update (twice the experience per update)", dict(alg="hagps", num_envs=16)),
 }
-LEADS = ("hagps_level", "hagps_lookahead3h", "hagps_moves20", "hagps_lambda99", "hagps_envs16")
+LEADS = ("hagps_level", "hagps_level_credit", "hagps_credit3h", "hagps_lookahead3h", "hagps_moves20",
+         "hagps_lambda99", "hagps_envs16")
 BARS = ("greedy", "MPC")  # the rules a learned row must beat on every test day
 
 

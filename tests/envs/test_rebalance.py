@@ -517,6 +517,23 @@ def test_demand_level_follows_the_day_and_is_observed_when_asked():
     np.testing.assert_allclose(float(gstate[-1]), level - 1.0, rtol=1e-5)
 
 
+def test_level_scaled_credit_reads_the_days_level():
+    city = small_city("square", 3, 3, docks=(20, 40), trips=6000.0)
+    env = RebalanceEnv(RebalanceConfig())
+    params = env.make_params(city)
+    state = env.initial_state(params).replace(t=jnp.int32(40))
+    action = jnp.full((9,), 1, jnp.int32)  # everyone sends 5 bikes in direction 0
+    moved = jnp.full((9,), 5, jnp.int32)
+    per_step = np.asarray(city.demand_rate, np.float64).sum(1)
+    on_rates = state.replace(metrics=state.metrics.replace(demand=jnp.int32(round(per_step[:40].sum()))))
+    credit = lambda st, lvl: np.asarray(env.move_credit(st, action, moved, params, 6, "poisson", lvl))
+    np.testing.assert_allclose(credit(on_rates, True), credit(on_rates, False), atol=5e-3)  # level ~1 (counts rounded)
+    busy = state.replace(metrics=state.metrics.replace(demand=jnp.int32(round(3 * per_step[:40].sum()))))
+    assert float(env.demand_level(busy, params)) > 2.0
+    assert not np.allclose(credit(busy, True), credit(busy, False))
+    np.testing.assert_allclose(credit(busy, False), credit(on_rates, False))  # the plain credit ignores the level
+
+
 # ----------------------------------------------------------------------- operator's view
 def _poisson_excess_numpy(supply, lam):
     from scipy.stats import poisson

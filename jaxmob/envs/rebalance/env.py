@@ -111,12 +111,15 @@ class RebalanceShaping:
     credit_window   steps ahead over which move credit counts expected shortfall
     credit_model    'mean' (expected shortfall) or 'poisson' (its expectation
                     under Poisson departures); see `RebalanceEnv.move_credit`
+    credit_level    scale the credit's expected departures by today's demand level so
+                    far (`RebalanceEnv.demand_level`), as MPC scales its forecast
     The credit's weight is the traced coefficient `coefs['move_credit']`.
     """
 
     reward_sharing: str = "team"
     credit_window: int = 6
     credit_model: str = "poisson"
+    credit_level: bool = False
 
     def __post_init__(self):
         _check(self.reward_sharing in REWARD_SHARING, "reward_sharing",
@@ -372,7 +375,7 @@ class RebalanceEnv(Environment):
         city = params.city
         learn = share_rewards(reward, city, self.shaping.reward_sharing)
         credit = self.move_credit(state, action, info["relocated"], params, self.shaping.credit_window,
-                                  self.shaping.credit_model)
+                                  self.shaping.credit_model, self.shaping.credit_level)
         return learn + coefs.get("move_credit", 0.0) * credit * city.region_mask
 
     def step_stats(self, info, reward, params: RebalanceParams) -> dict:
@@ -635,7 +638,7 @@ class RebalanceEnv(Environment):
         return (state.metrics.demand.astype(jnp.float32) + prior) / (expected + prior)
 
     def move_credit(self, state: RebalanceState, action: jax.Array, moved: jax.Array, params: RebalanceParams,
-                    window: int, model: str) -> jax.Array:
+                    window: int, model: str, level: bool = False) -> jax.Array:
         """(R,) float32 the reward-equivalent of each agent's own move:
         (1 + alpha) x the trips it is expected to save - beta x bikes moved.
 
@@ -646,7 +649,8 @@ class RebalanceEnv(Environment):
         every move made, against the same with this agent's move undone and
         everyone else's kept (two senders feeding one deficit share the credit,
         overfilling it earns nothing). `state` is the state the step started
-        from, `moved` the bikes each agent actually sent (`info['relocated']`)."""
+        from, `moved` the bikes each agent actually sent (`info['relocated']`);
+        `level` scales the expected departures by today's demand level so far."""
         city = params.city
         R, L = city.num_regions, len(self.config.move_amounts)
         direction = jnp.maximum(jnp.asarray(action, jnp.int32) - 1, 0) // L
@@ -654,6 +658,8 @@ class RebalanceEnv(Environment):
                        + jnp.minimum(direction, city.num_directions - 1))
         moved = moved.astype(jnp.float32)
         supply, expected = self.supply_and_demand(state, params, window)
+        if level:
+            expected = expected * self.demand_level(state, params)
         after = _scatter_add(supply - moved, target, moved)
         losses = {"mean": lambda s, lam: jnp.maximum(lam - s, 0.0), "poisson": expected_poisson_excess}
         if model not in losses:

@@ -33,6 +33,7 @@ class RebalanceOptions:
     move_credit: float = option(1.0, "weight of each agent's own-move credit in its learning reward: the trips its move is expected to save over the next credit_window steps, valued as reward, minus its relocation cost (0: team reward alone)")
     credit_window: int = option(6, "steps ahead over which move credit counts expected shortfall (6 = one hour)")
     credit_model: str = option("poisson", "trips a region loses in move credit: mean (expected shortfall) | poisson (its expectation under Poisson departures)")
+    credit_level: bool = option(False, "move credit scales its expected departures by today's demand level so far (as MPC does)")
     obs_level: bool = option(False, "agents (and the central critic) also see today's demand level so far: departures requested over those the rates expect (what MPC plans with)")
     obs_lookahead_minutes: int = option(60, "window of the expected-demand-ahead observation, in minutes")
 
@@ -116,7 +117,7 @@ class RebalanceTask(Task):
         if not training and o.train_mode == "replay":
             raise ValueError(f"train_mode {o.train_mode!r} needs training days; {city.name} has none left "
                              f"after validation {validation} and test {test}")
-        shaping = RebalanceShaping(o.reward_sharing, o.credit_window, o.credit_model)
+        shaping = RebalanceShaping(o.reward_sharing, o.credit_window, o.credit_model, o.credit_level)
         env = RebalanceEnv(RebalanceConfig(mode="replay" if o.train_mode == "replay" else "poisson", **env_kw), shaping)
         weights = dict(alpha=o.alpha, beta=o.beta)
         if o.train_mode == "replay":
