@@ -77,8 +77,18 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="default results/fair_controls-<scenario>")
     ap.add_argument("--table-only", action="store_true", help="redraw the table and PNG from the JSON")
     ap.add_argument("--refresh-baselines", action="store_true", help="recompute the baseline rows (no-op ... bound)")
+    ap.add_argument("--baselines-from", metavar="JSON", help="take the baseline rows of the scenario's test days from "
+                    "experiments/bike_baselines.py's results (the same rows, computed once) instead of computing them")
     args = ap.parse_args(argv)
     out = Path(args.out or f"results/fair_controls-{args.scenario}")
+    if args.baselines_from:
+        results = json.loads(out.with_suffix(".json").read_text())
+        bike = json.loads(Path(args.baselines_from).read_text())["scenarios"][results["scenario"]]
+        if bike["days"] != results["test_days"]:
+            ap.error(f"{args.baselines_from} holds days {bike['days']}, not the test days {results['test_days']}")
+        results.update(baselines=bike["per_day"], baselines_from=args.baselines_from)
+        out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
+        args.table_only = True
     if args.table_only:
         results = json.loads(out.with_suffix(".json").read_text())
         plot(results, out.with_suffix(".png"))
