@@ -159,9 +159,12 @@ def worst_day(per_day: dict, kind: str, bar: dict) -> float:
     return min(float(np.mean(per_day[d][kind])) - bar[d] for d in bar)
 
 
-def table(results) -> str:
+def table(results, compact: bool = False) -> str:
     """Markdown: each learned row (argmax, sampled) with mean ± std over seeds, each test day,
-    and its gap to greedy and MPC on average and on its worst day; then the baselines."""
+    and its gap to greedy and MPC on average and on its worst day; then the baselines.
+    `compact`: one line per row (argmax and sampled side by side, no days), for the README."""
+    if compact:
+        return _compact(results)
     days = results["test_days"]
     bars = {b: baseline(results, b) for b in BARS}
     bars = {b: v for b, v in bars.items() if v is not None}
@@ -186,6 +189,24 @@ def table(results) -> str:
                        for v in bars.values())
         lines.append(f"| | {policy} | | {mean_of(svc):.4f} |" + "".join(f" {svc[d]:.4f} |" for d in days)
                      + gaps + f" {np.mean([rows[d]['rebalanced'] for d in days]):,.0f} |")
+    return "\n".join(lines)
+
+
+def _compact(results) -> str:
+    days = results["test_days"]
+    bars = {b: v for b, v in ((b, baseline(results, b)) for b in BARS) if v is not None}
+    gap = lambda r, kind, v: f"{np.mean(r[kind]) - np.mean(list(v.values())):+.4f} / {worst_day(r['per_day'], kind, v):+.4f}"
+    lines = ["| row | what | test, argmax | test, sampled |" + "".join(f" argmax vs {b} (mean / worst day) |" for b in bars),
+             "|" + "---|" * (4 + len(bars))]
+    for name, r in results["rows"].items():
+        lines.append(f"| {name} | {r['what']} | {np.mean(r['argmax']):.4f} ± {np.std(r['argmax']):.4f} | "
+                     f"{np.mean(r['sampled']):.4f} ± {np.std(r['sampled']):.4f} |"
+                     + "".join(f" {gap(r, 'argmax', v)} |" for v in bars.values()))
+    for policy in [r["policy"] for r in results["baselines"][days[0]] if not r["policy"].startswith("random")]:
+        svc = {d: next(r for r in results["baselines"][d] if r["policy"] == policy)["service_ratio"] for d in days}
+        lines.append(f"| | {policy} | {np.mean(list(svc.values())):.4f} | |"
+                     + "".join(f" {np.mean(list(svc.values())) - np.mean(list(v.values())):+.4f} / "
+                               f"{min(svc[d] - v[d] for d in days):+.4f} |" for v in bars.values()))
     return "\n".join(lines)
 
 
