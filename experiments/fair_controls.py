@@ -110,8 +110,9 @@ def main(argv=None):
     same = previous and all(previous.get(k) == results[k] for k in ("scenario", "seeds", "updates"))
     if same:  # rows and baselines measured earlier under the same budget stay
         results["rows"] = previous["rows"]
-        results.update({k: previous[k] for k in ("baselines", "test_days") if k in previous})
+        results.update({k: previous[k] for k in ("baselines", "test_days", "baselines_from") if k in previous})
     if "baselines" not in results or args.refresh_baselines:
+        results.pop("baselines_from", None)
         scenario = base.task.load(args.scenario)
         results["test_days"] = list(scenario.test_days)
         t0 = time.perf_counter()
