@@ -60,9 +60,11 @@ ROWS = {
     "hagps_moves20": ("HAG-PS + a 20-bike move", dict(alg="hagps", move_amounts=(5, 10, 20))),
     "hagps_lambda99": ("HAG-PS, GAE lambda 0.99 (longer advantage horizon)", dict(alg="hagps", gae_lambda=0.99)),
     "hagps_envs16": ("HAG-PS, 16 city-days per update (twice the experience per update)", dict(alg="hagps", num_envs=16)),
+    "hagps_forecast": ("HAG-PS + what MPC plans with: the level observed and in a 3-h move credit, 3-h demand ahead observed",
+                       dict(alg="hagps", obs_level=True, credit_level=True, credit_window=18, obs_lookahead_minutes=180)),
 }
 LEADS = ("hagps_level", "hagps_level_credit", "hagps_credit3h", "hagps_lookahead3h", "hagps_moves20",
-         "hagps_lambda99", "hagps_envs16")
+         "hagps_lambda99", "hagps_envs16", "hagps_forecast")
 BARS = ("greedy", "MPC")  # the rules a learned row must beat on every test day
 
 
