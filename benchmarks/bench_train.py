@@ -6,10 +6,13 @@ minibatches gradient steps) this times
   * the environment alone (the same rollout with uniformly random actions),
   * the networks alone (policy forward for every rollout step, then the same
     epochs of forward+backward+Adam on a stored trajectory),
-and prints agent-steps/s and the ratios. Everything compiles first; the table
-reports medians over repetitions.
+and prints agent-steps/s and the ratios. Where the policy treats agents alike and the env
+groups agents by observation (MADARL on taxi), the fused update is also timed with its
+networks run once per agent instead of once per distinct observation, in the same run.
+Everything compiles first; the table reports medians over repetitions.
 
     python benchmarks/bench_train.py --alg mappo --scenario manhattan-citibike
+    python benchmarks/bench_train.py --env taxi --alg madarl --scenario nyc-hex-synthetic --set num_taxis=10000
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import argparse
 import platform
 import statistics
 import time
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +28,7 @@ import numpy as np
 
 from jaxmob.algos.ppo import Transition, gae, make_optimizer, ppo_loss, sample_actions
 from jaxmob.config import TrainConfig
+from jaxmob.core.env import shares_observations
 from jaxmob.train import build, hyper_of
 
 
@@ -39,14 +44,28 @@ def timed(fn, *args, reps: int):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", default="rebalance")
     ap.add_argument("--alg", default="mappo")
     ap.add_argument("--scenario", default="manhattan-citibike")
-    ap.add_argument("--num-envs", type=int, default=8)
+    ap.add_argument("--num-envs", type=int, default=None, help="default: the env's training default")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="any other TrainConfig or env option, e.g. num_taxis=10000 (integers and floats parsed)")
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args(argv)
 
-    cfg = TrainConfig(alg=args.alg, scenario=args.scenario, num_envs=args.num_envs, total_updates=1,
-                      updates_per_chunk=1).validate()
+    extra = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        for kind in (int, float, str):
+            try:
+                extra[name] = kind(value)
+                break
+            except ValueError:
+                pass
+    if args.num_envs:
+        extra["num_envs"] = args.num_envs
+    cfg = TrainConfig(env=args.env, alg=args.alg, scenario=args.scenario, total_updates=1, updates_per_chunk=1,
+                      **extra).validate()
     parts = build(cfg)
     env, params, policy = parts["env"], parts["env_params"], parts["policy"]
     B, T = cfg.num_envs, cfg.rollout_steps
@@ -58,6 +77,10 @@ def main(argv=None):
 
     full = jax.jit(parts["update_chunk"], static_argnums=1)
     t_full = timed(lambda r: full(r, 1)[1], runner, reps=args.reps)
+    t_per_agent = None
+    if getattr(policy, "agent_symmetric", False) and shares_observations(env) and cfg.distinct_observations:
+        per_agent = jax.jit(build(replace(cfg, distinct_observations=False))["update_chunk"], static_argnums=1)
+        t_per_agent = timed(lambda r: per_agent(r, 1)[1], runner, reps=args.reps)
 
     @jax.jit
     def env_only(key):
@@ -106,11 +129,16 @@ def main(argv=None):
 
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} x {jax.devices()[0].platform}, "
           f"jax {jax.__version__}")
-    print(f"{args.alg} on {args.scenario}: B={B} envs x {T} steps x {R} agents = {agent_steps:,} agent-steps per update, "
-          f"{cfg.epochs} epochs x {cfg.minibatches} minibatches")
-    print(f"{'part':<28}{'median s/update':>16}{'agent-steps/s':>16}{'share of full':>15}")
-    for name, t in (("full fused update", t_full), ("environment alone", t_env), ("networks fwd+bwd alone", t_net)):
-        print(f"{name:<28}{t:>16.3f}{agent_steps / t:>16,.0f}{t / t_full:>15.2f}")
+    print(f"{args.alg} on {args.env}/{args.scenario}: B={B} envs x {T} steps x {R} agents = {agent_steps:,} agent-steps "
+          f"per update, {cfg.epochs} epochs x {cfg.minibatches} minibatches")
+    print(f"{'part':<40}{'median s/update':>16}{'agent-steps/s':>16}{'share of full':>15}")
+    parts_timed = [("full fused update", t_full), ("environment alone", t_env), ("networks fwd+bwd alone, per agent", t_net)]
+    if t_per_agent is not None:
+        parts_timed.insert(1, ("full update, networks per agent", t_per_agent))
+    for name, t in parts_timed:
+        print(f"{name:<40}{t:>16.3f}{agent_steps / t:>16,.0f}{t / t_full:>15.2f}")
+    if t_per_agent is not None:
+        print(f"networks once per distinct observation: {t_per_agent / t_full:.2f} x faster than once per agent")
     print(f"env + nets = {(t_env + t_net) / t_full:.2f} x full (the rest is GAE, shuffling and fusion overhead/savings)")
 
 

@@ -26,12 +26,13 @@ import jax
 import numpy as np
 
 from jaxmob.config import TrainConfig
+from jaxmob.envs.taxi.env import PCR_UNIT, composite_index
 from jaxmob.report import baseline_rows
 from jaxmob.train import finished_run, train
 
 VARIANTS = {"mappo": ("mappo", None), "madarl-none": ("madarl", "none"), "madarl-local": ("madarl", "local"),
             "madarl-global": ("madarl", "global"), "madarl": ("madarl", "both")}
-METRICS = ("order_response_rate", "revenue", "composite_index", "empty_km")
+METRICS = ("order_response_rate", "revenue", "pcr", "ci", "orr_x_occupied_share", "empty_km")
 
 
 def main(argv=None):
@@ -121,12 +122,21 @@ def record(results, fleet, name, kind, seed, values: dict) -> None:
             per_seed.append(float(v))
 
 
+def paper_metrics(r: dict) -> dict:
+    """Per seed PCR and the paper's CI, from ORR and revenue where a run predates them
+    (results written before the env reported them: the same arithmetic as the env's)."""
+    pcr = r.get("pcr") or [x / PCR_UNIT for x in r.get("revenue", [])]
+    ci = r.get("ci") or [float(composite_index(o, p)) for o, p in zip(r.get("order_response_rate", []), pcr)]
+    return {"pcr": pcr, "ci": ci}
+
+
 def table(results) -> str:
-    """Markdown: one row per policy (and kind), mean ± std over seeds of ORR, revenue, composite."""
+    """Markdown: one row per policy (and kind), mean ± std over seeds of ORR, PCR ($10k), the
+    paper's CI = 0.01 PCR / (1 - ORR) and empty km."""
     fleets = [str(f) for f in results["fleets"]]
     pm = lambda v, f="{:.4f}": f"{f.format(np.mean(v))} ± {f.format(np.std(v))}" if v else "-"
-    head = "| policy | seeds |" + "".join(f" ORR {f} | revenue {f} ($M) | composite {f} |" for f in fleets)
-    lines = [head, "|---|---|" + "---|---|---|" * len(fleets)]
+    head = "| policy | seeds |" + "".join(f" ORR {f} | PCR {f} | CI {f} | empty km {f} |" for f in fleets)
+    lines = [head, "|---|---|" + "---|---|---|---|" * len(fleets)]
     names = list(results["table"][fleets[0]])
     for name in names:
         kinds = [k for k in ("argmax", "sampled") if k in results["table"][fleets[0]][name]]
@@ -136,8 +146,9 @@ def table(results) -> str:
             for f in fleets:
                 r = results["table"][f].get(name, {}).get(kind, {})
                 n = max(n, len(r.get("order_response_rate", [])))
-                rev = [x / 1e6 for x in r.get("revenue", [])]
-                cells += f" {pm(r.get('order_response_rate', []))} | {pm(rev, '{:.3f}')} | {pm(r.get('composite_index', []))} |"
+                paper = paper_metrics(r)
+                cells += (f" {pm(r.get('order_response_rate', []))} | {pm(paper['pcr'], '{:.1f}')} | "
+                          f"{pm(paper['ci'], '{:.1f}')} | {pm(r.get('empty_km', []), '{:,.0f}')} |")
             lines.append(f"| {label} | {n} |{cells}")
     return "\n".join(lines)
 
@@ -151,15 +162,16 @@ def plot(results, path):
         for kind, style in (("argmax", "--"), ("sampled", "-")):
             if kind not in by_kind or (kind == "argmax" and "sampled" in by_kind and name.startswith("madarl-")):
                 continue
-            for ax, metric in zip(axes, ("order_response_rate", "composite_index")):
-                vals = [results["table"][str(f)][name][kind][metric] for f in fleets]
+            for ax, metric in zip(axes, ("order_response_rate", "ci")):
+                cells = [results["table"][str(f)][name][kind] for f in fleets]
+                vals = [c[metric] if metric in c else paper_metrics(c)[metric] for c in cells]
                 if any(not v for v in vals):
                     continue
                 mu, sd = [np.mean(v) for v in vals], [np.std(v) for v in vals]
                 label = name if "sampled" not in by_kind else f"{name} ({kind})"
                 ax.errorbar(fleets, mu, yerr=sd, fmt="o" + style, color=f"C{i}", label=label, capsize=3)
     axes[0].set_ylabel("order response rate (test episodes)")
-    axes[1].set_ylabel("composite index (test episodes)")
+    axes[1].set_ylabel("the paper's CI = 0.01 PCR / (1 - ORR), PCR in $10k (test episodes)")
     for ax in axes:
         ax.set_xlabel("taxis")
         ax.set_xticks(fleets)

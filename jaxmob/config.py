@@ -45,6 +45,9 @@ class TrainConfig:
     vf_coef: float = _f(0.5, "value-loss weight")
     max_grad_norm: float = _f(0.5, "global gradient-norm clip")
     reward_scale: float = _f(0.1, "multiplies rewards before GAE (keeps values O(10))")
+    distinct_observations: bool = _f(True, "run networks that treat agents alike (MADARL) once per distinct "
+                                           "observation where the env groups agents by it (taxi: per cell and "
+                                           "status), not once per agent: same outputs and gradient, far fewer calls")
     hidden: tuple = _f((64, 64), "hidden layer sizes, comma separated")
     eval_every: int = _f(1, "evaluate on the validation days every this many chunks (0: only at the end)")
     validation_days: tuple = _f((), "days that choose the best checkpoint (default: the scenario's validation days)")

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core.env import action_logits
+from .core.env import action_logits, per_agent, shares_observations
 from .config import TrainConfig
 from .core.rollout import rollout
 
@@ -62,8 +62,9 @@ def learned_policy(policy, params, groups, sample: bool = False):
         if hasattr(policy, "act"):
             return policy.act(params, groups, env.observe(state, env_params), env.global_state(state, env_params),
                               key, sample)
-        obs = env.observe(state, env_params)
-        logits, _ = policy.apply(params, groups, obs, env.global_state(state, env_params))
+        distinct = getattr(policy, "agent_symmetric", False) and shares_observations(env)
+        obs, index = env.distinct_observations(state, env_params) if distinct else (env.observe(state, env_params), None)
+        logits, _ = per_agent(policy, params, groups, obs, env.global_state(state, env_params), index)
         agents = env.agents(env_params)
         masked = action_logits(logits, agents.action_mask, agents.logit_prior)
         chosen = jax.random.categorical(key, masked, axis=-1) if sample else jnp.argmax(masked, axis=-1)

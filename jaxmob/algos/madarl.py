@@ -82,6 +82,12 @@ class MadarlPolicy:
     def globl(self) -> bool:
         return self.attention in ("global", "both")
 
+    @property
+    def agent_symmetric(self) -> bool:
+        """One network for all agents, no agent id: an agent's outputs depend on its observation
+        (and the global state) alone, so the PPO core may run it per distinct observation."""
+        return True
+
     def groups(self):
         return jnp.zeros((self.num_agents,), jnp.int32)
 

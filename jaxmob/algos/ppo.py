@@ -18,7 +18,7 @@ from flax import struct
 
 from ..core.algorithm import LearnerCore
 from ..core.errors import check_fields
-from ..core.env import NEG_INF, action_logits, step_auto_reset  # noqa: F401  (NEG_INF: for callers)
+from ..core.env import NEG_INF, action_logits, per_agent, shares_observations, step_auto_reset  # noqa: F401  (NEG_INF: for callers)
 
 @struct.dataclass
 class Hyper:
@@ -52,17 +52,19 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     reward_scale: float = 0.1
     value_clip: float = 10.0
+    distinct_observations: bool = True  # run agent-symmetric networks once per distinct observation (`per_agent`)
 
 
 @struct.dataclass
 class Transition:
-    obs: jax.Array  # (B, R, O)
+    obs: jax.Array  # (B, R, O), or (B, U, O) distinct observations with `obs_index`
     gstate: jax.Array  # (B, S)
     action: jax.Array  # (B, R)
     logp: jax.Array  # (B, R)
     value: jax.Array  # (B, R)
     reward: jax.Array  # (B, R)
     done: jax.Array  # (B,)
+    obs_index: Any = None  # (B, R) int32: agent r's row of `obs`; None: row r
 
 
 @struct.dataclass
@@ -105,7 +107,7 @@ def masked_mean(x, mask):
 
 def ppo_loss(params, policy, groups, batch, adv, ret, action_mask, prior, agent_mask, hyper: Hyper, value_clip):
     """Clipped policy loss + clipped value loss - entropy bonus, averaged over real agents."""
-    logits, values = policy.apply(params, groups, batch.obs, batch.gstate)
+    logits, values = per_agent(policy, params, groups, batch.obs, batch.gstate, batch.obs_index)
     dist = distrax.Categorical(logits=action_logits(logits, action_mask, prior))
     logp = dist.log_prob(batch.action)
     ratio = jnp.exp(logp - batch.logp)
@@ -144,8 +146,8 @@ def set_lr(opt_state, lr):
     return (clip_state, adam_state._replace(hyperparams=hp))
 
 
-def sample_actions(key, policy, params, groups, obs, gstate, action_mask, prior):
-    logits, value = policy.apply(params, groups, obs, gstate)
+def sample_actions(key, policy, params, groups, obs, gstate, action_mask, prior, index=None):
+    logits, value = per_agent(policy, params, groups, obs, gstate, index)
     dist = distrax.Categorical(logits=action_logits(logits, action_mask, prior))
     action = dist.sample(seed=key)
     return action.astype(jnp.int32), dist.log_prob(action), value
@@ -198,6 +200,12 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
     hooks = hooks or AlgoHooks()
     n_agents = jnp.maximum(agent_mask.sum(), 1)
     total_agents = n_agents if city_batch else B * n_agents  # real agent-rows per rollout step
+    distinct = config.distinct_observations and getattr(policy, "agent_symmetric", False) and shares_observations(env)
+    observe_distinct = jax.vmap(env.distinct_observations, in_axes=(0, p_axis))
+
+    def network_input(env_state, obs):
+        """(observations, index) the networks read: the distinct ones where they may, else every agent's."""
+        return observe_distinct(env_state, env_params) if distinct else (obs, None)
 
     def init(key, hyper: Hyper) -> RunnerState:
         k_env, k_pol, k_run, k_extra = jax.random.split(key, 4)
@@ -213,14 +221,15 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
         runner, reset_state, reset_obs = carry
         key, k_act, k_env = jax.random.split(runner.key, 3)
         gstate = global_state(runner.env_state, env_params)
-        action, logp, value = sample_actions(k_act, policy, runner.params, runner.groups, runner.obs, gstate,
-                                             action_mask, prior)
+        net_obs, index = network_input(runner.env_state, runner.obs)
+        action, logp, value = sample_actions(k_act, policy, runner.params, runner.groups, net_obs, gstate,
+                                             action_mask, prior, index)
         obs, env_state, reward, done, info = jax.vmap(
             lambda k, s, a, p, rs, ro: step_auto_reset(env, k, s, a, p, ro, rs), in_axes=(0, 0, 0, p_axis, 0, 0))(
             jax.random.split(k_env, B), runner.env_state, action, env_params, reset_state, reset_obs)
         learn_reward = jax.vmap(env.learning_reward, in_axes=(0, 0, 0, 0, p_axis, None))(
             runner.env_state, action, reward, info, env_params, runner.hyper.shaping) * config.reward_scale
-        trans = Transition(runner.obs, gstate, action, logp, value, learn_reward, done)
+        trans = Transition(net_obs, gstate, action, logp, value, learn_reward, done, index)
         stats = env.step_stats(info, reward, env_params)
         runner = runner.replace(key=key, env_state=env_state, obs=obs)
         return (runner, reset_state, reset_obs), (trans, stats)
@@ -243,7 +252,8 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
         (runner, _, _), (traj, stats) = jax.lax.scan(env_step, (runner.replace(key=key), reset_state, reset_obs),
                                                      None, T)
         gstate = global_state(runner.env_state, env_params)
-        _, last_value = policy.apply(runner.params, runner.groups, runner.obs, gstate)
+        last_obs, last_index = network_input(runner.env_state, runner.obs)
+        _, last_value = per_agent(policy, runner.params, runner.groups, last_obs, gstate, last_index)
         adv, ret = gae(traj.reward, traj.value, traj.done, last_value, runner.hyper.gamma, runner.hyper.gae_lambda)
 
         def epoch(carry, _):
@@ -291,7 +301,8 @@ class AlgoHooks:
 def _train_fns(env, env_params, policy, config):
     return make_train(env, env_params, policy, PPOConfig(
         num_envs=config.num_envs, rollout_steps=config.rollout_steps, epochs=config.epochs,
-        minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale))
+        minibatches=config.minibatches, max_grad_norm=config.max_grad_norm, reward_scale=config.reward_scale,
+        distinct_observations=config.distinct_observations))
 
 
 def _hyper(config, shaping: dict, algo: dict) -> Hyper:

@@ -128,6 +128,13 @@ class Environment(abc.ABC):
         """`(A, obs_dim)` float32 observations of `state` (what `reset`/`step` return)."""
         ...
 
+    def distinct_observations(self, state, params):
+        """`(table (U, obs_dim), index (A,) int32)` with `observe(state)[a] == table[index[a]]`,
+        for environments where many agents share one observation (idle taxis in one cell):
+        a network that treats agents alike then runs once per distinct observation, U < A.
+        None (the default): every agent's observation may differ."""
+        return None
+
     @property
     @abc.abstractmethod
     def episode_length(self) -> int:
@@ -226,3 +233,19 @@ def action_logits(logits, action_mask, prior):
     """Logits plus the environment's fixed prior (`Agents.logit_prior`), with
     invalid actions (`Agents.action_mask`) masked out."""
     return jnp.where(action_mask, logits + prior, NEG_INF)
+
+
+def shares_observations(env: Environment) -> bool:
+    """Whether `env` groups agents by observation (`Environment.distinct_observations`)."""
+    return type(env).distinct_observations is not Environment.distinct_observations
+
+
+def per_agent(policy, params, groups, obs, gstate, index=None):
+    """Every agent's (logits, value). With `index`, `obs` holds the distinct observations
+    (`Environment.distinct_observations`) and an agent-symmetric network runs once per row,
+    each agent reading its row: the same outputs, and through the gather the same gradient
+    (summed over the agents of a row), as running it once per agent."""
+    logits, values = policy.apply(params, groups, obs, gstate)
+    if index is None:
+        return logits, values
+    return jnp.take_along_axis(logits, index[..., None], axis=-2), jnp.take_along_axis(values, index, axis=-1)

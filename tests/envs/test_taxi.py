@@ -115,3 +115,55 @@ def test_inverse_cdf_counts_entries_below_u():
     u[:5] = cdf[row[:5], 3]  # exactly on an entry
     got = np.asarray(inverse_cdf(jnp.asarray(cdf), jnp.asarray(row), jnp.asarray(u)))
     np.testing.assert_array_equal(got, (cdf[row] <= u[:, None]).sum(1))
+
+
+# (ORR, PCR, CI) as the TDEVR paper prints them (three of its eleven triples)
+PAPER_TRIPLES = [(0.8795, 130.31, 10.81), (0.9613, 143.4, 37.05), (0.9634, 144.56, 39.5)]
+
+
+@pytest.mark.parametrize("orr, pcr, ci", PAPER_TRIPLES)
+def test_composite_index_reproduces_the_papers_triples(orr, pcr, ci):
+    from jaxmob.envs.taxi.env import composite_index
+
+    assert abs(composite_index(orr, pcr) - ci) <= 0.01 + 1e-9
+    assert abs(float(composite_index(jnp.float32(orr), jnp.float32(pcr))) - ci) <= 0.011
+
+
+def test_episode_metrics_report_pcr_ci_and_both_kinds_of_km():
+    from jaxmob.core.rollout import run_episode
+    from jaxmob.envs.taxi.baselines import demand_gap
+    from jaxmob.envs.taxi.env import PCR_UNIT, composite_index
+
+    env, params = small(num_taxis=20, slots=24, orders=6000.0)
+    final, _ = run_episode(demand_gap, env, params, jax.random.key(0))
+    m = jax.device_get(env.episode_metrics(final, params))
+    orr = float(m["order_response_rate"])
+    assert 0.0 < orr < 1.0  # a small fleet under heavy demand loses orders, so CI is finite
+    assert m["empty_km"] > 0 and m["occupied_km"] > 0
+    np.testing.assert_allclose(m["pcr"], m["revenue"] / PCR_UNIT, rtol=1e-6)
+    np.testing.assert_allclose(m["ci"], composite_index(orr, float(m["pcr"])), rtol=1e-4)
+    share = m["occupied_km"] / (m["occupied_km"] + m["empty_km"])
+    np.testing.assert_allclose(m["orr_x_occupied_share"], orr * share, rtol=1e-5)
+
+
+def test_distinct_observations_are_each_taxis_observation_built_taxi_by_taxi():
+    env, params = small(num_taxis=40, slots=48, orders=3000.0)
+    state = env.initial_state(params)
+    key = jax.random.key(1)
+    for t in range(3):  # a few steps in, so taxis have moved and orders wait
+        k, key = jax.random.split(key)
+        _, state, *_ = env.step(k, state, jax.random.randint(k, (48,), 0, 7), params)
+    state = state.replace(busy=state.busy.at[::3].set(2))  # and some are on a trip
+    table, index = jax.device_get(env.distinct_observations(state, params))
+    feats = np.asarray(env._cell_features(state, params))
+    cell, busy, real = np.asarray(state.cell), np.asarray(state.busy) > 0, np.asarray(params.taxi_mask)
+    nbr, nmask = np.asarray(params.neighbors), np.asarray(params.neighbor_mask)
+    clock = np.asarray(env._clock(state.t, params))
+    for i in range(48):
+        want = np.zeros(24, np.float32)
+        if real[i]:
+            c = cell[i]
+            want = np.concatenate([feats[c], (feats[nbr[c]] * nmask[c][:, None]).reshape(-1), [float(busy[i])], clock])
+        np.testing.assert_allclose(table[index[i]], want, rtol=1e-6, atol=1e-7)
+    assert table.shape[0] == 2 * params.num_cells + 1 and busy.any()
+    np.testing.assert_array_equal(np.asarray(env.observe(state, params)), table[index])

@@ -292,13 +292,21 @@ class TaxiEnv(Environment):
     def observe(self, state: TaxiState, params) -> jax.Array:
         """(N, 24) per taxi: [its cell's features, each neighbour's (0 where absent),
         busy flag, sin and cos of the time of day]; padding taxis' rows are 0."""
+        table, index = self.distinct_observations(state, params)
+        return table[index]
+
+    def distinct_observations(self, state: TaxiState, params):
+        """Taxis in one cell with one status see one observation: a (2C + 1, 24) table, row
+        busy x C + cell for a real taxi and the last (zeros) for padding, and each taxi's row.
+        So networks run over 2C + 1 rows, not N taxis (10,000 taxis on 250 cells: 501 rows)."""
         feats = self._cell_features(state, params)
-        own = feats[state.cell]
-        nbr = feats[params.neighbors[state.cell]] * params.neighbor_mask[state.cell][..., None]  # (N, 6, 3)
-        N = state.cell.shape[0]
-        obs = jnp.concatenate([own, nbr.reshape(N, -1), (state.busy > 0).astype(jnp.float32)[:, None],
-                               jnp.broadcast_to(self._clock(state.t, params), (N, 2))], axis=1)
-        return (obs * params.taxi_mask[:, None]).astype(jnp.float32)
+        C = params.num_cells
+        nbr = (feats[params.neighbors] * params.neighbor_mask[..., None]).reshape(C, -1)
+        clock = jnp.broadcast_to(self._clock(state.t, params), (C, 2))
+        rows = [jnp.concatenate([feats, nbr, jnp.full((C, 1), busy, jnp.float32), clock], axis=1) for busy in (0.0, 1.0)]
+        table = jnp.concatenate([*rows, jnp.zeros((1, rows[0].shape[1]), jnp.float32)]).astype(jnp.float32)
+        index = jnp.where(params.taxi_mask, (state.busy > 0).astype(jnp.int32) * C + state.cell, 2 * C)
+        return table, index.astype(jnp.int32)
 
     def global_state(self, state: TaxiState, params) -> jax.Array:
         """Idle taxis, waiting and expected orders of every cell, plus the clock."""
@@ -315,14 +323,31 @@ class TaxiEnv(Environment):
                     revenue=sums["revenue"] / num_envs, empty_moves=sums["moves"] / num_envs)
 
     def episode_metrics(self, state: TaxiState, params) -> dict:
-        """Order response rate, revenue, composite index and empty-vehicle km (CONTRACT.md)."""
+        """Order response rate, revenue and PCR, the paper's composite index CI, empty and
+        occupied km, and our ORR x occupied-km share (CONTRACT.md)."""
         m = state.metrics
         orr = jnp.where(m.orders > 0, m.served / jnp.maximum(m.orders, 1), 1.0)
         empty_km = m.moves * params.move_km
         efficiency = jnp.where(m.occupied_km + empty_km > 0, m.occupied_km / jnp.maximum(m.occupied_km + empty_km, 1e-9), 1.0)
-        return {"order_response_rate": orr, "revenue": m.revenue, "composite_index": orr * efficiency,
-                "empty_km": empty_km, "orders": m.orders, "served": m.served, "expired": m.expired,
+        pcr = m.revenue / PCR_UNIT
+        return {"order_response_rate": orr, "revenue": m.revenue, "pcr": pcr, "ci": composite_index(orr, pcr),
+                "orr_x_occupied_share": orr * efficiency, "empty_km": empty_km, "occupied_km": m.occupied_km,
+                "orders": m.orders, "served": m.served, "expired": m.expired,
                 "invalid_moves": m.invalid_moves, "mean_balance": m.balance / jnp.maximum(m.steps, 1)}
+
+
+PCR_UNIT = 1e4  # PCR, platform cumulative revenue, in units of $10,000 (see composite_index)
+
+
+def composite_index(orr, pcr):
+    """The TDEVR paper's composite index, CI = 0.01 x PCR / (1 - ORR): revenue per share of
+    orders lost. Recovered from the paper's own (ORR, PCR, CI) triples, which it reproduces
+    to +/- 0.01 (tests/envs/test_taxi.py). The paper's tables do not state PCR's unit; we
+    report fares in $10,000 (`PCR_UNIT`), which puts our PCR at the paper's order of
+    magnitude (its 130-145). CI scales with that unit: compare CIs between policies here,
+    not with the paper's. Infinite when every order is served. NumPy or JAX arrays."""
+    lost = 1.0 - orr
+    return 0.01 * pcr / lost
 
 
 def make_params(city, *, num_taxis: int, taxi_slots: int | None = None, seed: int = 0, demand_scale: float = 1.0,

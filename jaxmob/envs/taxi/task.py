@@ -42,8 +42,8 @@ class TaxiTask(Task):
     deployed = "sampled"
     # PPO over thousands of taxi agents: fewer, shorter rollouts per update than the bike default
     defaults = dict(alg="madarl", num_envs=2, rollout_steps=36, minibatches=4, total_updates=100)
-    columns = ("order_response_rate", "revenue", "composite_index", "empty_km", "served", "orders")
-    headers = ("ORR", "revenue", "composite", "empty km", "served", "orders")
+    columns = ("order_response_rate", "pcr", "ci", "empty_km", "orr_x_occupied_share", "served", "orders")
+    headers = ("ORR", "PCR ($10k)", "CI", "empty km", "ORR x occupied-km share", "served", "orders")
 
     def scenarios(self) -> list:
         from .scenarios import bundled
