@@ -16,7 +16,7 @@ from jaxmob.envs.taxi.env import TaxiConfig, TaxiEnv, make_params
 
 
 def test_bundled_amod_areas_load_without_the_raw_data():
-    for name in scenarios.bundled():
+    for name in (scenarios.amod_name(a) for a in scenarios.AMOD_AREAS):
         s = scenarios.load(name)
         c = s.city
         assert c.provenance["kind"] == "amod" and c.start_step == 19 * 12 and c.horizon == 36
@@ -42,12 +42,58 @@ def test_bundled_amod_areas_rebuild_byte_for_byte(shared_data, tmp_path):
     _, info = load_amod(shared_data / "amod-scenarios" / "scenario_nyc_man_south.json")
     assert _edges(scenarios.load("amod-nyc-man-south").city) == set(info.topology)  # (one-way edges included)
     paths = scenarios.write_bundled(shared_data, tmp_path)
+    assert [p.stem for p in paths] == scenarios.bundled()
     for p in paths:
         assert p.read_bytes() == (scenarios.SCENARIO_DIR / p.name).read_bytes(), p.name
         assert p.with_suffix(".json").read_text() == (scenarios.SCENARIO_DIR / p.with_suffix(".json").name).read_text()
     raw = json.loads((shared_data / "amod-scenarios" / "scenario_nyc_brooklyn.json").read_text())
     expected = 9.0 * sum(r["demand"] for r in raw["demand"])  # the calibrated demand ratio of nyc_brooklyn
     np.testing.assert_allclose(scenarios.load("amod-nyc-brooklyn").city.demand_rate.sum(), expected, rtol=1e-5)
+
+
+def test_january_2016_is_the_papers_city_and_month_and_loads_without_the_raw_data():
+    s = scenarios.load(scenarios.JANUARY_2016)
+    c, p = s.city, s.city.provenance
+    assert c.num_cells == 250 and c.cell_km == 1.0 and c.fleet == 8000 and c.episode_steps == 144
+    assert p["kind"] == "tlc-sample" and p["sample_rows"] == 21_799 and p["month_trips"] == 10_906_858
+    # the paper's split: 24 days of January for training (3 of them held out to validate), the last 7 for test
+    assert s.test_days == tuple(f"2016-01-{d}" for d in range(25, 32))
+    assert s.validation_days == ("2016-01-05", "2016-01-13", "2016-01-21")
+    assert len(p["estimation_days"]) == 21 and not set(p["estimation_days"]) & set(s.validation_days)
+    # scaled to the month: the kept trips of the sample's cells, about 0.33 M orders a day
+    assert 2.9e5 < c.orders_per_day < 3.6e5
+    np.testing.assert_allclose(c.od_prob.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(c.demand_rate > 0) and np.all(c.od_prob[0] == c.od_prob[13])
+    for day in s.validation_days + s.test_days:
+        assert s.episodes[day].shape == (144, 250)
+        np.testing.assert_allclose(s.episodes[day].sum(), c.orders_per_day * p["day_level"][day], rtol=0.01)
+
+
+def test_a_city_from_a_sample_scales_to_the_month_and_draws_each_days_volume():
+    from jaxmob.envs.taxi.tlc import taxi_scenario_from_sample
+
+    rng = np.random.default_rng(0)
+    per_day = np.where(np.arange(1, 32) == 27, 40, 200)  # a quiet test day, the 27th
+    day = np.repeat(np.arange(31), per_day)
+    minute = rng.integers(0, 24 * 60, len(day))
+    start = pd.Timestamp("2016-01-01") + pd.to_timedelta(day, unit="D") + pd.to_timedelta(minute, unit="min")
+    lat, lon = 40.75 + rng.normal(0, 0.01, (2, len(day))), -73.98 + rng.normal(0, 0.01, (2, len(day)))
+    km = np.hypot((lat[1] - lat[0]) * 111.0, (lon[1] - lon[0]) * 84.0)
+    trips = pd.DataFrame({"pickup_time": start, "dropoff_time": start + pd.Timedelta(minutes=12), "minutes": 12.0,
+                          "fare": 4.0 + 2.0 * km, "distance": km, "pickup_lat": lat[0], "pickup_lon": lon[0],
+                          "dropoff_lat": lat[1], "dropoff_lon": lon[1]})
+    s = taxi_scenario_from_sample(trips, sample_rows=len(trips), month_trips=100 * len(trips), num_cells=12)
+    c, p = s.city, s.city.provenance
+    kept = p["kept"] - p["outside_cells"]
+    est = [d for d in range(24) if d not in (4, 12, 20)]
+    est_trips = sum(per_day[d] for d in est) * kept / len(trips)
+    np.testing.assert_allclose(c.orders_per_day, 100 * est_trips / len(est), rtol=0.02)  # x100: the sample's weight
+    assert p["day_level"]["2016-01-27"] < 0.3 and s.test_days[0] == "2016-01-25"
+    assert 1.0 < p["fare_per_km"] < 3.0  # the fare line is fitted, not assumed
+    with pytest.raises(ValueError, match="validation_days"):
+        taxi_scenario_from_sample(trips, sample_rows=len(trips), month_trips=len(trips), validation_days=(3, 3))
+    with pytest.raises(ValueError, match="sample_rows"):
+        taxi_scenario_from_sample(trips, sample_rows=len(trips), month_trips=10)
 
 
 def test_graph_neighbours_keep_the_six_cheapest_and_count_the_rest():

@@ -51,9 +51,13 @@ def amod_name(area: str) -> str:
     return "amod-" + area.replace("_", "-")
 
 
+JANUARY_2016 = "nyc-jan2016"  # the paper's city and month, from a random sample of its trips
+JANUARY_2016_SAMPLE = "nyc-tlc-samples/yellow_tripdata_2016-01-random-sample.csv"
+
+
 def bundled() -> list:
     """Names of the bundled scenario files (built by `jaxmob scenarios taxi`)."""
-    return [amod_name(a) for a in AMOD_AREAS]
+    return [amod_name(a) for a in AMOD_AREAS] + [JANUARY_2016]
 
 
 def graph_neighbors(edges, cost: np.ndarray, R: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -114,6 +118,8 @@ def save(city: TaxiCity, path, scenario: TaxiScenario | None = None) -> Path:
     arrays = {k: np.asarray(getattr(city, k)) for k in ARRAYS}
     arrays["demand_rate"] = arrays["demand_rate"].astype(np.float32)
     arrays["od_prob"] = arrays["od_prob"].astype(np.float32)
+    if np.all(arrays["od_prob"] == arrays["od_prob"][:1]):  # one table for every hour: stored once
+        arrays["od_prob"] = arrays["od_prob"][:1]
     meta = dict(name=city.name, **{k: getattr(city, k) for k in SCALARS}, provenance=city.provenance)
     if scenario is not None:
         arrays.update({f"episode:{n}": np.asarray(e, np.int32) for n, e in scenario.episodes.items()})
@@ -138,6 +144,7 @@ def load_file(path) -> TaxiScenario:
         meta = json.loads(meta_path.read_text())
         with np.load(path) as z:
             data = {k: z[k] for k in z.files}
+        data["od_prob"] = np.broadcast_to(data["od_prob"], (24,) + data["od_prob"].shape[1:])
         city = TaxiCity(name=meta["name"], **{k: data[k] for k in ARRAYS}, provenance=meta["provenance"],
                         **{k: kind(meta[k]) for k, kind in zip(SCALARS, (float, int, int, int))})
         episodes = {k.removeprefix("episode:"): v for k, v in data.items() if k.startswith("episode:")}
@@ -166,9 +173,24 @@ def load(name: str) -> TaxiScenario:
 
 
 def write_bundled(data_dir, out_dir=SCENARIO_DIR) -> list:
-    """Rebuild the bundled AMoD taxi scenarios from `<data_dir>/amod-scenarios`."""
-    return [save(city, Path(out_dir) / city.name)
-            for city in (amod_taxi_city(Path(data_dir) / "amod-scenarios" / f"scenario_{a}.json") for a in AMOD_AREAS)]
+    """Rebuild the bundled taxi scenarios: the AMoD areas from `<data_dir>/amod-scenarios`,
+    `nyc-jan2016` from the random sample of January 2016 in `<data_dir>/nyc-tlc-samples`."""
+    paths = [save(city, Path(out_dir) / city.name)
+             for city in (amod_taxi_city(Path(data_dir) / "amod-scenarios" / f"scenario_{a}.json") for a in AMOD_AREAS)]
+    return paths + [save_january_2016(data_dir, out_dir)]
+
+
+def save_january_2016(data_dir, out_dir=SCENARIO_DIR) -> Path:
+    """`nyc-jan2016`: the TDEVR paper's 250 hex cells of 1 km and its month, estimated from
+    the random sample of January 2016 (`tlc.taxi_scenario_from_sample`), its episodes saved."""
+    from .tlc import JANUARY_2016_TRIPS, read_trips, taxi_scenario_from_sample
+
+    trips, report = read_trips(Path(data_dir) / JANUARY_2016_SAMPLE)
+    scenario = taxi_scenario_from_sample(trips, sample_rows=report.rows, month_trips=JANUARY_2016_TRIPS,
+                                         name=JANUARY_2016)
+    scenario.city.provenance["sample_drops"] = dict(report.dropped)
+    scenario.city.provenance["source"] = JANUARY_2016_SAMPLE
+    return save(scenario.city, Path(out_dir) / JANUARY_2016, scenario)
 
 
 # ------------------------------------------------------------------ command line

@@ -230,15 +230,7 @@ def taxi_scenario_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_
                           "(2009 - June 2016) or zone centroids (--zone-centroids)")
     if trips.empty:
         raise LoaderError("no usable trips to build a taxi city from")
-    pick = np.stack([trips["pickup_lat"], trips["pickup_lon"]], 1)
-    drop = np.stack([trips["dropoff_lat"], trips["dropoff_lon"]], 1)
-    origin = np.median(pick, axis=0)
-    pc, dc = hex_cell_of(project_km(pick, origin), cell_km), hex_cell_of(project_km(drop, origin), cell_km)
-    cells, counts = np.unique(pc, axis=0, return_counts=True)
-    cells = cells[np.argsort(-counts, kind="stable")[:num_cells]]
-    index = {tuple(c): i for i, c in enumerate(cells.tolist())}
-    o = np.array([index.get(tuple(c), -1) for c in pc.tolist()])
-    d = np.array([index.get(tuple(c), -1) for c in dc.tolist()])
+    cells, o, d = busiest_cells(trips, num_cells, cell_km)
     inside = (o >= 0) & (d >= 0)
     day = trips["pickup_time"].dt.normalize()
     dates = sorted(day.unique())
@@ -260,18 +252,8 @@ def taxi_scenario_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_
     od = np.full((24, C, C), 0.01)
     np.add.at(od, (hour[train], o[train], d[train]), 1.0)
     od /= od.sum(-1, keepdims=True)
-    xy = hex_center_km(cells, cell_km)
-    dist = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
-    trip_km = np.where(dist > 0, dist * 1.3, 0.5 * cell_km)
-    travel = np.maximum(1, np.round(trip_km / speed_kmh * 60 / step_minutes)).astype(np.int32)
-    fare = 3.0 + 1.75 * trip_km
-    frame = pd.DataFrame({"o": o[train], "d": d[train], "minutes": trips["minutes"].to_numpy()[train],
-                          "fare": trips["fare"].to_numpy()[train]})
-    med = frame.groupby(["o", "d"]).agg(n=("fare", "size"), minutes=("minutes", "median"), fare=("fare", "median"))
-    med = med[med["n"] >= 3]
-    oo, dd = med.index.get_level_values(0).to_numpy(), med.index.get_level_values(1).to_numpy()
-    travel[oo, dd] = np.maximum(1, np.round(med["minutes"].to_numpy() / step_minutes)).astype(np.int32)
-    fare[oo, dd] = med["fare"].to_numpy()
+    trip_km, travel, fare = trip_tables(cells, cell_km, step_minutes, speed_kmh,
+                                        lambda km: 3.0 + 1.75 * km, trips[train], o[train], d[train])
     nbr, mask = neighbor_table(cells, "hex")
     episodes = {}
     for date in list(val_dates) + list(test_dates):
@@ -285,6 +267,138 @@ def taxi_scenario_from_trips(trips: pd.DataFrame, *, name: str = "nyc-tlc", num_
                                                  train_days=day_names(train_dates), validation_days=day_names(val_dates),
                                                  test_days=day_names(test_dates), num_cells=C, cell_km=cell_km,
                                                  speed_kmh=speed_kmh))
+    return TaxiScenario(city=city, validation_days=tuple(day_names(val_dates)), test_days=tuple(day_names(test_dates)),
+                        episodes=episodes)
+
+
+def busiest_cells(trips: pd.DataFrame, num_cells: int, cell_km: float, drop_offs: bool = False):
+    """The `num_cells` hex cells with the most pickups (with `drop_offs`, pickups and
+    drop-offs), (C, 2) axial, busiest first, and each trip's origin and destination cell
+    index (-1 outside them)."""
+    pick = np.stack([trips["pickup_lat"], trips["pickup_lon"]], 1)
+    drop = np.stack([trips["dropoff_lat"], trips["dropoff_lon"]], 1)
+    origin = np.median(pick, axis=0)
+    pc, dc = hex_cell_of(project_km(pick, origin), cell_km), hex_cell_of(project_km(drop, origin), cell_km)
+    cells, counts = np.unique(np.concatenate([pc, dc]) if drop_offs else pc, axis=0, return_counts=True)
+    cells = cells[np.argsort(-counts, kind="stable")[:num_cells]]
+    index = {tuple(c): i for i, c in enumerate(cells.tolist())}
+    o = np.array([index.get(tuple(c), -1) for c in pc.tolist()])
+    d = np.array([index.get(tuple(c), -1) for c in dc.tolist()])
+    return cells, o, d
+
+
+def road_km(cells, cell_km: float) -> np.ndarray:
+    """(C, C) road km between hex cells: 1.3 x the centres' distance, half a cell within one."""
+    xy = hex_center_km(cells, cell_km)
+    dist = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    return np.where(dist > 0, dist * 1.3, 0.5 * cell_km)
+
+
+def trip_tables(cells, cell_km: float, step_minutes: int, speed_kmh: float, fare_of_km, trips, o, d,
+                min_trips: int = 3):
+    """(trip_km, travel_steps, fare), each (C, C): `road_km`, steps at `speed_kmh`, fares
+    `fare_of_km(km)`; then, where a pair
+    has `min_trips` or more of `trips` (with origin cells `o`, destinations `d`), the pair's
+    median minutes and fare."""
+    trip_km = road_km(cells, cell_km)
+    travel = np.maximum(1, np.round(trip_km / speed_kmh * 60 / step_minutes)).astype(np.int32)
+    fare = np.asarray(fare_of_km(trip_km), np.float64)
+    frame = pd.DataFrame({"o": o, "d": d, "minutes": trips["minutes"].to_numpy(), "fare": trips["fare"].to_numpy()})
+    med = frame.groupby(["o", "d"]).agg(n=("fare", "size"), minutes=("minutes", "median"), fare=("fare", "median"))
+    med = med[med["n"] >= min_trips]
+    oo, dd = med.index.get_level_values(0).to_numpy(), med.index.get_level_values(1).to_numpy()
+    travel[oo, dd] = np.maximum(1, np.round(med["minutes"].to_numpy() / step_minutes)).astype(np.int32)
+    fare[oo, dd] = med["fare"].to_numpy()
+    return trip_km, travel, fare
+
+
+JANUARY_2016_TRIPS = 10_906_858  # yellow-taxi trips in the TLC's January 2016 file (`wc -l` less the header)
+
+
+def taxi_scenario_from_sample(trips: pd.DataFrame, *, sample_rows: int, month_trips: int, name: str = "nyc-sample",
+                              num_cells: int = 250, cell_km: float = 1.0, train_days: int = 24,
+                              validation_days=(4, 12, 20), steps_per_day: int = 144, speed_kmh: float = 18.0,
+                              fleet: int = 8000, block_hours: int = 3, shrink: float = 50.0, seed: int = 0) -> TaxiScenario:
+    """A `TaxiScenario` from a uniform random sample of one month's coordinate-era trips
+    (`sample_rows` of the month's `month_trips` rows, so each kept trip stands for
+    `month_trips / sample_rows` trips). A sample can estimate where and when trips happen,
+    not replay a day, so:
+
+    * cells: the `num_cells` hex cells with the most pickups and drop-offs (a thin sample
+      leaves quiet cells without a pickup); trips starting or ending elsewhere are dropped;
+
+    * days: the first `train_days` are training days (the paper: 24 of January 2016), the
+      rest test days; the training days at positions `validation_days` (spread over weekdays)
+      are held out as validation days and estimate nothing;
+    * rates: orders per step and cell = the estimation days' trips per hour of day (spread
+      evenly over its steps) x each cell's share of its `block_hours`-hour block, shrunk
+      toward the cell's all-day share with `shrink` pseudo-trips, scaled to the month;
+    * destinations: one all-day table per origin, its trips plus one pseudo-trip spread by
+      the drop-off shares (the sample is too thin for hourly tables);
+    * trip times and fares: pair medians where a pair has 3+ sampled trips, else by
+      distance, from a least-squares line of the sample's fares on the cells' road km;
+    * validation and test episodes: Poisson draws (seeded) from the rates times the day's
+      volume (its sampled trips over the estimation days' mean), so a day keeps its level
+      (the blizzard of 23-24 January 2016 shows as 0.2-0.4), not its hour-by-hour detail."""
+    if "pickup_lat" not in trips.columns:
+        raise LoaderError("a taxi city from a sample needs coordinate-era trips (2009 - June 2016)")
+    if trips.empty:
+        raise LoaderError("no usable trips to build a taxi city from")
+    if not 0 < sample_rows <= month_trips:
+        raise ValueError(f"need 0 < sample_rows <= month_trips, got {sample_rows:,} and {month_trips:,}")
+    if 24 % block_hours:
+        raise ValueError(f"block_hours must divide 24, got {block_hours}")
+    cells, o, d = busiest_cells(trips, num_cells, cell_km, drop_offs=True)
+    inside = (o >= 0) & (d >= 0)
+    day = trips["pickup_time"].dt.normalize()
+    dates = sorted(day.unique())
+    if len(dates) <= train_days:
+        raise LoaderError(f"{len(dates)} days of trips: need more than train_days={train_days} (the rest are test days)")
+    if not all(0 <= v < train_days for v in validation_days) or len(set(validation_days)) != len(validation_days):
+        raise ValueError(f"validation_days must be distinct positions in [0, {train_days}), got {validation_days}")
+    val_dates = [dates[v] for v in validation_days]
+    train_dates = [x for x in dates[:train_days] if x not in val_dates]
+    test_dates = dates[train_days:]
+    C, weight = len(cells), month_trips / sample_rows
+    est = inside & day.isin(train_dates).to_numpy()
+    hour = trips["pickup_time"].dt.hour.to_numpy()
+    per_hour = np.bincount(hour[est], minlength=24) * weight / len(train_dates)  # orders per day in each hour
+    block = hour // block_hours
+    counts = np.zeros((24 // block_hours, C))
+    np.add.at(counts, (block[est], o[est]), 1.0)
+    all_day = (counts.sum(0) + 0.5) / (counts.sum() + 0.5 * C)  # half a pickup each: no sampled pickup is not none
+    share = (counts + shrink * all_day) / (counts.sum(1, keepdims=True) + shrink)
+    steps_per_hour = steps_per_day // 24
+    step_hour = np.arange(steps_per_day) // steps_per_hour
+    rate = (per_hour[step_hour] / steps_per_hour)[:, None] * share[step_hour // block_hours]
+    drops = np.bincount(d[est], minlength=C) / est.sum()
+    od = np.zeros((C, C))
+    np.add.at(od, (o[est], d[est]), 1.0)
+    od = (od + drops[None, :] + 1e-6) / (od.sum(1, keepdims=True) + 1.0 + C * 1e-6)
+    step_minutes = 24 * 60 // steps_per_day
+    slope, intercept = np.polyfit(road_km(cells, cell_km)[o[est], d[est]], trips["fare"].to_numpy()[est], 1)
+    trip_km, travel, fare = trip_tables(cells, cell_km, step_minutes, speed_kmh, lambda x: intercept + slope * x,
+                                        trips[est], o[est], d[est])
+    per_day = day[inside].value_counts()
+    mean_day = float(np.mean([per_day.get(x, 0) for x in train_dates]))
+    rng = np.random.default_rng(seed)
+    episodes, level = {}, {}
+    for date in list(val_dates) + list(test_dates):
+        name_of_day = str(pd.Timestamp(date).date())
+        level[name_of_day] = float(per_day.get(date, 0) / mean_day)
+        episodes[name_of_day] = rng.poisson(rate * level[name_of_day]).astype(np.int32)
+    nbr, mask = neighbor_table(cells, "hex")
+    provenance = dict(kind="tlc-sample", sample_rows=int(sample_rows), month_trips=int(month_trips), kept=int(len(trips)),
+                      outside_cells=int((~inside).sum()), trips_per_sampled_trip=weight,
+                      estimation_days=day_names(train_dates), validation_days=day_names(val_dates),
+                      test_days=day_names(test_dates), day_level=level, num_cells=C, cell_km=cell_km,
+                      speed_kmh=speed_kmh, block_hours=block_hours, shrink=shrink, fare_per_km=float(slope),
+                      fare_base=float(intercept), seed=seed,
+                      estimated="rates (hour x cell block shares), destinations (all-day), fares and trip times "
+                                "from a uniform sample; episodes are Poisson draws at each day's sampled volume")
+    city = TaxiCity(name=name, cells=cells, cell_mask=np.ones(C, bool), neighbors=nbr, neighbor_mask=mask,
+                    demand_rate=rate, od_prob=np.broadcast_to(od, (24, C, C)), travel_steps=travel, fare=fare,
+                    trip_km=trip_km, cell_km=cell_km, fleet=fleet, provenance=provenance)
     return TaxiScenario(city=city, validation_days=tuple(day_names(val_dates)), test_days=tuple(day_names(test_dates)),
                         episodes=episodes)
 
