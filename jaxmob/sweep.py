@@ -69,7 +69,9 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     bar.close()
     curves = {k: np.concatenate(v, axis=1) for k, v in curves.items()}
     # validation days rank the settings; test days (argmax and sampled) are reported, never used to choose
-    evaluate = make_evaluator(parts["policy"], parts["eval_env"], parts["eval_params"])
+    sampled = parts["task"].deployed == "sampled"  # validation scores the policy that is deployed
+    evaluate = make_evaluator(parts["policy"], parts["eval_env"], parts["eval_params"],
+                              episodes=config.eval_episodes if sampled else 0)
     test = make_evaluator(parts["policy"], parts["eval_env"], parts["test_params"], episodes=config.eval_episodes)
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
     evals, tests = [], []
@@ -116,6 +118,9 @@ def summarise(runs, curves, evals, tests, headline: str = "service_ratio") -> li
                      "test_mean": float(test_svc.mean()), "test_std": float(test_svc.std()),
                      "test_sampled_mean": float(sampled.mean()),
                      "test_sampled_std": float(sampled.std())})
+        if all("sampled" in evals[i] for i in idx):  # the deployed policy is sampled: its validation score
+            val_sampled = np.array([evals[i]["sampled"]["mean"][headline]["mean"] for i in idx])
+            rows[-1].update(validation_sampled_mean=float(val_sampled.mean()), validation_sampled_std=float(val_sampled.std()))
     return rows
 
 

@@ -1,0 +1,131 @@
+"""Which reward serves the taxi metric: each taxi reward at one budget, >= 3 seeds vmapped.
+
+The TDEVR paper rewards a taxi with the supply-demand balance of its cell ('local'), of the
+city ('global') or both (the default so far); `served` pays 1 when a taxi is matched to an
+order, ORR's own count. Each reward trains MADARL through the one trainer (3 seeds as one
+vmapped program) on the scenario; the reward whose sampled policy (the deployed one) has the
+best validation ORR is chosen, the paper's CI breaking a tie within a seed std; the test
+episodes, which choose nothing, report ORR, PCR, CI and empty km by argmax and sampled,
+beside stay, random and greedy. Writes results/taxi_rewards-<scenario>.json and .png.
+
+    python experiments/taxi_rewards.py                          # amod-nyc-man-south, 100 updates (make train ENV=taxi)
+    python experiments/taxi_rewards.py --table-only             # the table and PNG from the JSON
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxmob.config import TrainConfig
+from jaxmob.report import baseline_rows
+from jaxmob.sweep import run_sweep
+
+REWARDS = ("local", "global", "both", "served")
+METRICS = ("order_response_rate", "pcr", "ci", "empty_km")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", default="amod-nyc-man-south")
+    ap.add_argument("--alg", default="madarl")
+    ap.add_argument("--rewards", default=",".join(REWARDS))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--updates", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="2 updates, 2 seeds, 2 rewards: checks the pipeline only")
+    ap.add_argument("--out", default=None, help="default results/taxi_rewards-<scenario>")
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args(argv)
+    out = Path(args.out or f"results/taxi_rewards-{args.scenario}")
+    if args.table_only:
+        results = json.loads(out.with_suffix(".json").read_text())
+        plot(results, out.with_suffix(".png"))
+        print(table(results))
+        return
+    rewards = args.rewards.split(",")
+    if args.quick:
+        args.updates, args.seeds, rewards = 2, 2, rewards[:2]
+    unknown = [r for r in rewards if r not in REWARDS]
+    if unknown:
+        ap.error(f"unknown rewards {unknown}; choose from {', '.join(REWARDS)}")
+    base = TrainConfig(env="taxi", alg=args.alg, scenario=args.scenario, total_updates=args.updates,
+                       updates_per_chunk=min(10, args.updates), progress=not args.quick).validate()
+    scenario = base.task.load(args.scenario)
+    results = {"scenario": args.scenario, "alg": args.alg, "seeds": args.seeds, "updates": args.updates,
+               "machine": f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}",
+               "config": json.loads(json.dumps(asdict(base), default=str)), "test_days": list(scenario.test_days),
+               "baselines": baseline_rows(scenario, list(scenario.test_days), base), "rows": {}}
+    for reward in rewards:
+        cfg = replace(base, reward=reward).validate()
+        t0 = time.perf_counter()
+        run = run_sweep(cfg, args.seeds, {}, out_dir=f"runs/taxi-rewards-{args.scenario}-{reward}", progress=not args.quick)
+        results["rows"][reward] = {**summary(run), "wall_s": time.perf_counter() - t0}
+        results["chosen"] = choose(results["rows"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
+    plot(results, out.with_suffix(".png"))
+    print(table(results))
+
+
+def summary(run) -> dict:
+    """Per seed: validation ORR and CI of the sampled policy; test metrics by argmax and sampled."""
+    n = len(run["tests"])
+    sampled = lambda out, m: out["sampled"]["mean"][m]["mean"]
+    return {
+        "validation": {m: [sampled(run["evals"][i], m) for i in range(n)] for m in ("order_response_rate", "ci")},
+        "argmax": {m: [run["tests"][i][m] for i in range(n)] for m in METRICS},
+        "sampled": {m: [sampled(run["tests"][i], m) for i in range(n)] for m in METRICS},
+        "curve": np.asarray(run["curves"]["order_response_rate"]).mean(0).tolist(),
+    }
+
+
+def choose(rows: dict) -> str:
+    """The reward with the best mean validation ORR (sampled); among those within one seed std
+    of it, the best validation CI."""
+    orr = {r: np.mean(v["validation"]["order_response_rate"]) for r, v in rows.items()}
+    best = max(orr, key=orr.get)
+    near = [r for r in rows if orr[best] - orr[r] <= np.std(rows[best]["validation"]["order_response_rate"])]
+    return max(near, key=lambda r: np.mean(rows[r]["validation"]["ci"]))
+
+
+def table(results) -> str:
+    pm = lambda v, f="{:.4f}": f"{f.format(np.mean(v))} ± {f.format(np.std(v))}"
+    lines = ["| reward | validation ORR (sampled) | validation CI | test ORR, sampled | test ORR, argmax | "
+             "test PCR ($10k), sampled | test CI, sampled | empty km, sampled |", "|---|---|---|---|---|---|---|---|"]
+    for reward, r in results["rows"].items():
+        name = f"**{reward}** (chosen)" if reward == results.get("chosen") else reward
+        v, s, a = r["validation"], r["sampled"], r["argmax"]
+        lines.append(f"| {name} | {pm(v['order_response_rate'])} | {pm(v['ci'], '{:.2f}')} | "
+                     f"{pm(s['order_response_rate'])} | {pm(a['order_response_rate'])} | {pm(s['pcr'], '{:.2f}')} | "
+                     f"{pm(s['ci'], '{:.2f}')} | {pm(s['empty_km'], '{:,.0f}')} |")
+    days = results["test_days"]
+    for policy in [r["policy"] for r in results["baselines"][days[0]]]:
+        rows = [next(r for r in results["baselines"][d] if r["policy"] == policy) for d in days]
+        mean = lambda m: float(np.mean([r[m] for r in rows]))
+        lines.append(f"| {policy} | | | {mean('order_response_rate'):.4f} | | {mean('pcr'):.2f} | {mean('ci'):.2f} | "
+                     f"{mean('empty_km'):,.0f} |")
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    from jaxmob.plots import plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    for reward, r in results["rows"].items():
+        ax.plot(np.arange(1, len(r["curve"]) + 1), r["curve"], label=reward)
+    ax.set_xlabel("update")
+    ax.set_ylabel("training ORR (mean over seeds)")
+    ax.set_title(f"taxi rewards on {results['scenario']} ({results['alg']}, {results['seeds']} seeds)", fontsize=10)
+    ax.legend()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
