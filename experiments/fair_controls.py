@@ -102,7 +102,7 @@ def main(argv=None):
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         ap.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
-    base = TrainConfig(scenario=args.scenario, total_updates=args.updates,
+    base = TrainConfig(scenario=args.scenario, total_updates=args.updates, obs_level=False,  # the rows' common base
                        updates_per_chunk=min(10, args.updates), progress=not args.quick).validate()
     results = {"scenario": args.scenario, "seeds": args.seeds, "updates": args.updates,
                "env_steps_per_run": args.updates * base.num_envs * base.rollout_steps,

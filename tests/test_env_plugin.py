@@ -179,7 +179,8 @@ def test_rebalance_training_numbers_are_those_before_the_plugin_refactor(alg, tm
 
     kw = dict(alg=alg, scenario="corridor", total_updates=2, updates_per_chunk=1, num_envs=2, rollout_steps=24,
               horizon=48, epochs=2, minibatches=2, hidden=(16,), eval_every=1, progress=False, eval_episodes=2,
-              out_dir=str(tmp_path / alg), move_credit=0.5, **(dict(window=8) if alg == "hagps" else {}))
+              out_dir=str(tmp_path / alg), move_credit=0.5, obs_level=False,  # the defaults of the recording
+              **(dict(window=8) if alg == "hagps" else {}))
     r = train(TrainConfig(**kw), scenario=corridor_scenario(), log=lambda *_: None)
     want = FIXED[alg]
     rows = [json.loads(l) for l in (tmp_path / alg / "metrics.jsonl").read_text().splitlines()]

@@ -34,7 +34,7 @@ class RebalanceOptions:
     credit_window: int = option(6, "steps ahead over which move credit counts expected shortfall (6 = one hour)")
     credit_model: str = option("poisson", "trips a region loses in move credit: mean (expected shortfall) | poisson (its expectation under Poisson departures)")
     credit_level: bool = option(False, "move credit scales its expected departures by today's demand level so far (as MPC does)")
-    obs_level: bool = option(False, "agents (and the central critic) also see today's demand level so far: departures requested over those the rates expect (what MPC plans with)")
+    obs_level: bool = option(True, "agents (and the central critic) also see today's demand level so far: departures requested over those the rates expect (what MPC plans with); on by default since it scored best on manhattan-106's validation days (experiments/fair_controls.py, row hagps_level)")
     obs_lookahead_minutes: int = option(60, "window of the expected-demand-ahead observation, in minutes")
 
 
