@@ -18,7 +18,8 @@ import numpy as np
 
 RUNS = {  # env -> (TrainConfig values): tiny budgets, bundled scenarios
     "taxi": dict(env="taxi", alg="mappo", scenario="amod-nyc-brooklyn", total_updates=2, updates_per_chunk=1,
-                 num_envs=2, rollout_steps=12, epochs=1, minibatches=2, hidden=(16,), eval_episodes=2, num_taxis=300),
+                 num_envs=2, rollout_steps=12, epochs=1, minibatches=2, hidden=(16,), eval_episodes=2, num_taxis=300,
+                 reward="both"),  # the default when recorded
     "amod": dict(env="amod", alg="meta", scenario="nyc_brooklyn", total_updates=2, updates_per_chunk=1, num_envs=2,
                  rollout_steps=19, hidden=(16,), buffer_size=64, batch_size=16, gradient_steps=2, eval_episodes=2),
     "parking": dict(env="parking", alg="marl_gcn", total_updates=2, updates_per_chunk=1, num_envs=2, rollout_steps=10,
