@@ -171,7 +171,7 @@ def plot(results, path):
                 label = name if "sampled" not in by_kind else f"{name} ({kind})"
                 ax.errorbar(fleets, mu, yerr=sd, fmt="o" + style, color=f"C{i}", label=label, capsize=3)
     axes[0].set_ylabel("order response rate (test episodes)")
-    axes[1].set_ylabel("the paper's CI = 0.01 PCR / (1 - ORR), PCR in $10k (test episodes)")
+    axes[1].set_ylabel("paper's CI = 0.01 PCR / (1 - ORR)")
     for ax in axes:
         ax.set_xlabel("taxis")
         ax.set_xticks(fleets)
