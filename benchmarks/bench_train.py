@@ -28,7 +28,7 @@ import numpy as np
 
 from jaxmob.algos.ppo import Transition, gae, make_optimizer, ppo_loss, sample_actions
 from jaxmob.config import TrainConfig
-from jaxmob.core.env import shares_observations
+from jaxmob.core.env import runs_per_distinct_observation
 from jaxmob.train import build, hyper_of
 
 
@@ -78,7 +78,7 @@ def main(argv=None):
     full = jax.jit(parts["update_chunk"], static_argnums=1)
     t_full = timed(lambda r: full(r, 1)[1], runner, reps=args.reps)
     t_per_agent = None
-    if getattr(policy, "agent_symmetric", False) and shares_observations(env) and cfg.distinct_observations:
+    if runs_per_distinct_observation(policy, env) and cfg.distinct_observations:
         per_agent = jax.jit(build(replace(cfg, distinct_observations=False))["update_chunk"], static_argnums=1)
         t_per_agent = timed(lambda r: per_agent(r, 1)[1], runner, reps=args.reps)
 

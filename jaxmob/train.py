@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core.env import action_logits, per_agent, shares_observations
+from .core.env import action_logits, per_agent, runs_per_distinct_observation
 from .config import TrainConfig
 from .core.rollout import rollout
 
@@ -62,7 +62,7 @@ def learned_policy(policy, params, groups, sample: bool = False):
         if hasattr(policy, "act"):
             return policy.act(params, groups, env.observe(state, env_params), env.global_state(state, env_params),
                               key, sample)
-        distinct = getattr(policy, "agent_symmetric", False) and shares_observations(env)
+        distinct = runs_per_distinct_observation(policy, env)
         obs, index = env.distinct_observations(state, env_params) if distinct else (env.observe(state, env_params), None)
         logits, _ = per_agent(policy, params, groups, obs, env.global_state(state, env_params), index)
         agents = env.agents(env_params)

@@ -18,7 +18,7 @@ from flax import struct
 
 from ..core.algorithm import LearnerCore
 from ..core.errors import check_fields
-from ..core.env import NEG_INF, action_logits, per_agent, shares_observations, step_auto_reset  # noqa: F401  (NEG_INF: for callers)
+from ..core.env import NEG_INF, action_logits, per_agent, runs_per_distinct_observation, step_auto_reset  # noqa: F401  (NEG_INF: for callers)
 
 @struct.dataclass
 class Hyper:
@@ -200,7 +200,7 @@ def make_train(env, env_params, policy, config: PPOConfig, hooks: "AlgoHooks | N
     hooks = hooks or AlgoHooks()
     n_agents = jnp.maximum(agent_mask.sum(), 1)
     total_agents = n_agents if city_batch else B * n_agents  # real agent-rows per rollout step
-    distinct = config.distinct_observations and getattr(policy, "agent_symmetric", False) and shares_observations(env)
+    distinct = config.distinct_observations and runs_per_distinct_observation(policy, env)
     observe_distinct = jax.vmap(env.distinct_observations, in_axes=(0, p_axis))
 
     def network_input(env_state, obs):

@@ -240,6 +240,12 @@ def shares_observations(env: Environment) -> bool:
     return type(env).distinct_observations is not Environment.distinct_observations
 
 
+def runs_per_distinct_observation(policy, env: Environment) -> bool:
+    """Whether `policy` may run once per distinct observation of `env`: it treats agents
+    alike (`policy.agent_symmetric`) and the env groups agents by observation."""
+    return getattr(policy, "agent_symmetric", False) and shares_observations(env)
+
+
 def per_agent(policy, params, groups, obs, gstate, index=None):
     """Every agent's (logits, value). With `index`, `obs` holds the distinct observations
     (`Environment.distinct_observations`) and an agent-symmetric network runs once per row,
