@@ -44,8 +44,11 @@ def grid_runs(config: TrainConfig, seeds: int, grid: dict) -> list[dict]:
     return runs
 
 
-def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | None = None, progress: bool = True) -> dict:
-    """Train all runs as one vmapped program; write results.json, results.md and curves.png."""
+def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | None = None, progress: bool = True,
+              validation_curve: bool = False) -> dict:
+    """Train all runs as one vmapped program; write results.json, results.md and curves.png.
+    With `validation_curve`, every run is also scored on the validation days after each chunk
+    (the deployed policy's headline): the curve that shows whether training has converged."""
     from tqdm.auto import tqdm
 
     config = config.validate()
@@ -57,27 +60,34 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     init = jax.jit(jax.vmap(parts["init"]))
     chunk = jax.jit(jax.vmap(parts["update_chunk"], in_axes=(0, None)), static_argnums=1)
     runner = init(keys, hyper)
-    curves = {}
+    # validation days rank the settings; test days (argmax and sampled) are reported, never used to choose
+    headline = parts["task"].headline
+    sampled = parts["task"].deployed == "sampled"  # validation scores the policy that is deployed
+    evaluate = make_evaluator(parts["policy"], parts["eval_env"], parts["eval_params"],
+                              episodes=config.eval_episodes if sampled else 0)
+    eval_key = jax.random.PRNGKey(10_000 + config.seed)
+    member = lambda tree, i: jax.tree.map(lambda x: x[i], tree)
+    deployed = lambda out: out["sampled"]["mean"][headline]["mean"] if sampled else out[headline]
+    curves, validation = {}, []
     bar = tqdm(total=config.total_updates, disable=not progress, desc=f"sweep {config.alg} x{len(runs)}", unit="upd")
     for _ in range(config.total_updates // config.updates_per_chunk):
         runner, m = chunk(runner, config.updates_per_chunk)
         m = jax.device_get(m)
         for k, v in m.items():
             curves.setdefault(k, []).append(np.asarray(v))  # (N, chunk)
+        if validation_curve:
+            validation.append([deployed(evaluate(member(runner.params, i), member(runner.groups, i), eval_key))
+                               for i in range(len(runs))])
         bar.update(config.updates_per_chunk)
-        bar.set_postfix(train=f"{np.mean(m[parts['task'].headline][:, -1]):.3f}")
+        bar.set_postfix(train=f"{np.mean(m[headline][:, -1]):.3f}")
     bar.close()
     curves = {k: np.concatenate(v, axis=1) for k, v in curves.items()}
-    # validation days rank the settings; test days (argmax and sampled) are reported, never used to choose
-    sampled = parts["task"].deployed == "sampled"  # validation scores the policy that is deployed
-    evaluate = make_evaluator(parts["policy"], parts["eval_env"], parts["eval_params"],
-                              episodes=config.eval_episodes if sampled else 0)
+    if validation_curve:  # (N, chunks), scored after updates updates_per_chunk, 2 x updates_per_chunk, ...
+        curves["validation_" + headline] = np.asarray(validation).T
     test = make_evaluator(parts["policy"], parts["eval_env"], parts["test_params"], episodes=config.eval_episodes)
-    eval_key = jax.random.PRNGKey(10_000 + config.seed)
     evals, tests = [], []
     for i in range(len(runs)):
-        p = jax.tree.map(lambda x: x[i], runner.params)
-        g = jax.tree.map(lambda x: x[i], runner.groups)
+        p, g = member(runner.params, i), member(runner.groups, i)
         evals.append(evaluate(p, g, eval_key))
         tests.append(test(p, g, jax.random.PRNGKey(20_000 + config.seed)))
     rows = summarise(runs, curves, evals, tests, parts["task"].headline)

@@ -163,9 +163,13 @@ def test_the_sweep_ranks_a_second_environment_by_its_headline(tmp_path):
     assert "move_credit" not in sweepable(ring_config(tmp_path)) and "move_credit" in sweepable(TrainConfig())
     assert "d_split" in sweepable(TrainConfig(alg="hagps")) and "d_split" not in sweepable(TrainConfig(alg="mappo"))
     assert "tau" in sweepable(TrainConfig(env="amod", alg="meta")) and "clip_eps" not in sweepable(TrainConfig(env="amod", alg="meta"))
-    out = run_sweep(ring_config(tmp_path, total_updates=5), 2, {"lr": [1e-3, 3e-3]}, out_dir=str(tmp_path / "sw"),
-                    progress=False)
+    out = run_sweep(ring_config(tmp_path, total_updates=6, updates_per_chunk=3), 2, {"lr": [1e-3, 3e-3]},
+                    out_dir=str(tmp_path / "sw"), progress=False, validation_curve=True)
     assert len(out["rows"]) == 2 and out["rows"][0]["headline"] == "hit_rate"
+    # one validation score per run and chunk; the last is the final policy's validation score
+    curve = out["curves"]["validation_hit_rate"]
+    assert curve.shape == (4, 2)
+    np.testing.assert_allclose(curve[:, -1], [e["hit_rate"] for e in out["evals"]])
     assert "hit rate" in (tmp_path / "sw" / "results.md").read_text()
 
 

@@ -33,6 +33,9 @@ class TaxiOptions:
     demand_scale: float = option(1.0, "multiplies the order rates of training episodes")
 
 
+BOUND_MAX_TERMS = 2_000_000  # the bound's LP up to this size: every AMoD area (< 30k), not the 250-cell cities (9M)
+
+
 class TaxiTask(Task):
     provides = ("tokens",)
     raw_data = "amod-scenarios"
@@ -124,11 +127,13 @@ class TaxiTask(Task):
         return {n: scenario.episodes[n] for n in names}
 
     def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
-        """Stay, random and the demand-gap greedy repositioner on each episode."""
+        """Stay, random and the demand-gap greedy repositioner on each episode, and unless `bound`
+        is off, the clairvoyant LP bound (a HiGHS LP: under a second on an AMoD area)."""
         import jax
 
         from ...core.rollout import rollout
         from .baselines import demand_gap, random_policy, stay
+        from .bound import clairvoyant_bound, lp_terms
 
         env = self._env(config.options, scenario, "replay")
         params = self.episode_params(config, scenario, episodes)
@@ -139,6 +144,12 @@ class TaxiTask(Task):
             for label, policy in (("stay", stay), ("random", random_policy), ("greedy (demand gap)", demand_gap)):
                 m = jax.device_get(rollout(policy, env, p, key))
                 rows[name].append({"policy": label, **{k: float(v) for k, v in m.items()}})
+            if bound and lp_terms(p, env.config.horizon) <= BOUND_MAX_TERMS:
+                lp = clairvoyant_bound(p, horizon=env.config.horizon, max_wait=env.config.max_wait)
+                rows[name].append({"policy": "bound (clairvoyant LP)", **lp})
+            elif bound:
+                print(f"taxi bound skipped on {name}: its LP has {lp_terms(p, env.config.horizon):,} destination "
+                      f"terms (> {BOUND_MAX_TERMS:,}; HiGHS takes longer than 10 minutes): docs/taxi.md", flush=True)
         return rows
 
     def scenario_arguments(self, parser) -> None:

@@ -1,0 +1,170 @@
+"""Taxi learners trained until validation says they have stopped improving, per city.
+
+For each city (the four real AMoD NYC areas; the January-2016 city at 6,000 / 8,000 /
+10,000 taxis with `--scenario nyc-jan2016 --fleets ...`) and each learner (MADARL with
+each attention ablation, MAPPO), the one trainer runs `--seeds` seeds as one vmapped
+program and scores every seed's deployed (sampled) policy on the validation episodes
+after every chunk: the learning curve. A run has converged when the seed-mean validation
+ORR moves by less than `FLAT` over the last fifth of training (a least-squares line's
+rise over that stretch). Test episodes, which choose nothing, give ORR, PCR, the paper's
+CI and empty km by argmax and sampled policy, beside stay, random, greedy and the
+clairvoyant LP bound (jaxmob/envs/taxi/bound.py). Rows already in the JSON are kept, so
+an interrupted table resumes. Writes results/taxi_learners-<scenario>.json and .png.
+
+    python experiments/taxi_learners.py                                        # 4 AMoD areas (about an hour on 2 cores)
+    python experiments/taxi_learners.py --scenarios nyc-jan2016 --fleets 6000,8000,10000
+    python experiments/taxi_learners.py --table-only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxmob.config import TrainConfig
+from jaxmob.report import baseline_rows
+from jaxmob.sweep import run_sweep
+from taxi_rewards import METRICS, summary
+
+AMOD = ("amod-nyc-brooklyn", "amod-nyc-man-south", "amod-nyc-man-middle", "amod-nyc-man-north")
+LEARNERS = {"madarl": dict(alg="madarl", attention="both"), "madarl-local": dict(alg="madarl", attention="local"),
+            "madarl-global": dict(alg="madarl", attention="global"), "madarl-none": dict(alg="madarl", attention="none"),
+            "mappo": dict(alg="mappo")}
+FLAT = 0.005  # half a point of ORR over the last fifth of training
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", default=",".join(AMOD))
+    ap.add_argument("--fleets", default="0", help="fleet sizes (0: the scenario's own)")
+    ap.add_argument("--learners", default=",".join(LEARNERS))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--updates", type=int, default=100)
+    ap.add_argument("--updates-per-chunk", type=int, default=5, help="validation after every chunk")
+    ap.add_argument("--quick", action="store_true", help="one area, 4 updates, 2 seeds, 2 learners: the pipeline only")
+    ap.add_argument("--out", default=None, help="default results/taxi_learners-<first scenario>")
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args(argv)
+    scenarios, fleets, learners = args.scenarios.split(","), [int(f) for f in args.fleets.split(",")], args.learners.split(",")
+    if args.quick:
+        scenarios, learners, args.updates, args.updates_per_chunk, args.seeds = scenarios[:1], learners[:2], 4, 2, 2
+    unknown = [name for name in learners if name not in LEARNERS]
+    if unknown:
+        ap.error(f"unknown learners {unknown}; choose from {', '.join(LEARNERS)}")
+    out = Path(args.out or f"results/taxi_learners-{'amod' if scenarios == list(AMOD) else scenarios[0]}")
+    path = out.with_suffix(".json")
+    results = json.loads(path.read_text()) if path.exists() else {"cities": {}}
+    if not args.table_only:
+        results.update(seeds=args.seeds, updates=args.updates, updates_per_chunk=args.updates_per_chunk,
+                       machine=f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}")
+        for scenario in scenarios:
+            for fleet in fleets:
+                run_city(results, path, scenario, fleet, learners, args)
+    plot(results, out.with_suffix(".png"))
+    print(table(results))
+
+
+def run_city(results, path, scenario_name, fleet, learners, args) -> None:
+    key = scenario_name if not fleet else f"{scenario_name}@{fleet}"
+    base = TrainConfig(env="taxi", scenario=scenario_name, num_taxis=fleet, total_updates=args.updates,
+                       updates_per_chunk=args.updates_per_chunk, progress=not args.quick).validate()
+    city = results["cities"].setdefault(key, {"scenario": scenario_name, "fleet": fleet, "rows": {}})
+    if "baselines" not in city:
+        scenario = base.task.load(scenario_name)
+        t0 = time.perf_counter()
+        city.update(test_days=list(scenario.test_days), config=json.loads(json.dumps(asdict(base), default=str)),
+                    baselines=baseline_rows(scenario, list(scenario.test_days), base))
+        print(f"{key}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
+        path.write_text(json.dumps(results, indent=1, default=float))
+    for name in learners:
+        if name in city["rows"]:
+            continue
+        cfg = replace(base, **LEARNERS[name]).validate()
+        t0 = time.perf_counter()
+        run = run_sweep(cfg, args.seeds, {}, out_dir=f"runs/taxi-learners-{key}-{name}", progress=not args.quick,
+                        validation_curve=True)
+        row = {**summary(run), "wall_s": time.perf_counter() - t0,
+               "validation_curve": np.asarray(run["curves"]["validation_order_response_rate"]).tolist()}
+        row["converged"], row["last_fifth_rise"] = converged(row["validation_curve"])
+        city["rows"][name] = row
+        print(f"{key} {name}: {row['wall_s']:.0f} s, validation rise over the last fifth "
+              f"{row['last_fifth_rise']:+.4f}, test ORR sampled {np.mean(row['sampled']['order_response_rate']):.4f}",
+              flush=True)
+        path.write_text(json.dumps(results, indent=1, default=float))
+
+
+def converged(curve) -> tuple[bool, float]:
+    """(flat, rise): the least-squares line through the seed-mean validation curve over its
+    last fifth (at least 3 points) rises by `rise`; flat when |rise| < FLAT."""
+    y = np.asarray(curve, np.float64).mean(0)
+    tail = y[-max(3, len(y) // 5):]
+    x = np.arange(len(tail), dtype=np.float64)
+    rise = float(np.polyfit(x, tail, 1)[0] * (len(tail) - 1))
+    return abs(rise) < FLAT, rise
+
+
+def hand_rows(city) -> dict:
+    """{policy: {metric: mean over test days}} for stay, random, greedy and the bound."""
+    days = city["test_days"]
+    names = [r["policy"] for r in city["baselines"][days[0]]]
+    return {p: {m: float(np.mean([next(r for r in city["baselines"][d] if r["policy"] == p)[m] for d in days]))
+                for m in METRICS if m in city["baselines"][days[0]][names.index(p)]} for p in names}
+
+
+def table(results) -> str:
+    pm = lambda v, f: f"{f.format(np.mean(v))} ± {f.format(np.std(v))}"
+    lines = []
+    for key, city in results["cities"].items():
+        hand = hand_rows(city)
+        greedy = next(v for p, v in hand.items() if p.startswith("greedy"))
+        lines += [f"**{key}** (test episodes; learned: mean ± std over seeds)", "",
+                  "| policy | ORR, sampled | ORR, argmax | PCR ($10k), sampled | CI, sampled | empty km, sampled | "
+                  "vs greedy (ORR, CI) | flat at the end |", "|---|---|---|---|---|---|---|---|"]
+        for name, r in city["rows"].items():
+            s, a = r["sampled"], r["argmax"]
+            beats = (np.mean(s["order_response_rate"]) > greedy["order_response_rate"], np.mean(s["ci"]) > greedy["ci"])
+            verdict = ", ".join("above" if b else "below" for b in beats)
+            lines.append(f"| {name} | {pm(s['order_response_rate'], '{:.4f}')} | {pm(a['order_response_rate'], '{:.4f}')} | "
+                         f"{pm(s['pcr'], '{:.2f}')} | {pm(s['ci'], '{:.2f}')} | {pm(s['empty_km'], '{:,.0f}')} | {verdict} | "
+                         f"{'yes' if r['converged'] else 'no'} ({r['last_fifth_rise']:+.4f}) |")
+        for policy, v in hand.items():
+            lines.append(f"| {policy} | {v['order_response_rate']:.4f} | | {v['pcr']:.2f} | {v['ci']:.2f} | "
+                         f"{v.get('empty_km', 0.0):,.0f} | | |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    from jaxmob.plots import plt
+
+    cities = list(results["cities"].items())
+    if not cities:
+        return
+    fig, axes = plt.subplots(1, len(cities), figsize=(4.2 * len(cities), 3.8), constrained_layout=True, squeeze=False)
+    every = results.get("updates_per_chunk", 1)
+    for ax, (key, city) in zip(axes[0], cities):
+        for i, (name, r) in enumerate(city["rows"].items()):
+            y = np.asarray(r["validation_curve"])
+            x = every * np.arange(1, y.shape[1] + 1)
+            ax.plot(x, y.mean(0), color=f"C{i}", label=name)
+            ax.fill_between(x, y.mean(0) - y.std(0), y.mean(0) + y.std(0), color=f"C{i}", alpha=0.2)
+        for policy, v in hand_rows(city).items():
+            if not policy.startswith("stay"):
+                ax.axhline(v["order_response_rate"], color="k", ls=":" if policy.startswith("bound") else "--", lw=0.8)
+                ax.annotate(policy.split(" (")[0], (0, v["order_response_rate"]), fontsize=7, va="bottom")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("update")
+    axes[0][0].set_ylabel("validation ORR, sampled (mean ± std over seeds)")
+    axes[0][0].legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
