@@ -2,7 +2,8 @@
 
 For each city (the four real AMoD NYC areas; the January-2016 city at 6,000 / 8,000 /
 10,000 taxis with `--scenario nyc-jan2016 --fleets ...`) and each learner (MADARL with
-each attention ablation, MAPPO), the one trainer runs `--seeds` seeds as one vmapped
+each attention ablation, MAPPO, and DDPG over relaxed one-hot actions through the off-policy
+core), the one trainer runs `--seeds` seeds as one vmapped
 program and scores every seed's deployed (sampled) policy on the validation episodes
 after every chunk: the learning curve. A run has converged when the seed-mean validation
 ORR moves by less than `FLAT` over the last fifth of training (a least-squares line's
@@ -35,7 +36,9 @@ from taxi_rewards import METRICS, summary
 AMOD = ("amod-nyc-brooklyn", "amod-nyc-man-south", "amod-nyc-man-middle", "amod-nyc-man-north")
 LEARNERS = {"madarl": dict(alg="madarl", attention="both"), "madarl-local": dict(alg="madarl", attention="local"),
             "madarl-global": dict(alg="madarl", attention="global"), "madarl-none": dict(alg="madarl", attention="none"),
-            "mappo": dict(alg="mappo")}
+            "mappo": dict(alg="mappo"),
+            # off-policy, from the paper's list: a replay of 4 updates' transitions (every taxi of 2 x 36 steps each)
+            "ddpg": dict(alg="ddpg_discrete", buffer_size=288, batch_size=16, gradient_steps=10)}
 FLAT = 0.005  # half a point of ORR over the last fifth of training
 
 

@@ -61,7 +61,7 @@ class TrainConfig:
     batch_size: int = _f(256, "off-policy core: transitions per gradient step")
     gradient_steps: int = _f(20, "off-policy core: gradient steps per update (after each rollout)")
     tau: float = _f(0.01, "off-policy core: Polyak rate of the target networks")
-    exploration_noise: float = _f(0.2, "off-policy core: std of the Gaussian action noise while training")
+    exploration_noise: float = _f(0.2, "off-policy core: std of the Gaussian action noise while training (discrete actions: the uniform's share of each draw)")
     critic_lr: float = _f(1e-3, "off-policy core: critic learning rate (lr is the actor's)")
     options: object = _f(None, "the environment's own options (set through their own flags)", cli=False)
     alg_options: object = _f(None, "the algorithm's own options (set through their own flags)", cli=False)

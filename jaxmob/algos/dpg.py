@@ -2,7 +2,12 @@
 
 Beside the PPO core, for continuous actions (one number per agent in
 [-1, 1]): a shared actor mu(o_i) (agents tell themselves apart by their
-observation) with Gaussian exploration noise, a replay buffer of fixed size
+observation) with Gaussian exploration noise. For discrete actions
+(`ddpg_discrete`, the TDEVR paper's DDPG baseline) the actor's output is a
+relaxed one-hot, the softmax of its logits: the critic Q(o_i, p_i) reads it,
+the actor ascends Q through it, the env gets a draw from it (mixed with the
+uniform by the exploration rate) and the replay keeps the one-hot of the action
+taken. A replay buffer of fixed size
 living in the runner state (so a chunk of updates is one `lax.scan` and a
 checkpoint holds the buffer: resuming is exact), target networks moved by
 Polyak averaging, and a critic that is
@@ -25,7 +30,7 @@ vmaps over them like PPO's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
@@ -58,22 +63,34 @@ class DPGConfig:
 
 @dataclass(frozen=True)
 class DPGPolicy:
-    """Actor and critic networks of one critic kind: independent (DDPG) or central (MADDPG)."""
+    """Actor and critic networks of one critic kind: independent (DDPG) or central (MADDPG).
+    `num_actions` > 0: discrete actions through a relaxed one-hot (independent critic only)."""
 
     critic: str
     num_agents: int
     hidden: tuple = (64, 64)
-    noise: float = 0.2  # std of the exploration noise of the sampled (behaviour) policy in evaluation
+    noise: float = 0.2  # the sampled (behaviour) policy's exploration in evaluation: Gaussian std, or uniform share
+    num_actions: int = 0
 
     def __post_init__(self):
         if self.critic not in ("independent", "central"):
             raise ValueError(f"unknown critic {self.critic!r}; choose independent or central")
+        if self.num_actions and self.critic != "independent":
+            raise ValueError("discrete actions need the independent critic: a joint one-hot of every agent is too wide")
+
+    @property
+    def action_width(self) -> int:
+        """Numbers per agent's action in the replay and the critic: 1, or the one-hot's width."""
+        return self.num_actions or 1
 
     def _nets(self):
-        return MLP(self.hidden, 1, out_scale=0.01), MLP(self.hidden, 1, out_scale=1.0)
+        return MLP(self.hidden, self.action_width, out_scale=0.01), MLP(self.hidden, 1, out_scale=1.0)
 
     def critic_input(self, obs, gstate, actions):
-        """Per-agent critic inputs (..., R, D) for actions (..., R) or joint actions (..., R, R)."""
+        """Per-agent critic inputs (..., R, D) for actions (..., R), one-hots (..., R, A) or joint
+        actions (..., R, R)."""
+        if self.num_actions:
+            return jnp.concatenate([obs, actions], -1)
         if self.critic == "independent":
             own = actions if actions.ndim == obs.ndim - 1 else jnp.diagonal(actions, axis1=-2, axis2=-1)
             return jnp.concatenate([obs, own[..., None]], -1)
@@ -85,26 +102,35 @@ class DPGPolicy:
         actor, critic = self._nets()
         k_a, k_c = jax.random.split(key)
         R = self.num_agents
-        c_in = obs_dim + 1 if self.critic == "independent" else state_dim + R + obs_dim
+        c_in = obs_dim + self.action_width if self.critic == "independent" else state_dim + R + obs_dim
         return {"actor": actor.init(k_a, jnp.zeros((obs_dim,))), "critic": critic.init(k_c, jnp.zeros((c_in,)))}
 
     def groups(self):
         return jnp.zeros(self.num_agents, jnp.int32)
 
     def action(self, params, obs):
-        """mu(o): (..., R) actions in [-1, 1]."""
+        """mu(o): (..., R) actions in [-1, 1], or (..., R, A) action probabilities (the relaxed one-hot)."""
         actor, _ = self._nets()
-        return jnp.tanh(actor.apply(params["actor"], obs)[..., 0])
+        out = actor.apply(params["actor"], obs)
+        return jax.nn.softmax(out, -1) if self.num_actions else jnp.tanh(out[..., 0])
 
     def q(self, params, obs, gstate, actions):
         _, critic = self._nets()
         return critic.apply(params["critic"], self.critic_input(obs, gstate, actions))[..., 0]
 
     def act(self, params, groups, obs, gstate, key, sample: bool, noise=None):
-        """The deployed policy (mu), or with `sample` the behaviour policy (mu + noise)."""
+        """The deployed policy (mu, or its most likely action), or with `sample` the behaviour
+        policy (mu + Gaussian noise, or a draw from mu mixed with `noise` of the uniform)."""
         a = self.action(params, obs)
         noise = self.noise if noise is None else noise
+        if self.num_actions:
+            mixed = (1.0 - noise) * a + noise / self.num_actions
+            return jax.random.categorical(key, jnp.log(mixed)) if sample else jnp.argmax(a, -1)
         return jnp.clip(a + noise * jax.random.normal(key, a.shape), -1.0, 1.0) if sample else a
+
+    def replay_action(self, action):
+        """What the replay keeps of an action the env got: itself, or its one-hot."""
+        return jax.nn.one_hot(action, self.num_actions) if self.num_actions else action
 
 
 @struct.dataclass
@@ -120,10 +146,11 @@ class Replay:
     size: jax.Array  # () filled slots
 
     @classmethod
-    def empty(cls, n: int, obs_shape, state_dim: int):
+    def empty(cls, n: int, obs_shape, state_dim: int, action_width: int = 1):
         z = lambda *s: jnp.zeros((n,) + tuple(s), jnp.float32)  # noqa: E731
         R, O = obs_shape
-        return cls(z(R, O), z(state_dim), z(R), z(R), z(R, O), z(state_dim), jnp.zeros((n,), bool),
+        action = z(R) if action_width == 1 else z(R, action_width)
+        return cls(z(R, O), z(state_dim), action, z(R), z(R, O), z(state_dim), jnp.zeros((n,), bool),
                    jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
     def add(self, batch: dict) -> "Replay":
@@ -153,8 +180,10 @@ def dpg_hyper(lr=1e-3, gamma=0.99, tau=0.01, noise=0.2, critic_lr=None, **kw) ->
 def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     """Return `(init(key, hyper), update_chunk(runner, num_updates))`, as `ppo.make_train` does."""
     spec = env.action_spec(env_params)
-    if spec.num_values is not None:
-        raise TypeError(f"the DPG core needs continuous actions; {type(env).__name__} has {spec.num_values} discrete ones")
+    if (spec.num_values or 0) != policy.num_actions:
+        kind = f"{spec.num_values} discrete" if spec.num_values else "continuous"
+        raise TypeError(f"the DPG policy expects {policy.num_actions or 'continuous'} actions; "
+                        f"{type(env).__name__} has {kind} ones")
     B, T = config.num_envs, config.rollout_steps
     actor_opt, critic_opt = make_optimizer(config.max_grad_norm, eps=1e-8), make_optimizer(config.max_grad_norm, eps=1e-8)
     reset = jax.vmap(env.reset, in_axes=(0, None))
@@ -169,7 +198,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         params = policy.init(k_pol, obs.shape[-1], gstate.shape[-1])
         opt_state = {"actor": set_lr(actor_opt.init(params["actor"]), hyper.lr),
                      "critic": set_lr(critic_opt.init(params["critic"]), hyper.algo["critic_lr"])}
-        replay = Replay.empty(config.buffer_size, obs.shape[1:], gstate.shape[-1])
+        replay = Replay.empty(config.buffer_size, obs.shape[1:], gstate.shape[-1], policy.action_width)
         return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=k_run,
                            update=jnp.zeros((), jnp.int32), groups=policy.groups(), hyper=hyper,
                            extra=DPGExtra(target=params, replay=replay))
@@ -183,7 +212,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
             jax.random.split(k_env, B), runner.env_state, action, env_params)
         learn = jax.vmap(env.learning_reward, in_axes=(0, 0, 0, 0, None, None))(
             runner.env_state, action, reward, info, env_params, runner.hyper.shaping) * config.reward_scale
-        replay = runner.extra.replay.add(dict(obs=runner.obs, gstate=gstate, action=action, reward=learn,
+        replay = runner.extra.replay.add(dict(obs=runner.obs, gstate=gstate, action=policy.replay_action(action), reward=learn,
                                               next_obs=next_obs, next_gstate=global_state(reached, env_params),
                                               done=done))
         # finished episodes continue from the reset drawn for this update (as `step_auto_reset`)
@@ -289,16 +318,21 @@ def _validate(config) -> None:
 
 DPG = LearnerCore(name="dpg", action_kind="continuous", traced=("lr", "gamma", "critic_lr", "tau", "exploration_noise"),
                   make_train=_train_fns, hyper=_hyper, validate=_validate)
+DPG_DISCRETE = replace(DPG, name="dpg-discrete", action_kind="discrete")
 
 
-def _dpg(name: str, critic: str, summary: str) -> Algorithm:
+def _dpg(name: str, critic: str, summary: str, core: LearnerCore = DPG) -> Algorithm:
     def make_policy(env, env_params, config):
-        return DPGPolicy(critic, env.num_agents(env_params), tuple(config.hidden), noise=config.exploration_noise)
+        discrete = env.action_spec(env_params).num_values or 0
+        return DPGPolicy(critic, env.num_agents(env_params), tuple(config.hidden), noise=config.exploration_noise,
+                         num_actions=discrete if core is DPG_DISCRETE else 0)
 
-    return Algorithm(name=name, summary=summary, core=DPG, make_policy=make_policy)
+    return Algorithm(name=name, summary=summary, core=core, make_policy=make_policy)
 
 
 DDPG = _dpg("ddpg", "independent", "deterministic policy gradient, shared actor, critic Q(o_i, a_i) per agent")
 MADDPG = _dpg("maddpg", "central", "DDPG with a central critic on the global state and every agent's action")
+DDPG_DISCRETE = _dpg("ddpg_discrete", "independent", "DDPG over discrete actions: the critic reads the actor's softmax "
+                     "(a relaxed one-hot), the env gets a draw from it", core=DPG_DISCRETE)
 META = _dpg("meta", "independent", "META's region layer: DDPG ratios in [-1, 1], matched by the env's Kuhn-Munkres layer "
             "(env amod, action meta)")

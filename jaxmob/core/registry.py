@@ -25,6 +25,7 @@ ALGORITHMS = {
     "hagps": "jaxmob.algos.hagps:ALGORITHM",
     "madarl": "jaxmob.algos.madarl:ALGORITHM",
     "ddpg": "jaxmob.algos.dpg:DDPG",
+    "ddpg_discrete": "jaxmob.algos.dpg:DDPG_DISCRETE",
     "maddpg": "jaxmob.algos.dpg:MADDPG",
     "meta": "jaxmob.algos.dpg:META",
     "marl_gcn": "jaxmob.algos.marl_gcn:MARL_GCN",

@@ -78,6 +78,49 @@ def test_learns_the_known_optimal_policy_of_a_control_problem(alg):
     assert float(m["err"][-10:].mean()) < float(m["err"][:10].mean())
 
 
+class Pick(Track):
+    """Each agent sees which of A actions pays 1 this step (the others pay 0): discrete actions."""
+
+    A = 4
+
+    def reset(self, key, params):
+        target = jax.random.randint(key, (self.R,), 0, self.A)
+        return self.observe(target, params), target
+
+    def step(self, key, state, action, params):
+        reward = (action == state).astype(jnp.float32)
+        obs, nxt = self.reset(key, params)
+        return obs, nxt, reward, jnp.bool_(True), {"err": 1.0 - reward.mean()}
+
+    def observe(self, state, params):
+        return jnp.concatenate([jax.nn.one_hot(state, self.A), jnp.eye(self.R)], 1)
+
+    def action_spec(self, params):
+        return Spec((self.R,), jnp.int32, self.A)
+
+
+def test_discrete_ddpg_learns_the_known_best_action_through_its_relaxed_one_hot():
+    env = Pick()
+    policy = DPGPolicy("independent", env.R, (32, 32), num_actions=env.A)
+    init, chunk = make_train(env, None, policy, DPGConfig(num_envs=16, rollout_steps=1, buffer_size=512,
+                                                         batch_size=64, gradient_steps=8))
+    runner = jax.jit(init)(jax.random.key(0), dpg_hyper(lr=3e-3, gamma=0.0, tau=0.05, noise=0.3))
+    runner, m = jax.jit(chunk, static_argnums=1)(runner, 100)
+    # the replay keeps the one-hot of the action the env got
+    stored = np.asarray(runner.extra.replay.action[:int(runner.extra.replay.size)])
+    assert stored.shape[-1] == env.A and np.all(stored.sum(-1) == 1.0) and set(np.unique(stored)) == {0.0, 1.0}
+    targets = jnp.arange(env.A)
+    obs = jax.vmap(lambda t: env.observe(jnp.full(env.R, t), None))(targets)
+    greedy = policy.act(runner.params, None, obs, None, jax.random.key(1), False)
+    np.testing.assert_array_equal(np.asarray(greedy), np.broadcast_to(np.arange(env.A)[:, None], (env.A, env.R)))
+    assert float(m["err"][-10:].mean()) < 0.5 * float(m["err"][:10].mean())  # starts near 3/4 wrong
+
+
+def test_discrete_actions_need_the_independent_critic():
+    with pytest.raises(ValueError, match="independent critic"):
+        DPGPolicy("central", 3, num_actions=4)
+
+
 def test_continuous_core_refuses_discrete_envs():
     from jaxmob.envs.amod.env import AmodConfig, AmodEnv, make_params
     from jaxmob.envs.amod.scenario import load
