@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -31,7 +32,9 @@ import numpy as np
 from jaxmob.config import TrainConfig
 from jaxmob.report import baseline_rows
 from jaxmob.sweep import run_sweep
-from taxi_rewards import METRICS, summary
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiment, also when doc_tables loads this file
+from taxi_rewards import METRICS, summary  # noqa: E402
 
 AMOD = ("amod-nyc-brooklyn", "amod-nyc-man-south", "amod-nyc-man-middle", "amod-nyc-man-north")
 LEARNERS = {"madarl": dict(alg="madarl", attention="both"), "madarl-local": dict(alg="madarl", attention="local"),
@@ -53,6 +56,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="one area, 4 updates, 2 seeds, 2 learners: the pipeline only")
     ap.add_argument("--out", default=None, help="default results/taxi_learners-<first scenario>")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--refresh-baselines", action="store_true", help="recompute the hand rules and bound of every "
+                    "city in the JSON (after a change to them), keep the learned rows")
     args = ap.parse_args(argv)
     scenarios, fleets, learners = args.scenarios.split(","), [int(f) for f in args.fleets.split(",")], args.learners.split(",")
     if args.quick:
@@ -63,6 +68,10 @@ def main(argv=None):
     out = Path(args.out or f"results/taxi_learners-{'amod' if scenarios == list(AMOD) else scenarios[0]}")
     path = out.with_suffix(".json")
     results = json.loads(path.read_text()) if path.exists() else {"cities": {}}
+    if args.refresh_baselines:
+        for city in results["cities"].values():
+            city.pop("baselines", None)
+            run_city(results, path, city["scenario"], city["fleet"], [], args)
     if not args.table_only:
         results.update(seeds=args.seeds, updates=args.updates, updates_per_chunk=args.updates_per_chunk,
                        machine=f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}")

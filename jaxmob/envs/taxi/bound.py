@@ -12,7 +12,8 @@ in cell c at step t (continuous),
     m[c, t]      = sum over ages a < max_wait of u[c, t - a, a]
     sum_a u[c, t0, a] <= orders[t0, c]                       (an order waits max_wait steps)
 
-maximising the served orders (then, by a small weight, the expected fares).
+maximising the served orders (then, by small weights, the expected fares, then the fewest
+empty moves).
 This is the env's timing (CONTRACT.md): a taxi matched at t in c is idle at d
 for the matching of t + travel[c, d]; a move is one step to a neighbour.
 
@@ -39,7 +40,8 @@ from scipy.optimize import linprog
 
 from .env import composite_index, PCR_UNIT
 
-REVENUE_WEIGHT = 1e-6  # per dollar: breaks ties between plans that serve as many orders
+REVENUE_WEIGHT = 1e-6  # per dollar: among plans that serve as many orders, the one with the most fares
+MOVE_WEIGHT = 1e-7  # per empty move: then the one that drives least empty (so its empty km mean something)
 
 
 def destination_probabilities(params) -> np.ndarray:
@@ -114,6 +116,7 @@ def clairvoyant_bound(params, *, horizon: int, max_wait: int) -> dict:
     objective = np.zeros(n)
     objective[u_col.ravel()] = -1.0
     objective[m_col.ravel()] = -REVENUE_WEIGHT * expected_fare.ravel()
+    objective[f_col[f_k > 0]] = MOVE_WEIGHT
     upper = np.full(n, np.inf)
     upper[u_col[~in_episode]] = 0.0
     start = time.perf_counter()
