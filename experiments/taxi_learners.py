@@ -169,7 +169,8 @@ def plot(results, path):
         for policy, v in hand_rows(city).items():
             if not policy.startswith("stay"):
                 ax.axhline(v["order_response_rate"], color="k", ls=":" if policy.startswith("bound") else "--", lw=0.8)
-                ax.annotate(policy.split(" (")[0], (0, v["order_response_rate"]), fontsize=7, va="bottom")
+                ax.text(0.99, v["order_response_rate"], policy.split(" (")[0], transform=ax.get_yaxis_transform(),
+                        fontsize=7, ha="right", va="bottom")
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("update")
     axes[0][0].set_ylabel("validation ORR, sampled (mean ± std over seeds)")
