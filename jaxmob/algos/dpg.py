@@ -128,10 +128,6 @@ class DPGPolicy:
             return jax.random.categorical(key, jnp.log(mixed)) if sample else jnp.argmax(a, -1)
         return jnp.clip(a + noise * jax.random.normal(key, a.shape), -1.0, 1.0) if sample else a
 
-    def replay_action(self, action):
-        """What the replay keeps of an action the env got: itself, or its one-hot."""
-        return jax.nn.one_hot(action, self.num_actions) if self.num_actions else action
-
 
 @struct.dataclass
 class Replay:
@@ -180,10 +176,13 @@ def dpg_hyper(lr=1e-3, gamma=0.99, tau=0.01, noise=0.2, critic_lr=None, **kw) ->
 def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     """Return `(init(key, hyper), update_chunk(runner, num_updates))`, as `ppo.make_train` does."""
     spec = env.action_spec(env_params)
-    if (spec.num_values or 0) != policy.num_actions:
+    num_actions = getattr(policy, "num_actions", 0)  # 0: continuous (policies of continuous actions need not say)
+    if (spec.num_values or 0) != num_actions:
         kind = f"{spec.num_values} discrete" if spec.num_values else "continuous"
-        raise TypeError(f"the DPG policy expects {policy.num_actions or 'continuous'} actions; "
+        raise TypeError(f"the DPG policy expects {num_actions or 'continuous'} actions; "
                         f"{type(env).__name__} has {kind} ones")
+    # what the replay keeps of an action the env got: itself, or its one-hot
+    replay_action = (lambda a: jax.nn.one_hot(a, num_actions)) if num_actions else (lambda a: a)  # noqa: E731
     B, T = config.num_envs, config.rollout_steps
     actor_opt, critic_opt = make_optimizer(config.max_grad_norm, eps=1e-8), make_optimizer(config.max_grad_norm, eps=1e-8)
     reset = jax.vmap(env.reset, in_axes=(0, None))
@@ -198,7 +197,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         params = policy.init(k_pol, obs.shape[-1], gstate.shape[-1])
         opt_state = {"actor": set_lr(actor_opt.init(params["actor"]), hyper.lr),
                      "critic": set_lr(critic_opt.init(params["critic"]), hyper.algo["critic_lr"])}
-        replay = Replay.empty(config.buffer_size, obs.shape[1:], gstate.shape[-1], policy.action_width)
+        replay = Replay.empty(config.buffer_size, obs.shape[1:], gstate.shape[-1], num_actions or 1)
         return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=k_run,
                            update=jnp.zeros((), jnp.int32), groups=policy.groups(), hyper=hyper,
                            extra=DPGExtra(target=params, replay=replay))
@@ -212,7 +211,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
             jax.random.split(k_env, B), runner.env_state, action, env_params)
         learn = jax.vmap(env.learning_reward, in_axes=(0, 0, 0, 0, None, None))(
             runner.env_state, action, reward, info, env_params, runner.hyper.shaping) * config.reward_scale
-        replay = runner.extra.replay.add(dict(obs=runner.obs, gstate=gstate, action=policy.replay_action(action), reward=learn,
+        replay = runner.extra.replay.add(dict(obs=runner.obs, gstate=gstate, action=replay_action(action), reward=learn,
                                               next_obs=next_obs, next_gstate=global_state(reached, env_params),
                                               done=done))
         # finished episodes continue from the reset drawn for this update (as `step_auto_reset`)
