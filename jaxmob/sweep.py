@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import TrainConfig
-from .train import build, hyper_of, make_evaluator
+from .train import build, hyper_of, make_evaluator, validation_scorer
 
 def sweepable(config: TrainConfig) -> tuple:
     """The traced hyperparameters of a run: its learner core's, its algorithm's traced
@@ -62,12 +62,9 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     runner = init(keys, hyper)
     # validation days rank the settings; test days (argmax and sampled) are reported, never used to choose
     headline = parts["task"].headline
-    sampled = parts["task"].deployed == "sampled"  # validation scores the policy that is deployed
-    evaluate = make_evaluator(parts["policy"], parts["eval_env"], parts["eval_params"],
-                              episodes=config.eval_episodes if sampled else 0)
+    evaluate, deployed = validation_scorer(parts, config)  # validation scores the policy that is deployed
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
-    member = lambda tree, i: jax.tree.map(lambda x: x[i], tree)
-    deployed = lambda out: out["sampled"]["mean"][headline]["mean"] if sampled else out[headline]
+    member = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
     curves, validation = {}, []
     bar = tqdm(total=config.total_updates, disable=not progress, desc=f"sweep {config.alg} x{len(runs)}", unit="upd")
     for _ in range(config.total_updates // config.updates_per_chunk):

@@ -115,6 +115,17 @@ def make_evaluator(policy, eval_env, eval_params: dict, episodes: int = 0):
     return evaluate
 
 
+def validation_scorer(parts: dict, config) -> tuple:
+    """(evaluate on the validation days, score of its result): the score is the headline of the
+    policy the environment deploys, argmax or sampled (mean over episodes)."""
+    headline = parts["task"].headline
+    sampled = parts["task"].deployed == "sampled"
+    evaluate = make_evaluator(parts["policy"], parts["eval_env"], parts["eval_params"],
+                              episodes=config.eval_episodes if sampled else 0)
+    score = (lambda m: m["sampled"]["mean"][headline]["mean"]) if sampled else (lambda m: m[headline])
+    return evaluate, score
+
+
 def sampled_summary(runs: dict) -> dict:
     """{day: metric arrays over episodes} -> per-day mean/std and the mean over days
     (its std: over every episode of every day)."""
@@ -149,11 +160,7 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     init = jax.jit(parts["init"])
     chunk_fn = jax.jit(parts["update_chunk"], static_argnums=1)
     headline = parts["task"].headline
-    # validation days score the policy the environment deploys: argmax, or sampled (mean over episodes)
-    sampled_selection = parts["task"].deployed == "sampled"
-    evaluate = make_evaluator(policy, parts["eval_env"], parts["eval_params"],
-                              episodes=config.eval_episodes if sampled_selection else 0)
-    score = (lambda m: m["sampled"]["mean"][headline]["mean"]) if sampled_selection else (lambda m: m[headline])
+    evaluate, score = validation_scorer(parts, config)
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
 
     if not resume:  # a fresh run never inherits an older run's checkpoints (its "best" would win)

@@ -144,11 +144,12 @@ class TaxiTask(Task):
             for label, policy in (("stay", stay), ("random", random_policy), ("greedy (demand gap)", demand_gap)):
                 m = jax.device_get(rollout(policy, env, p, key))
                 rows[name].append({"policy": label, **{k: float(v) for k, v in m.items()}})
-            if bound and lp_terms(p, env.config.horizon) <= BOUND_MAX_TERMS:
+            terms = lp_terms(p, env.config.horizon) if bound else 0
+            if bound and terms <= BOUND_MAX_TERMS:
                 lp = clairvoyant_bound(p, horizon=env.config.horizon, max_wait=env.config.max_wait)
                 rows[name].append({"policy": "bound (clairvoyant LP)", **lp})
             elif bound:
-                print(f"taxi bound skipped on {name}: its LP has {lp_terms(p, env.config.horizon):,} destination "
+                print(f"taxi bound skipped on {name}: its LP has {terms:,} destination "
                       f"terms (> {BOUND_MAX_TERMS:,}; HiGHS takes longer than 10 minutes): docs/taxi.md", flush=True)
         return rows
 
