@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmob.envs.parking.baselines import nearest_policy
+from jaxmob.envs.parking.baselines import rule_policy
 from jaxmob.envs.parking.env import ParkingConfig, ParkingEnv, make_params, offer_scores
 from jaxmob.envs.parking.reference import reference_step
 from jaxmob.envs.parking.scenario import load
@@ -39,7 +39,7 @@ def env_rate(env, params, batch: int, steps: int, reps: int) -> tuple[float, flo
     def run(states, key):
         def one(s, k):
             keys = jax.random.split(k, batch)
-            a = jax.vmap(nearest_policy, in_axes=(0, 0, None, None))(keys, s, params, env)
+            a = jax.vmap(rule_policy, in_axes=(0, 0, None, None))(keys, s, params, env)
             _, s, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, s, a, params)
             return s, info["requests"].sum()
 
@@ -58,7 +58,7 @@ def env_rate(env, params, batch: int, steps: int, reps: int) -> tuple[float, flo
 def reference_rate(env, params, steps: int) -> float:
     p = {k: np.asarray(v) for k, v in vars(params).items()}
     state = jax.tree.map(lambda x: x[0], peak_states(env, params, 1))
-    scores = np.asarray(offer_scores(jax.random.key(0), state, nearest_policy(jax.random.key(0), state, params, env), params))
+    scores = np.asarray(offer_scores(jax.random.key(0), state, rule_policy(jax.random.key(0), state, params, env), params))
     s = jax.device_get(state)
     s = dict(t=int(s.t), free=s.free, free_since=s.free_since, en_route=s.en_route, departs=s.departs,
              arrives=s.arrives, due_reward=s.due_reward, q_dest=s.queue.dest, q_time=s.queue.time,
@@ -66,7 +66,7 @@ def reference_rate(env, params, steps: int) -> float:
     made, t0 = 0, time.perf_counter()
     for i in range(steps):
         arrivals = [np.asarray(a) for a in env.arrivals(jax.random.key(i), jnp.int32(s["t"]), params)]
-        s, counts = reference_step(s, scores, arrivals, p, env.config.max_wait)
+        s, counts = reference_step(s, scores, np.arange(len(s["q_valid"])), arrivals, p, env.config.max_wait)
         made += int(counts["requests"].sum())
     return made / (time.perf_counter() - t0)
 

@@ -65,6 +65,9 @@ def test_unusable_event_files_name_the_problem(tmp_path, scenario):
         (tmp_path / name).write_text(text)
         with pytest.raises(EventFileError, match=message):
             read_events(tmp_path / name, scenario)
+    (tmp_path / "bytes.csv").write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
+    with pytest.raises(EventFileError, match="bytes.csv: not a readable CSV"):
+        read_events(tmp_path / "bytes.csv", scenario)
     with pytest.raises(EventFileError, match="no such file"):
         read_events(tmp_path / "absent.csv", scenario)
     one_day = tmp_path / "one.csv"
@@ -72,3 +75,16 @@ def test_unusable_event_files_name_the_problem(tmp_path, scenario):
                                            scenario.bay_marker[0]) + "\n")
     with pytest.raises(EventFileError, match="need at least 3"):
         read_events(one_day, scenario).split()
+
+
+def test_the_real_2017_event_file_is_read_with_its_drops_counted(shared_data, scenario):
+    """The 2017 format: a byte-order mark and no `Vehicle Present` column (every row is a stay)."""
+    path = shared_data / "melbourne-parking" / "events-2017-random-sample.csv"
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"Vehicle Present" not in raw.split(b"\n", 1)[0]
+    ev = read_events(path, scenario)
+    kept = sum(int((d[0] >= 0).sum()) for d in ev.days.values())
+    assert ev.rows == 1000 and kept + sum(ev.dropped.values()) == ev.rows
+    assert kept > 0 and "vacancy record (Vehicle Present false)" not in {k for k, v in ev.dropped.items() if v}
+    assert ev.dropped["arrival outside the simulated day"] > 0  # the sample spans the whole day
+    assert "1,000 rows" in ev.report()

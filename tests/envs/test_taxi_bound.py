@@ -7,7 +7,7 @@ import pytest
 from jaxmob.config import TrainConfig
 from jaxmob.core.rollout import rollout
 from jaxmob.envs.taxi.baselines import demand_gap, random_policy, stay
-from jaxmob.envs.taxi.bound import clairvoyant_bound
+from jaxmob.envs.taxi.bound import clairvoyant_bound, destination_zones, hop_distances
 from jaxmob.envs.taxi.city import TaxiCity
 from jaxmob.envs.taxi.env import TaxiConfig, TaxiEnv, make_params
 from jaxmob.envs.taxi.task import TASK
@@ -79,3 +79,29 @@ def test_every_policy_serves_no_more_than_the_bound_on_a_real_episode():
         served = [float(rollout(policy, env, params, jax.random.key(s))["served"]) for s in range(3)]
         assert np.mean(served) <= bound["served"] + 1e-6, policy.__name__
     assert bound["order_response_rate"] < 1.0  # the real evening is not trivially servable by this fleet
+
+
+def test_destination_zones_are_compact_and_exact_at_one_cell_each():
+    _, _, params = amod_episode()
+    C = params.num_cells
+    assert (destination_zones(params, C) == np.arange(C)).all()
+    hops = hop_distances(params)
+    for z in (2, 4, 8):
+        zones = destination_zones(params, z)
+        assert sorted(set(zones.tolist())) == list(range(z))
+        # compact: cells of one zone are, on average, closer to each other than cells of the whole area
+        within = np.mean([hops[np.ix_(zones == k, zones == k)].mean() for k in range(z)])
+        assert within < 0.75 * hops.mean()
+
+
+def test_zone_relaxation_never_lowers_the_bound():
+    cfg, scenario, params = amod_episode()
+    kw = dict(horizon=TASK.horizon(cfg.options, scenario), max_wait=cfg.options.max_wait)
+    exact = clairvoyant_bound(params, **kw)
+    same = clairvoyant_bound(params, zones=destination_zones(params, params.num_cells), **kw)
+    assert same["served"] == pytest.approx(exact["served"], rel=1e-9) and same["lp_zones"] == params.num_cells
+    for z in (1, 4, 8):
+        relaxed = clairvoyant_bound(params, zones=destination_zones(params, z), **kw)
+        assert relaxed["lp_zones"] == z and relaxed["served"] >= exact["served"] - 1e-6
+    with pytest.raises(ValueError, match="zones"):
+        clairvoyant_bound(params, zones=np.zeros(3, int), **kw)

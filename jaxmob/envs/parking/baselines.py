@@ -1,29 +1,25 @@
-"""Hand rules for the optimised core, as policies `(key, state, params, env) -> actions`.
+"""The hand rules (`STATIC_RULES`, defined in env.py and CONTRACT.md) as policies
+`(key, state, params, env) -> actions` of the optimised core.
 
 A rule's score becomes the core facilities' action (score = (a + 1) / 2), so the
-rules and a learned policy meet the same allocation step; the static periphery
-keeps its own rule (`ParkingParams.static_rule`) in every row.
+rules and a learned policy meet the same allocation step. A rule's row runs with
+`static_rule` set to that rule, so the periphery bids by it too and the queue is
+served in its order (SIRO's random order; oldest first otherwise):
 
-* FIFO: the facility that has had free bays longest is offered first;
-* SIRO: service in random order (a fresh uniform score per facility and minute);
-* nearest: every core facility bids the same, so a request takes its nearest free bay.
+* FIFO: oldest request first, each to its nearest free bay (every bid equal);
+* SIRO: requests in random order, each to its nearest free bay;
+* longest-free facility first: the facility that has had free bays longest bids highest;
+* random facility: a fresh uniform bid per facility and minute.
 """
 from __future__ import annotations
 
-from .env import STATIC_RULES, rule_scores
+from .env import RULE_LABELS, STATIC_RULES, rule_scores
 
 
-def _rule_policy(rule: str):
-    index = STATIC_RULES.index(rule)
-
-    def policy(key, state, params, env):
-        return 2.0 * rule_scores(index, key, state, params) - 1.0
-
-    policy.__name__ = f"{rule}_policy"
-    return policy
+def rule_policy(key, state, params, env):
+    """The core's actions under the hand rule of `params.static_rule` (one function for every
+    rule, so their rows share one compiled episode)."""
+    return 2.0 * rule_scores(params.static_rule, key, state, params) - 1.0
 
 
-fifo_policy = _rule_policy("fifo")
-siro_policy = _rule_policy("siro")
-nearest_policy = _rule_policy("nearest")
-BASELINES = {"FIFO": fifo_policy, "SIRO": siro_policy, "nearest free bay": nearest_policy}
+BASELINES = {RULE_LABELS[rule]: rule for rule in STATIC_RULES}  # row label -> the rule set as `static_rule`

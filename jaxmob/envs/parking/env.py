@@ -7,13 +7,16 @@ waiting to be allocated, oldest first. One `step(action)` at minute t:
 
 1. offers: every facility has a score in [0, 1]: an optimised (core) facility
    its priority (a + 1) / 2 from its action a in [-1, 1]; a static facility its
-   rule's (`STATIC_RULES`): 'fifo', 1 - exp(-minutes free / 30), so the
-   facility that has had free bays longest is served first; 'siro', a fresh
-   uniform draw (service in random order); 'nearest', 1 (every offer equal);
-2. allocation: the queued requests, oldest first, go one by one to the best
-   offer among the facilities within walking distance of their destination
-   that still have a free bay (ties: the nearer one). An allocated vehicle
-   reserves its bay now, drives there (`drive_min` minutes) and stays;
+   rule's (`STATIC_RULES`): 'fifo' and 'siro', 1 (every offer equal, so a
+   request takes its nearest free bay); 'longest_free', 1 - exp(-minutes free /
+   30), the facility that has had free bays longest first; 'random_facility', a
+   fresh uniform draw;
+2. allocation: the queued requests are served one by one in the rule's order of
+   service: oldest first (FIFO, and every rule but SIRO), or in random order
+   (SIRO, a fresh permutation each minute). Each goes to the best offer among
+   the facilities within walking distance of its destination that still have
+   a free bay (ties: the nearer one). An allocated vehicle reserves its bay
+   now, drives there (`drive_min` minutes) and stays;
 3. a request still waiting `max_wait` minutes after it was made fails; the
    others keep cruising and are offered again next minute;
 4. the requests made during [t, t+1) join the queue (a full queue turns the
@@ -45,7 +48,9 @@ from ...core.env import Agents, Environment, Spec, accumulate
 WALK_M_PER_MIN = 80.0
 DRIVE_M_PER_MIN = 250.0  # 15 km/h in the CBD
 
-STATIC_RULES = ("fifo", "siro", "nearest")
+STATIC_RULES = ("fifo", "siro", "longest_free", "random_facility")
+RULE_LABELS = {"fifo": "FIFO (oldest first, nearest free bay)", "siro": "SIRO (random order, nearest free bay)",
+               "longest_free": "longest-free facility first", "random_facility": "random facility"}
 MODES = ("poisson", "replay")
 FEATURES = 14  # per-facility features of one minute (the observation holds `history` of them + the action before)
 WALK_LIMIT_MIN = 5.0  # walking minutes a driver accepts (400 m at 80 m/min)
@@ -107,20 +112,20 @@ class ParkingParams:
 
 @struct.dataclass
 class ParkingMetrics:
-    """Episode totals by (destination area: core, periphery) x (period of the request: off-peak, peak)."""
+    """Episode totals by (destination area: CBD, Southbank, periphery) x (period of the request: off-peak, peak)."""
 
-    requests: jax.Array  # (2, 2) int32
+    requests: jax.Array  # (3, 2) int32
     parked: jax.Array  # allocated a bay
     failed: jax.Array  # waited max_wait, or turned away
-    cruise: jax.Array  # (2, 2) float32 minutes, summed over parked
+    cruise: jax.Array  # (3, 2) float32 minutes, summed over parked
     walk: jax.Array
-    spread: jax.Array  # (2, 2) facility area x period: sum over minutes of the occupancy std across facilities
+    spread: jax.Array  # (3, 2) facility area x period: sum over minutes of the occupancy std across facilities
     minutes: jax.Array  # (2,) minutes per period
     reward: jax.Array  # () team reward paid
 
     @classmethod
     def zeros(cls):
-        i, f = jnp.zeros((2, 2), jnp.int32), jnp.zeros((2, 2), jnp.float32)
+        i, f = jnp.zeros((3, 2), jnp.int32), jnp.zeros((3, 2), jnp.float32)
         return cls(requests=i, parked=i, failed=i, cruise=f, walk=f, spread=f, minutes=jnp.zeros(2, jnp.int32),
                    reward=jnp.zeros((), jnp.float32))
 
@@ -190,20 +195,22 @@ def make_params(scenario, *, replay=None, static_rule: str = "fifo", base_reward
 def rule_scores(rule, key, state: ParkingState, params: ParkingParams) -> jax.Array:
     """(F,) offers of a hand rule (index into `STATIC_RULES`, may be traced)."""
     idle = jnp.maximum(state.t - state.free_since, 0).astype(jnp.float32)
-    fifo = 1.0 - jnp.exp(-idle / 30.0)
-    siro = jax.random.uniform(key, state.free.shape)
-    return jnp.select([rule == 0, rule == 1], [fifo, siro], jnp.ones_like(fifo))
+    longest_free = 1.0 - jnp.exp(-idle / 30.0)
+    random_facility = jax.random.uniform(key, state.free.shape)
+    return jnp.select([rule == 2, rule == 3], [longest_free, random_facility], jnp.ones_like(longest_free))
+
+
+def service_order(rule, key, queue: Queue) -> jax.Array:
+    """(C,) queue slots in the order they are served: the queue's own (oldest first), or under
+    SIRO (rule 1) a uniformly random permutation."""
+    slots = jnp.arange(queue.valid.shape[0])
+    return jnp.where(rule == 1, jax.random.permutation(key, slots), slots)
 
 
 def offer_scores(key, state: ParkingState, action, params: ParkingParams) -> jax.Array:
     """(F,) scores: the optimised facilities' priorities, the static ones' rule."""
     priority = (jnp.clip(action, -1.0, 1.0) + 1.0) / 2.0
     return jnp.where(params.optimised, priority, rule_scores(params.static_rule, key, state, params))
-
-
-def area_group(region):
-    """0 for the optimised core (CBD, Southbank), 1 for the periphery."""
-    return (region >= 2).astype(jnp.int32)
 
 
 class ParkingEnv(Environment):
@@ -283,10 +290,11 @@ class ParkingEnv(Environment):
 
     # ------------------------------------------------------------------ step
     def step(self, key, state, action, params):
-        k_rule, k_arr = jax.random.split(key)
+        k_rule, k_order, k_arr = jax.random.split(key, 3)
         scores = offer_scores(k_rule, state, action, params)
+        order = service_order(params.static_rule, k_order, state.queue)
         arrivals = self.arrivals(k_arr, state.t, params)
-        nxt, info = self.step_with(state, scores, arrivals, params)
+        nxt, info = self.step_with(state, scores, order, arrivals, params)
         feats = self.features(nxt, params)
         row = jnp.concatenate([feats, jnp.clip(action, -1.0, 1.0)[:, None].astype(jnp.float32)], -1)
         nxt = nxt.replace(hist=jnp.concatenate([nxt.hist[1:], row[None]], 0))
@@ -294,9 +302,10 @@ class ParkingEnv(Environment):
         done = nxt.steps >= self.config.horizon
         return self.observe(nxt, params), nxt, reward, done, info
 
-    def step_with(self, state: ParkingState, scores, arrivals, params):
-        """The dynamics of one minute for given offer scores and arrivals (`arrivals` as
-        `self.arrivals` returns them); no randomness, so `reference.py` can replay it."""
+    def step_with(self, state: ParkingState, scores, order, arrivals, params):
+        """The dynamics of one minute for given offer scores, order of service (`service_order`)
+        and arrivals (`arrivals` as `self.arrivals` returns them); no randomness, so
+        `reference.py` can replay it."""
         t = state.t
         L = state.departs.shape[0]
         q = state.queue
@@ -321,7 +330,7 @@ class ParkingEnv(Environment):
             arrives = arrives.at[park_at, f].add(g)
             pay = jnp.where(got & params.optimised[f], params.base_reward - params.cruise_penalty * cruise, 0.0)
             due = due.at[park_at].add(pay)
-            a, p = area_group(params.region[d]), period_of(q.time[i])
+            a, p = params.region[d], period_of(q.time[i])
             m = dict(parked=m["parked"].at[a, p].add(g), cruise=m["cruise"].at[a, p].add(jnp.where(got, cruise, 0.0)),
                      walk=m["walk"].at[a, p].add(jnp.where(got, params.walk_min[d, f], 0.0)))
             return (free, free_since, en_route, departs, arrives, due, m), got
@@ -329,8 +338,8 @@ class ParkingEnv(Environment):
         zeros = ParkingMetrics.zeros()
         m0 = dict(parked=zeros.parked, cruise=zeros.cruise, walk=zeros.walk)
         carry = (state.free, state.free_since, state.en_route, state.departs, state.arrives, state.due_reward, m0)
-        (free, free_since, en_route, departs, arrives, due, m), served = jax.lax.scan(
-            allocate, carry, jnp.arange(q.valid.shape[0]))
+        (free, free_since, en_route, departs, arrives, due, m), got = jax.lax.scan(allocate, carry, order)
+        served = jnp.zeros(q.valid.shape, bool).at[order].set(got)
         waiting = q.valid & ~served
         timed_out = waiting & ((t + 1).astype(jnp.float32) - q.time >= self.config.max_wait)
         keep = waiting & ~timed_out
@@ -346,12 +355,12 @@ class ParkingEnv(Environment):
         queue = Queue(dest=all_dest[kept], time=all_time[kept], stay=all_stay[kept], valid=all_valid[kept])
         overflow_slots = all_valid[order[C:]]
 
-        group_of = lambda dests: area_group(params.region[dests])  # noqa: E731
-        failed = (jnp.zeros((2, 2), jnp.int32).at[group_of(q.dest), period_of(q.time)].add(timed_out.astype(jnp.int32))
+        group_of = lambda dests: params.region[dests]  # noqa: E731
+        failed = (jnp.zeros((3, 2), jnp.int32).at[group_of(q.dest), period_of(q.time)].add(timed_out.astype(jnp.int32))
                   .at[group_of(all_dest[order[C:]]), period_of(all_time[order[C:]])].add(overflow_slots.astype(jnp.int32)))
         p_now = params.period[jnp.minimum(t, params.period.shape[0] - 1)]
         group_new = group_of(jnp.maximum(dest, 0))
-        requests = jnp.zeros((2, 2), jnp.int32).at[group_new, period_of(when)].add(valid.astype(jnp.int32))
+        requests = jnp.zeros((3, 2), jnp.int32).at[group_new, period_of(when)].add(valid.astype(jnp.int32))
         # requests beyond the arrival slots: made and turned away at once (counted under the minute's period)
         requests = requests.at[0, p_now].add(extra)
         failed = failed.at[0, p_now].add(extra)
@@ -365,11 +374,10 @@ class ParkingEnv(Environment):
         en_route = en_route - arrives[row]
         paid = due[row]
         occupancy = 1.0 - free / jnp.maximum(params.capacity, 1)
-        fac_group = area_group(params.region)
-        spread = jnp.stack([_masked_std(occupancy, fac_group == g) for g in (0, 1)])
+        spread = jnp.stack([_masked_std(occupancy, params.region == g) for g in range(3)])
         metrics = accumulate(state.metrics, ParkingMetrics(
             requests=requests, parked=m["parked"], failed=failed, cruise=m["cruise"], walk=m["walk"],
-            spread=jnp.zeros((2, 2), jnp.float32).at[:, p_now].set(spread),
+            spread=jnp.zeros((3, 2), jnp.float32).at[:, p_now].set(spread),
             minutes=jnp.zeros(2, jnp.int32).at[p_now].set(1), reward=paid))
         nxt = ParkingState(t=t1, steps=state.steps + 1, free=free, free_since=free_since, en_route=en_route,
                            departs=departs, arrives=arrives, due_reward=due, queue=queue, hist=state.hist,
@@ -446,29 +454,34 @@ def _masked_std(x, mask):
     return jnp.sqrt(jnp.where(mask, (x - mean) ** 2, 0.0).sum() / n)
 
 
-AREAS = ("core", "periphery")
+AREAS = ("cbd", "southbank", "periphery")  # by the request's destination (the facility's, for spreads)
 PERIODS = ("offpeak", "peak")
 
 
 def summarise(m: ParkingMetrics) -> dict:
-    """Success rate (allocated / resolved), mean cruise and walk minutes, occupancy spread; overall and per
-    area x period (`success_core_peak`, ...)."""
+    """Success rate (allocated / resolved), mean cruise and walk minutes, occupancy spread; overall,
+    per area (`_cbd`, `_southbank`, `_periphery`, and `_core` = CBD + Southbank, the optimised
+    facilities' areas) and per area x period (`success_rate_core_peak`, ...)."""
     out = {}
     resolved = m.parked + m.failed
 
-    def put(suffix, parked, res, cruise, walk):
+    def put(suffix, rows, period=slice(None)):
+        parked, res = m.parked[rows, period].sum(), resolved[rows, period].sum()
         out[f"success_rate{suffix}"] = parked / jnp.maximum(res, 1)
-        out[f"cruise_min{suffix}"] = cruise / jnp.maximum(parked, 1)
-        out[f"walk_min{suffix}"] = walk / jnp.maximum(parked, 1)
+        out[f"cruise_min{suffix}"] = m.cruise[rows, period].sum() / jnp.maximum(parked, 1)
+        out[f"walk_min{suffix}"] = m.walk[rows, period].sum() / jnp.maximum(parked, 1)
 
-    put("", m.parked.sum(), resolved.sum(), m.cruise.sum(), m.walk.sum())
-    for a, area in enumerate(AREAS):
-        put(f"_{area}", m.parked[a].sum(), resolved[a].sum(), m.cruise[a].sum(), m.walk[a].sum())
+    put("", slice(None))
+    areas = {**{area: slice(a, a + 1) for a, area in enumerate(AREAS)}, "core": slice(0, 2)}
+    for area, rows in areas.items():
+        put(f"_{area}", rows)
         for p, period in enumerate(PERIODS):
-            put(f"_{area}_{period}", m.parked[a, p], resolved[a, p], m.cruise[a, p], m.walk[a, p])
+            put(f"_{area}_{period}", rows, slice(p, p + 1))
+    for a, area in enumerate(AREAS):
+        for p, period in enumerate(PERIODS):
             out[f"spread_{area}_{period}"] = m.spread[a, p] / jnp.maximum(m.minutes[p], 1)
         out[f"spread_{area}"] = m.spread[a].sum() / jnp.maximum(m.minutes.sum(), 1)
-    out["occupancy_spread"] = m.spread.sum() / jnp.maximum(2 * m.minutes.sum(), 1)
+    out["occupancy_spread"] = m.spread.sum() / jnp.maximum(len(AREAS) * m.minutes.sum(), 1)
     out.update(reward=m.reward, requests=m.requests.sum().astype(jnp.float32),
                parked=m.parked.sum().astype(jnp.float32), failed=m.failed.sum().astype(jnp.float32))
     return out

@@ -3,9 +3,11 @@
 The files (one row per sensor event: DeviceId, ArrivalTime, DepartureTime,
 DurationSeconds, StreetMarker, Sign, Area, StreetId, StreetName,
 BetweenStreet1, BetweenStreet2, Side Of Street, In Violation, Vehicle Present)
-are not in the shared data; a user who has them replays real arrivals:
+replay real arrivals. Two eras are read: the 2017 files have no `Vehicle Present`
+column (every row is a vehicle's stay) and start with a byte-order mark; the later
+ones have it:
 
-* a row with Vehicle Present true is a vehicle that parked at the bay with
+* a row with Vehicle Present true (or any row of a file without the column) is a vehicle that parked at the bay with
   that StreetMarker: its request is made at ArrivalTime, its destination is
   that bay's facility and its stay is DepartureTime - ArrivalTime (or
   DurationSeconds where a time is missing);
@@ -30,7 +32,7 @@ import numpy as np
 
 COLUMNS = ("DeviceId", "ArrivalTime", "DepartureTime", "DurationSeconds", "StreetMarker", "Sign", "Area", "StreetId",
            "StreetName", "BetweenStreet1", "BetweenStreet2", "Side Of Street", "In Violation", "Vehicle Present")
-REQUIRED = ("ArrivalTime", "DepartureTime", "DurationSeconds", "StreetMarker", "Vehicle Present")
+REQUIRED = ("ArrivalTime", "DepartureTime", "DurationSeconds", "StreetMarker")  # `Vehicle Present` only after 2017
 TIME_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
 
@@ -59,7 +61,7 @@ class EventDays:
     def report(self) -> str:
         kept = sum(int((d[0] >= 0).sum()) for d in self.days.values())
         parts = [f"{self.source}: {self.rows:,} rows, {kept:,} arrivals kept on {len(self.days)} day(s)"]
-        parts += [f"dropped {n:,} ({why})" for why, n in sorted(self.dropped.items())]
+        parts += [f"dropped {n:,} ({why})" for why, n in sorted(self.dropped.items()) if n]
         return "; ".join(parts)
 
 
@@ -94,11 +96,11 @@ def read_events(path, scenario, max_arrivals: int | None = None) -> EventDays:
     if not path.exists():
         raise EventFileError(f"{path}: no such file")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="skip")
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="skip", encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise EventFileError(f"{path}: empty file") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise EventFileError(f"{path}: not a CSV file ({e})") from None
+        raise EventFileError(f"{path}: not a readable CSV file ({type(e).__name__}: {e})") from None
     df.columns = [c.strip() for c in df.columns]
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
@@ -108,7 +110,7 @@ def read_events(path, scenario, max_arrivals: int | None = None) -> EventDays:
     out = EventDays(days={}, rows=lines, source=str(path))
     if lines > len(df):
         out.dropped["malformed row"] += lines - len(df)
-    present = _truthy(df["Vehicle Present"])
+    present = _truthy(df["Vehicle Present"]) if "Vehicle Present" in df.columns else np.ones(len(df), bool)
     out.dropped["vacancy record (Vehicle Present false)"] += int((~present).sum())
     df = df[present]
     arrive = _parse_times(df["ArrivalTime"])

@@ -11,9 +11,10 @@ import numpy as np
 NEVER = 1 << 20
 
 
-def reference_step(state: dict, scores, arrivals, params: dict, max_wait: int) -> tuple[dict, dict]:
+def reference_step(state: dict, scores, order, arrivals, params: dict, max_wait: int) -> tuple[dict, dict]:
     """`state` and `params` as dicts of NumPy arrays (the fields of ParkingState / ParkingParams, queue
-    fields as `q_dest`, `q_time`, `q_stay`, `q_valid`); returns the next state and the step's counts."""
+    fields as `q_dest`, `q_time`, `q_stay`, `q_valid`), `order` the queue slots in order of service;
+    returns the next state and the step's counts."""
     t = int(state["t"])
     free = state["free"].copy()
     free_since = state["free_since"].copy()
@@ -26,13 +27,13 @@ def reference_step(state: dict, scores, arrivals, params: dict, max_wait: int) -
     period = params["period"]
     T = len(period)
     period_of = lambda time: int(period[min(max(int(np.floor(time)), 0), T - 1)])  # noqa: E731
-    group = lambda f: 0 if params["region"][f] < 2 else 1  # noqa: E731
-    parked = np.zeros((2, 2), np.int64)
-    failed = np.zeros((2, 2), np.int64)
-    cruise_sum = np.zeros((2, 2))
-    walk_sum = np.zeros((2, 2))
-    waiting = []
-    for i in range(C):
+    group = lambda f: int(params["region"][f])  # noqa: E731  CBD, Southbank, periphery
+    parked = np.zeros((3, 2), np.int64)
+    failed = np.zeros((3, 2), np.int64)
+    cruise_sum = np.zeros((3, 2))
+    walk_sum = np.zeros((3, 2))
+    unserved = set()
+    for i in order:
         if not state["q_valid"][i]:
             continue
         d, when, stay = int(state["q_dest"][i]), float(state["q_time"][i]), int(state["q_stay"][i])
@@ -43,10 +44,7 @@ def reference_step(state: dict, scores, arrivals, params: dict, max_wait: int) -
                 if offer > best_offer:
                     best, best_offer = f, offer
         if best is None:
-            if t + 1 - when >= max_wait:
-                failed[group(d), period_of(when)] += 1
-            else:
-                waiting.append((when, d, stay))
+            unserved.add(int(i))
             continue
         f = best
         drive = int(params["drive_min"][d, f])
@@ -64,8 +62,15 @@ def reference_step(state: dict, scores, arrivals, params: dict, max_wait: int) -
         parked[a, p] += 1
         cruise_sum[a, p] += cruise
         walk_sum[a, p] += params["walk_min"][d, f]
+    waiting = []  # the unserved, in the queue's order: those out of time fail, the others wait
+    for i in sorted(unserved):
+        when, d, stay = float(state["q_time"][i]), int(state["q_dest"][i]), int(state["q_stay"][i])
+        if t + 1 - when >= max_wait:
+            failed[group(d), period_of(when)] += 1
+        else:
+            waiting.append((when, d, stay))
     dest, stay, when, valid, extra = arrivals
-    requests = np.zeros((2, 2), np.int64)
+    requests = np.zeros((3, 2), np.int64)
     for k in range(len(valid)):
         if valid[k]:
             waiting.append((float(when[k]), int(dest[k]), int(stay[k])))

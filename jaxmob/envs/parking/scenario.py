@@ -217,18 +217,25 @@ def read_snapshot(path, marker: str = "st_marker_id") -> "pd.DataFrame":  # noqa
     if not path.exists():
         raise ScenarioError(f"{path}: no such file")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise ScenarioError(f"{path}: empty file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{path}: not a readable CSV file ({type(e).__name__}: {e})") from None
     need = {"bay_id", marker, "status", "lat", "lon"}
     missing = need - set(df.columns)
     if missing:
         raise ScenarioError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    bad = ~np.isfinite(pd.to_numeric(df.lat, errors="coerce")) | ~np.isfinite(pd.to_numeric(df.lon, errors="coerce"))
-    bad |= ~df.status.isin(["Present", "Unoccupied"])
+    if df.empty:
+        raise ScenarioError(f"{path}: a header and no bay rows")
+    lat, lon = pd.to_numeric(df.lat, errors="coerce").to_numpy(), pd.to_numeric(df.lon, errors="coerce").to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(lat) <= 90) | ~(np.abs(lon) <= 180)  # NaN, inf and impossible coordinates
+    bad |= ~df.status.isin(["Present", "Unoccupied"]).to_numpy()
     if bad.any():
-        raise ScenarioError(f"{path}: {int(bad.sum())} row(s) with a non-finite position or a status other than "
-                            f"Present/Unoccupied (first at line {int(np.flatnonzero(bad)[0]) + 2})")
+        raise ScenarioError(f"{path}: {int(bad.sum())} row(s) with a missing or impossible position (latitude outside "
+                            f"[-90, 90], longitude outside [-180, 180]) or a status other than Present/Unoccupied "
+                            f"(first at line {int(np.flatnonzero(bad)[0]) + 2})")
     if df.bay_id.duplicated().any():
         raise ScenarioError(f"{path}: bay_id {df.bay_id[df.bay_id.duplicated()].iloc[0]} appears twice")
     return df
@@ -347,12 +354,12 @@ def simulated_snapshot_occupancy(scenario: ParkingScenario, days: int = 4) -> np
     the nearest-free-bay rule."""
     import jax
 
-    from .baselines import nearest_policy
+    from .baselines import rule_policy
     from .env import ParkingEnv, make_params, parked_trace
 
     env = ParkingEnv(horizon=scenario.minutes)
     params = make_params(scenario)
-    trace = jax.jit(jax.vmap(lambda k: parked_trace(nearest_policy, env, params, k)))(
+    trace = jax.jit(jax.vmap(lambda k: parked_trace(rule_policy, env, params, k)))(
         jax.random.split(jax.random.key(0), days))
     return np.asarray(trace)[:, snapshot_rows(scenario)].mean(0)
 

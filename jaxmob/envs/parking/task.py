@@ -22,7 +22,9 @@ from ...core.task import Built, NpzScenarios, Task, option
 class ParkingOptions:
     """The parking env's own options (`--env parking`)."""
 
-    static_rule: str = option("fifo", "rule of the static (periphery) facilities: fifo | siro | nearest")
+    static_rule: str = option("fifo", "rule of the static (periphery) facilities and the order the queue is served in: "
+                                      "fifo (oldest first, nearest free bay) | siro (random order, nearest free bay) | "
+                                      "longest_free (the facility free longest first) | random_facility (CONTRACT.md)")
     demand_scale: float = option(1.0, "multiplies the calibrated request rates (1: the real Saturday's occupancy)")
     max_wait: int = option(10, "minutes a request cruises for a bay before it fails")
     episode_minutes: int = option(240, "minutes of a training episode (random start; evaluation days are whole)")
@@ -48,7 +50,7 @@ class ParkingTask(NpzScenarios, Task):
     scenario_module = "jaxmob.envs.parking.scenario"
     name = "parking"
     headline = "reward"
-    reference_policy = "nearest free bay"
+    reference_policy = "FIFO"  # oldest first to the nearest free bay: the strongest hand rule
     Options = ParkingOptions
     default_scenario = "melbourne"
     defaults = dict(alg="marl_gcn", num_envs=8, rollout_steps=30, total_updates=100, updates_per_chunk=10,
@@ -148,20 +150,29 @@ class ParkingTask(NpzScenarios, Task):
         return {n: _model_day(scenario, n) for n in names}
 
     def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
-        """FIFO, SIRO and nearest free bay in the core (the periphery keeps its static rule), per episode."""
+        """The four hand rules (each over the whole city: its bids and its order of service), per
+        episode, and unless `bound` is off the clairvoyant bound (bound.py)."""
+        from dataclasses import replace
+
         import jax
 
         from ...core.rollout import rollout
-        from .baselines import BASELINES
+        from .baselines import BASELINES, rule_policy
+        from .bound import clairvoyant_bound
 
         o = config.options
         env = self.env(o, scenario, False)
         key = jax.random.key(config.seed)
         rows = {}
         for name, day in episodes.items():
-            params = self.params(o, scenario, day)
-            rows[name] = [{"policy": label, **{k: float(v) for k, v in jax.device_get(rollout(p, env, params, key)).items()}}
-                          for label, p in BASELINES.items()]
+            rows[name] = []
+            for label, rule in BASELINES.items():
+                params = self.params(replace(o, static_rule=rule), scenario, day)
+                metrics = jax.device_get(rollout(rule_policy, env, params, key))
+                rows[name].append({"policy": label, **{k: float(v) for k, v in metrics.items()}})
+            if bound:
+                rows[name].append({"policy": "bound (clairvoyant assignment LP)",
+                                   **clairvoyant_bound(self.params(o, scenario, day), max_wait=o.max_wait)})
         return rows
 
     def write_scenarios(self, args, data, out) -> tuple:

@@ -41,6 +41,7 @@ from scipy.optimize import linprog
 from .env import composite_index, PCR_UNIT
 
 REVENUE_WEIGHT = 1e-6  # per dollar: among plans that serve as many orders, the one with the most fares
+IPM_VARIABLES = 100_000  # above this, interior point: simplex stalls on a 250-cell city's day (> 5 min at half a day)
 MOVE_WEIGHT = 1e-7  # per empty move: then the one that drives least empty (so its empty km mean something)
 
 
@@ -50,16 +51,53 @@ def destination_probabilities(params) -> np.ndarray:
     return np.diff(cdf, axis=-1, prepend=0.0)
 
 
-def lp_terms(params, horizon: int) -> int:
-    """Destination coefficients of the bound's LP (its bulk): one per (step, origin, destination)
-    of positive probability."""
-    return int(horizon * (destination_probabilities(params) > 0).any(0).sum())
+def hop_distances(params) -> np.ndarray:
+    """(C, C) moves between cells along the neighbour graph (inf where unreachable)."""
+    from scipy.sparse.csgraph import shortest_path
+
+    nbr, nmask = np.asarray(params.neighbors), np.asarray(params.neighbor_mask)
+    C = nbr.shape[0]
+    src, k = np.nonzero(nmask)
+    graph = sp.csr_matrix((np.ones(len(src)), (src, nbr[src, k])), shape=(C, C))
+    return shortest_path(graph, unweighted=True, directed=False)
 
 
-def clairvoyant_bound(params, *, horizon: int, max_wait: int) -> dict:
+def destination_zones(params, num_zones: int) -> np.ndarray:
+    """(C,) zone of each cell: `num_zones` compact groups of cells (farthest-point centres on
+    the neighbour graph, each cell to its nearest centre). The bound relaxes a trip's end to
+    its zone (below); `num_zones` >= C gives one cell per zone, the exact LP."""
+    C = np.asarray(params.cell_mask).shape[-1]
+    if num_zones >= C:
+        return np.arange(C)
+    hops = hop_distances(params)
+    hops[~np.isfinite(hops)] = hops[np.isfinite(hops)].max() + 1
+    centres = [0]
+    for _ in range(num_zones - 1):
+        centres.append(int(hops[centres].min(0).argmax()))
+    return np.argmin(hops[centres], 0)
+
+
+def lp_terms(params, horizon: int, zones: np.ndarray | None = None) -> int:
+    """Destination coefficients of the bound's LP (its bulk): one per (step, origin, zone of a
+    destination) of positive probability."""
+    reach = (destination_probabilities(params) > 0).any(0)  # (C, C)
+    if zones is None:
+        return int(horizon * reach.sum())
+    per_zone = np.zeros((reach.shape[0], int(zones.max()) + 1), bool)
+    np.logical_or.at(per_zone.T, zones, reach.T)
+    return int(horizon * per_zone.sum())
+
+
+def clairvoyant_bound(params, *, horizon: int, max_wait: int, zones: np.ndarray | None = None) -> dict:
     """The LP above for one episode of `TaxiParams` (replay mode: `replay_orders` are the
     orders). Returns the bound's served orders and ORR, and the expected fares (PCR) and CI
-    of the bounding plan (reported beside the policies', not bounds themselves)."""
+    of the bounding plan (reported beside the policies', not bounds themselves).
+
+    zones: (C,) zone of each cell (`destination_zones`), default one cell per zone (exact).
+    With coarser zones a trip ends anywhere in its destination's zone (the LP chooses), as
+    early as the zone's quickest cell: every plan of the exact LP stays feasible (drop the
+    taxi at its true cell and let it stay there until it would have arrived), so the optimum
+    can only rise and remains a bound, with far fewer terms (one per origin and zone)."""
     orders = np.asarray(params.replay_orders, np.float64)[:horizon] * np.asarray(params.cell_mask)
     if len(orders) < horizon:
         raise ValueError(f"clairvoyant_bound: the episode has {len(orders)} steps of orders, horizon is {horizon}")
@@ -72,16 +110,25 @@ def clairvoyant_bound(params, *, horizon: int, max_wait: int) -> dict:
     hour = ((int(params.start_step) + np.arange(H)) % S) * 24 // S
     prob = destination_probabilities(params)
     init = np.bincount(np.asarray(params.init_cell)[np.asarray(params.taxi_mask)], minlength=C).astype(np.float64)
+    zones = np.arange(C) if zones is None else np.asarray(zones, np.int64)
+    if zones.shape != (C,) or zones.min() < 0:
+        raise ValueError(f"clairvoyant_bound: zones must give each of the {C} cells a zone index >= 0, got shape {zones.shape}")
+    Z = int(zones.max()) + 1
+    zone_prob = np.zeros((24, C, Z))
+    np.add.at(zone_prob.transpose(2, 0, 1), zones, prob.transpose(2, 0, 1))  # (24, C, Z)
+    zone_travel = np.full((C, Z), np.iinfo(np.int64).max)
+    np.minimum.at(zone_travel.T, zones, travel.T)  # (C, Z) the zone's quickest cell
 
-    # columns: u (t0, c, a) | m (t, c) | f (t, c, k), k = 0 stay, 1..6 valid neighbours
+    # columns: u (t0, c, a) | m (t, c) | x (t, c) trip ends | f (t, c, k), k = 0 stay, 1..6 valid neighbours
     t0, c0, a0 = np.meshgrid(np.arange(H), np.arange(C), np.arange(W), indexing="ij")
     in_episode = t0 + a0 < H  # an order can only be served inside the episode
     u_col = np.arange(H * C * W).reshape(H, C, W)
     m_col = u_col.size + np.arange(H * C).reshape(H, C)
+    x_col = u_col.size + m_col.size + np.arange(H * C).reshape(H, C)
     moves = np.concatenate([np.ones((C, 1), bool), nmask], 1)  # (C, 7)
     dest = np.concatenate([np.arange(C)[:, None], nbr], 1)
     f_t, f_c, f_k = np.nonzero(np.broadcast_to(moves, (H, C, 7)))
-    f_col = u_col.size + m_col.size + np.arange(len(f_t))
+    f_col = u_col.size + m_col.size + x_col.size + np.arange(len(f_t))
     n = int(f_col[-1]) + 1
 
     rows, cols, vals = [], [], []
@@ -91,21 +138,25 @@ def clairvoyant_bound(params, *, horizon: int, max_wait: int) -> dict:
         v = np.asarray(v, np.float64)
         rows.append(r), cols.append(c), vals.append(np.broadcast_to(v.ravel() if v.ndim else v, r.shape))
 
-    # taxi rows (t, c): m + outgoing f - incoming f(t-1) - returns = init (t = 0)
+    # taxi rows (t, c): m + outgoing f - incoming f(t-1) - trip ends x = init (t = 0)
     taxi_row = np.arange(H * C).reshape(H, C)
     add(taxi_row, m_col, 1.0)
     add(taxi_row[f_t, f_c], f_col, 1.0)
     on = f_t + 1 < H
     add(taxi_row[f_t[on] + 1, dest[f_c[on], f_k[on]]], f_col[on], -1.0)
-    t_, o_, d_ = np.nonzero(prob[hour] > 0)  # matched at (t, o) and expected at d
-    back = t_ + travel[o_, d_]
+    add(taxi_row, x_col, -1.0)
+    # zone rows (t, z): trip ends in z's cells = expected arrivals of the matches at (t', o) into z
+    zone_row = 2 * H * C + np.arange(H * Z).reshape(H, Z)
+    add(zone_row[np.arange(H)[:, None], zones[None]], x_col, 1.0)
+    t_, o_, z_ = np.nonzero(zone_prob[hour] > 0)
+    back = t_ + zone_travel[o_, z_]
     inside = back < H
-    add(taxi_row[back[inside], d_[inside]], m_col[t_[inside], o_[inside]], -prob[hour][t_, o_, d_][inside])
+    add(zone_row[back[inside], z_[inside]], m_col[t_[inside], o_[inside]], -zone_prob[hour][t_, o_, z_][inside])
     # match rows (t, c): m - sum_a u[t - a, c, a] = 0
     match_row = taxi_row.size + np.arange(H * C).reshape(H, C)
     add(match_row, m_col, 1.0)
     add(match_row[(t0 + a0)[in_episode], c0[in_episode]], u_col[in_episode], -1.0)
-    n_eq = 2 * H * C
+    n_eq = 2 * H * C + H * Z
     a_eq = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_eq, n))
     b_eq = np.zeros(n_eq)
     b_eq[taxi_row[0]] = init
@@ -121,7 +172,7 @@ def clairvoyant_bound(params, *, horizon: int, max_wait: int) -> dict:
     upper[u_col[~in_episode]] = 0.0
     start = time.perf_counter()
     res = linprog(objective, A_ub=a_ub, b_ub=orders.ravel(), A_eq=a_eq, b_eq=b_eq,
-                  bounds=np.stack([np.zeros(n), upper], 1), method="highs")
+                  bounds=np.stack([np.zeros(n), upper], 1), method="highs-ipm" if n > IPM_VARIABLES else "highs")
     if res.status != 0:
         raise RuntimeError(f"taxi fleet LP failed: {res.message}")
     served, total = float(res.x[u_col].sum()), float(orders.sum())
@@ -134,5 +185,5 @@ def clairvoyant_bound(params, *, horizon: int, max_wait: int) -> dict:
         ci = float(composite_index(np.float64(orr), pcr))
     return dict(order_response_rate=orr, served=served, orders=total, revenue=revenue, pcr=pcr, ci=ci, empty_km=empty_km, occupied_km=occupied_km,
                 orr_x_occupied_share=orr * occupied_km / max(occupied_km + empty_km, 1e-9),
-                lp_variables=n,
+                lp_variables=n, lp_zones=Z,
                 lp_constraints=n_eq + H * C, solve_seconds=time.perf_counter() - start)
