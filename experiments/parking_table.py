@@ -1,24 +1,30 @@
-"""The Melbourne parking table: hand rules, MADDPG and MARL-GCN with its ablations.
+"""The Melbourne parking tables: the four hand rules, the clairvoyant bound, MADDPG and
+MARL-GCN with its ablations, on the calibrated Saturday and the two stressed regimes.
 
-On the 5 test days of the bundled Melbourne scenario (whole 07:00-21:00 days
-of the calibrated request model, seeded, never used to choose anything), the
-optimised core (CBD and Southbank) is allocated by
+On the 5 test days of each bundled scenario (whole 07:00-21:00 days of its request
+model, seeded, never used to choose anything): `melbourne` (the calibrated
+Saturday), `melbourne-weekday-peak` and `melbourne-southbank-event` (modelled
+stresses on the real bays: scenario.py), the rows are
 
-* FIFO, SIRO, the nearest free bay (hand rules; mean ± std over test days);
-* MADDPG without the graph parts (MLP actor, centralised MLP critic);
-* MARL-GCN, and MARL-GCN without GAT, without the hypernetwork, without the
-  contrastive loss (learned: the checkpoint chosen on the 3 validation days,
-  deployed deterministically, mean ± std over seeds of the test-day mean;
-  the sampled policy, mu + exploration noise, beside it),
+* FIFO (oldest first, nearest free bay), SIRO (random order, nearest free bay),
+  longest-free facility first, random facility (each over the whole city;
+  mean ± std over test days);
+* the clairvoyant bound (the day's requests assigned to bays as an LP: bound.py);
+* MADDPG without the graph parts and MARL-GCN (every scenario), and MARL-GCN
+  without GAT, without the hypernetwork, without the contrastive loss (the
+  weekday peak): the checkpoint chosen on the 3 validation days by the core's
+  success, deployed deterministically, mean ± std over seeds of the
+  test-day mean; the sampled policy (mu + exploration noise, 3 episodes a day)
+  beside it; the periphery and the order of service stay FIFO.
 
-while the periphery keeps its static rule (FIFO). Every row reports the team
-reward, success rate, cruising and walking minutes and the occupancy spread,
-overall and per area (core, periphery) x period (peak, off-peak). Finished
+Headline: success and cruise minutes of the core's (CBD and Southbank) requests
+at the peak (the event window on the event day), walking beside them, then per
+area and period; the team reward (the training signal) is a column. Finished
 runs in `runs/parking_table/` are reused, so an interrupted table resumes.
 Writes results/parking_table.json and .png.
 
-    python experiments/parking_table.py            # the table (about 30 minutes on 2 CPU cores)
-    python experiments/parking_table.py --quick    # a smoke run (one seed, 2 updates, two algorithms)
+    python experiments/parking_table.py            # the tables (about 80 minutes on 2 CPU cores)
+    python experiments/parking_table.py --quick    # a smoke run (the weekday peak, one seed, 2 updates, two algorithms)
 """
 from __future__ import annotations
 
@@ -32,64 +38,87 @@ import jax
 import numpy as np
 
 from jaxmob.config import TrainConfig
+from jaxmob.envs.parking.env import AREAS
 from jaxmob.report import baseline_rows
 from jaxmob.train import finished_run, train
 
+SCENARIOS = ("melbourne", "melbourne-weekday-peak", "melbourne-southbank-event")
 LEARNED = {"MADDPG (no graph)": "maddpg", "MARL-GCN": "marl_gcn", "MARL-GCN w/o GAT": "marl_gcn_no_gat",
            "MARL-GCN w/o hypernet": "marl_gcn_no_hyper", "MARL-GCN w/o contrastive": "marl_gcn_no_cl"}
-MAIN = ("reward", "success_rate", "cruise_min", "walk_min", "occupancy_spread")
-CELLS = tuple(f"{m}_{a}_{p}" for a in ("core", "periphery") for p in ("peak", "offpeak")
-              for m in ("success_rate", "cruise_min", "walk_min")) + tuple(
-    f"spread_{a}_{p}" for a in ("core", "periphery") for p in ("peak", "offpeak"))
+ABLATION_SCENARIOS = ("melbourne-weekday-peak",)  # the ablations run where the rule matters most
+MAIN = ("success_rate_core_peak", "cruise_min_core_peak", "walk_min_core_peak", "success_rate", "cruise_min",
+        "walk_min", "reward", "bids_at_top", "bids_at_bottom")
+GROUPS = tuple((a, p) for p in ("peak", "offpeak") for a in AREAS)
+CELLS = tuple(f"{m}_{a}_{p}" for a, p in GROUPS for m in ("success_rate", "cruise_min", "walk_min"))
 METRICS = MAIN + CELLS
-PER_DAY = ("reward", "success_rate", "cruise_min", "walk_min")
+PER_DAY = ("success_rate_core_peak", "cruise_min_core_peak", "reward")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--algs", default=",".join(LEARNED.values()), help="learned rows (comma-separated) or none")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--updates", type=int, default=100)
-    ap.add_argument("--demand-scale", type=float, default=1.0, help="x the calibrated request rates")
     ap.add_argument("--runs", default="runs/parking_table")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--table-only", action="store_true", help="print the table of the JSON")
     ap.add_argument("--out", default="results/parking_table")
     ap.add_argument("--train-args", default="", help="extra trainer fields as k=v,k=v (e.g. lr=1e-3)")
     args = ap.parse_args(argv)
+    out = Path(args.out)
+    if args.table_only:
+        print(table(json.loads(out.with_suffix(".json").read_text())))
+        return
+    scenarios = args.scenarios.split(",")
     if args.quick:
-        args.seeds, args.updates, args.algs = 1, 2, "maddpg,marl_gcn"
+        args.seeds, args.updates, args.algs, scenarios = 1, 2, "maddpg,marl_gcn", ["melbourne-weekday-peak"]
     extra = dict(kv.split("=", 1) for kv in args.train_args.split(",") if kv)
     extra = {k: float(v) if any(c in v for c in ".e") else int(v) for k, v in extra.items()}
     algs = [] if args.algs == "none" else args.algs.split(",")
-    learned = {label: alg for label, alg in LEARNED.items() if alg in algs}
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    base = TrainConfig(env="parking", demand_scale=args.demand_scale, progress=False).validate()
-    task = base.task
-    model = task.model(base.options, task.load(base.scenario))
-    test_days = list(task.days(model)[2])
-    results = {"scenario": base.scenario, "demand_scale": args.demand_scale, "test_days": test_days,
-               "validation_days": list(task.days(model)[1]), "seeds": args.seeds if learned else 0,
-               "updates": args.updates, "train_args": extra, "static_rule": base.options.static_rule,
-               "machine": f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}", "table": {}}
-    rows = baseline_rows(model, test_days, base)
-    for i, first in enumerate(next(iter(rows.values()))):
-        results["table"][first["policy"]] = {"kind": "per test day", **{m: [r[i][m] for r in rows.values()] for m in METRICS},
-                                             "per_day": {d: {m: r[i][m] for m in PER_DAY} for d, r in rows.items()}}
+    path = out.with_suffix(".json")
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results.update(seeds=args.seeds if algs else 0, updates=args.updates, train_args=extra,
+                   machine=f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}")
+    results.setdefault("scenarios", {})
     t_all = time.perf_counter()
+    for name in scenarios:
+        learned = {label: alg for label, alg in LEARNED.items() if alg in algs
+                   and (alg in ("marl_gcn", "maddpg") or name in ABLATION_SCENARIOS or args.quick)}
+        results["scenarios"][name] = run_scenario(name, learned, args, extra)
+        results["wall_s"] = time.perf_counter() - t_all
+        path.write_text(json.dumps(results, indent=1))
+    plot(results, out.with_suffix(".png"))
+    print(table(results))
+
+
+def run_scenario(name, learned, args, extra) -> dict:
+    base = TrainConfig(env="parking", scenario=name, progress=False).validate()
+    task = base.task
+    model = task.model(base.options, task.load(name))
+    test_days = list(task.days(model)[2])
+    result = {"test_days": test_days, "validation_days": list(task.days(model)[1]), "source": model.source,
+              "static_rule": base.options.static_rule, "table": {}}
+    t0 = time.perf_counter()
+    rows = baseline_rows(model, test_days, base)
+    print(f"{name}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
+    for i, first in enumerate(next(iter(rows.values()))):
+        result["table"][first["policy"]] = {"kind": "per test day",
+                                            **{m: [r[i].get(m, np.nan) for r in rows.values()] for m in METRICS},
+                                            "per_day": {d: {m: r[i].get(m, np.nan) for m in PER_DAY} for d, r in rows.items()}}
     for label, alg in learned.items():
-        cell = results["table"][label] = {"kind": "per seed", **{m: [] for m in METRICS}, "wall_s": [],
-                                          "checkpoint_update": []}
-        sampled = results["table"][f"{label} (sampled)"] = {"kind": "per seed, sampled policy", **{m: [] for m in METRICS}}
+        cell = result["table"][label] = {"kind": "per seed", **{m: [] for m in METRICS}, "wall_s": [], "checkpoint_update": []}
+        sampled = result["table"][f"{label} (sampled)"] = {"kind": "per seed, sampled policy", **{m: [] for m in METRICS}}
         for seed in range(args.seeds):
-            cfg = TrainConfig(env="parking", alg=alg, seed=seed, total_updates=args.updates, progress=False,
-                              demand_scale=args.demand_scale, out_dir=f"{args.runs}/{alg}-x{args.demand_scale:g}-s{seed}",
+            cfg = TrainConfig(env="parking", scenario=name, alg=alg, seed=seed, total_updates=args.updates, progress=False,
+                              out_dir=f"{args.runs}/{name}/{alg}-s{seed}",
                               **({"updates_per_chunk": 1} if args.quick else {}), **extra)
             summary = finished_run(cfg)
             if summary is None:
                 summary = train(cfg, log=lambda *_: None)
-                print(f"{label} seed {seed}: {summary['wall_s']:.0f} s, test reward {summary['test']['reward']:.0f}",
-                      flush=True)
+                print(f"{name} {label} seed {seed}: {summary['wall_s']:.0f} s, test core peak success "
+                      f"{summary['test']['success_rate_core_peak']:.4f}", flush=True)
             for m in METRICS:
                 cell[m].append(float(summary["test"][m]))
                 sampled[m].append(float(summary["test"]["sampled"]["mean"][m]["mean"]))
@@ -101,61 +130,79 @@ def main(argv=None):
                     sampled.setdefault("per_day", {}).setdefault(day, {}).setdefault(m, []).append([s["mean"], s["std"]])
             cell["wall_s"].append(float(summary["wall_s"]))
             cell["checkpoint_update"].append(int(summary["test_checkpoint_update"]))
-        results["wall_s"] = time.perf_counter() - t_all
-        out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    results["wall_s"] = time.perf_counter() - t_all
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    plot(results, out.with_suffix(".png"))
-    print(table(results))
+    return result
 
 
 def pm(v, f="{:.3f}", scale=1.0) -> str:
+    v = np.asarray(v, np.float64)
+    if np.isnan(v).all():
+        return ""
     return f"{f.format(np.mean(v) / scale)} ± {f.format(np.std(v) / scale)}"
 
 
+def bids(row) -> str:
+    """The share of the core's bids at +1 and at -1 (a policy saturated there is a fixed rule); blank for the bound."""
+    top, bottom = np.asarray(row["bids_at_top"], np.float64), np.asarray(row["bids_at_bottom"], np.float64)
+    return "" if np.isnan(top).all() else f"{top.mean():.2f} / {bottom.mean():.2f}"
+
+
 def table(results) -> str:
-    """Markdown: the overall table, then success / cruise / walk per area x period."""
-    lines = ["| policy | reward (k) | success | cruise min | walk min | occupancy spread |", "|---|---|---|---|---|---|"]
-    for name, r in results["table"].items():
-        lines.append(f"| {name} | {pm(r['reward'], '{:.2f}', 1e3)} | {pm(r['success_rate'], '{:.4f}')} | "
-                     f"{pm(r['cruise_min'], '{:.2f}')} | {pm(r['walk_min'], '{:.2f}')} | {pm(r['occupancy_spread'])} |")
-    days = results["test_days"]
-    lines += ["", "| policy (reward per test day, k) |" + "".join(f" {d} |" for d in days), "|---|" + "---|" * len(days)]
-    for name, r in results["table"].items():
-        if "(sampled)" in name:  # seed-mean of the sampled mean, and the mean over seeds of the std over episodes
-            cells = "".join(f" {np.mean([v[0] for v in r['per_day'][d]['reward']]) / 1e3:.2f} ± "
-                            f"{np.mean([v[1] for v in r['per_day'][d]['reward']]) / 1e3:.2f} |" for d in days)
-        elif r["kind"] == "per seed":
-            cells = "".join(f" {pm(r['per_day'][d]['reward'], '{:.2f}', 1e3)} |" for d in days)
-        else:
-            cells = "".join(f" {r['per_day'][d]['reward'] / 1e3:.2f} |" for d in days)
-        lines.append(f"| {name} |{cells}")
-    groups = [(a, p) for a in ("core", "periphery") for p in ("peak", "offpeak")]
-    lines += ["", "| policy |" + "".join(f" {a} {p}: success / cruise / walk / spread |" for a, p in groups),
-              "|---|" + "---|" * len(groups)]
-    for name, r in results["table"].items():
-        cells = "".join(f" {np.mean(r[f'success_rate_{a}_{p}']):.4f} / {np.mean(r[f'cruise_min_{a}_{p}']):.2f} / "
-                        f"{np.mean(r[f'walk_min_{a}_{p}']):.2f} / {np.mean(r[f'spread_{a}_{p}']):.3f} |" for a, p in groups)
-        lines.append(f"| {name} |{cells}")
-    return "\n".join(lines)
+    """Markdown per scenario: the headline table, success / cruise / walk per area x period, and the
+    core's peak success per test day."""
+    lines = []
+    for name, sc in results["scenarios"].items():
+        rows = sc["table"]
+        lines += [f"**{name}**", "", "| policy | success, core peak | cruise min, core peak | walk min, core peak | "
+                  "success, all | cruise min, all | walk min, all | team reward (k) | core bids at +1 / -1 |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for policy, r in rows.items():
+            lines.append(f"| {policy} | {pm(r['success_rate_core_peak'], '{:.4f}')} | {pm(r['cruise_min_core_peak'], '{:.2f}')} | "
+                         f"{pm(r['walk_min_core_peak'], '{:.2f}')} | {pm(r['success_rate'], '{:.4f}')} | "
+                         f"{pm(r['cruise_min'], '{:.2f}')} | {pm(r['walk_min'], '{:.2f}')} | {pm(r['reward'], '{:.2f}', 1e3)} | "
+                         f"{bids(r)} |")
+        lines += ["", "| policy |" + "".join(f" {a} {p}: success / cruise / walk |" for a, p in GROUPS),
+                  "|---|" + "---|" * len(GROUPS)]
+        for policy, r in rows.items():
+            cells = "".join(f" {np.mean(r[f'success_rate_{a}_{p}']):.4f} / {np.mean(r[f'cruise_min_{a}_{p}']):.2f} / "
+                            f"{np.mean(r[f'walk_min_{a}_{p}']):.2f} |" for a, p in GROUPS)
+            lines.append(f"| {policy} |{cells}")
+        days = sc["test_days"]
+        lines += ["", "| policy (success, core peak, per test day) |" + "".join(f" {d} |" for d in days),
+                  "|---|" + "---|" * len(days)]
+        for policy, r in rows.items():
+            per = [r["per_day"][d]["success_rate_core_peak"] for d in days]
+            if "(sampled)" in policy:  # seed-mean of the sampled mean, and the mean over seeds of the std over episodes
+                cells = "".join(f" {np.mean([v[0] for v in p]):.4f} ± {np.mean([v[1] for v in p]):.4f} |" for p in per)
+            elif r["kind"] == "per seed":
+                cells = "".join(f" {pm(p, '{:.4f}')} |" for p in per)
+            else:
+                cells = "".join(f" {p:.4f} |" for p in per)
+            lines.append(f"| {policy} |{cells}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def plot(results, path):
     from jaxmob.plots import plt
 
-    names = list(results["table"])
-    panels = (("reward", "team reward of the core (per day)"), ("cruise_min", "cruise minutes"),
-              ("walk_min", "walk minutes"), ("occupancy_spread", "occupancy spread"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.2), constrained_layout=True)
-    for ax, (metric, title) in zip(axes, panels):
-        for k, name in enumerate(names):
-            v = np.asarray(results["table"][name][metric])
-            ax.barh(k, v.mean(), xerr=v.std(), color=f"C{k}", capsize=2)
-        ax.set_yticks(range(len(names)), names if ax is axes[0] else [""] * len(names), fontsize=7)
-        ax.invert_yaxis()
-        ax.set_title(title, fontsize=9)
-    fig.suptitle(f"Melbourne parking, {len(results['test_days'])} test days (demand x{results['demand_scale']:g}); "
-                 f"learned: {results['seeds']} seeds x {results['updates']} updates", fontsize=10)
+    names = list(results["scenarios"])
+    panels = (("success_rate_core_peak", "success, core at the peak"), ("cruise_min_core_peak", "cruise min, core at the peak"),
+              ("walk_min_core_peak", "walk min, core at the peak"))
+    fig, axes = plt.subplots(len(names), len(panels), figsize=(15, 3.6 * len(names)), constrained_layout=True, squeeze=False)
+    for row, name in zip(axes, names):
+        table_ = results["scenarios"][name]["table"]
+        policies = list(table_)
+        for ax, (metric, title) in zip(row, panels):
+            for k, policy in enumerate(policies):
+                v = np.asarray(table_[policy][metric], np.float64)
+                ax.barh(k, np.nanmean(v), xerr=np.nanstd(v), color=f"C{k % 10}", capsize=2)
+            ax.set_yticks(range(len(policies)), policies if ax is row[0] else [""] * len(policies), fontsize=7)
+            ax.invert_yaxis()
+            ax.set_title(f"{name}: {title}", fontsize=9)
+        lo = min(np.nanmin(table_[p]["success_rate_core_peak"]) for p in policies)
+        row[0].set_xlim(max(0.0, lo - 0.05), 1.0)
+    fig.suptitle(f"Melbourne parking, 5 test days per scenario; learned: {results['seeds']} seeds x "
+                 f"{results['updates']} updates", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -24,7 +24,8 @@ def baseline_rows(scenario, days, config, *, bound: bool = True) -> dict:
 
 
 def mean_rows(rows_by_day: dict, columns=None) -> list[dict]:
-    """Average each policy's numeric columns over days (rows matched by position)."""
+    """Average each policy's numeric columns over days (rows matched by position); a column a
+    row does not have (a bound's reward) is NaN."""
     days = list(rows_by_day)
     first_rows = rows_by_day[days[0]]
     columns = columns or [k for k, v in first_rows[0].items() if k != "policy" and isinstance(v, (int, float))]
@@ -32,7 +33,7 @@ def mean_rows(rows_by_day: dict, columns=None) -> list[dict]:
     for i, first in enumerate(first_rows):
         row = {"policy": first["policy"]}
         for c in columns:
-            row[c] = float(np.mean([rows_by_day[d][i][c] for d in days]))
+            row[c] = float(np.mean([rows_by_day[d][i].get(c, np.nan) for d in days]))
         for k in ("lp_variables", "lp_constraints", "solve_seconds", "planning_seconds", "plans"):
             if k in first:
                 row[k] = first[k]

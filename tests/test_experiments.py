@@ -94,3 +94,22 @@ def test_taxi_learners_table_resumes_and_judges_convergence(tmp_path, monkeypatc
     assert flat and abs(rise) < 1e-9
     flat, rise = script.converged([[0.5, 0.6, 0.7, 0.8, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0]])
     assert not flat and rise == pytest.approx(0.02)
+
+
+def test_parking_table_rules_and_bound_from_a_clean_checkout(tmp_path):
+    """The four rules and the bound on a small overloaded city, in tables that name every row
+    (rules below the bound: tests/envs/test_parking_bound.py)."""
+    from jaxmob.envs.parking.scenario import toy_scenario
+
+    toy = toy_scenario(rate=4.0).save(tmp_path / "toy.npz")
+    out = tmp_path / "parking"
+    script = _script("parking_table")
+    script.main(["--scenarios", str(toy), "--algs", "none", "--out", str(out)])
+    results = json.loads(out.with_suffix(".json").read_text())
+    rows = results["scenarios"][str(toy)]["table"]
+    assert list(rows) == ["FIFO (oldest first, nearest free bay)", "SIRO (random order, nearest free bay)",
+                          "longest-free facility first", "random facility", "bound (clairvoyant assignment LP)"]
+    assert all(len(r["success_rate_core_peak"]) == 5 for r in rows.values())  # the 5 test days
+    text = script.table(results)
+    assert "| bound (clairvoyant assignment LP) |" in text and "cbd peak: success / cruise / walk" in text
+    assert out.with_suffix(".png").exists()

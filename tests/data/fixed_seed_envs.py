@@ -6,6 +6,9 @@ to make `fixed_seed_envs.json`, and `tests/test_cli_runs.py` checks that the cod
 today reproduces them through `jaxmob train`. It uses only APIs both versions share.
 The amod entry was recorded again by issue 25, which changed that env's semantics on
 purpose (the benchmark's timing, 19 decisions, relay rebalancing, META's paper dispatch).
+The parking entry was recorded again by issue 28, which did the same (FIFO and SIRO as orders of
+service, the scenario recalibrated under them, metrics per CBD / Southbank / periphery, the
+core's success as the headline).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ RUNS = {  # env -> (TrainConfig values): tiny budgets, bundled scenarios
                  reward="both"),  # the default when recorded
     "amod": dict(env="amod", alg="meta", scenario="nyc_brooklyn", total_updates=2, updates_per_chunk=1, num_envs=2,
                  rollout_steps=19, hidden=(16,), buffer_size=64, batch_size=16, gradient_steps=2, eval_episodes=2),
-    "parking": dict(env="parking", alg="marl_gcn", total_updates=2, updates_per_chunk=1, num_envs=2, rollout_steps=10,
+    "parking": dict(env="parking", alg="marl_gcn", scenario="melbourne", total_updates=2, updates_per_chunk=1, num_envs=2, rollout_steps=10,
                     hidden=(16,), buffer_size=64, batch_size=8, gradient_steps=2, eval_episodes=2,
                     episode_minutes=60),
 }

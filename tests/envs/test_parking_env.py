@@ -75,7 +75,8 @@ def test_step_matches_the_numpy_reference(small):
         key, k_arr, k_sc = jax.random.split(key, 3)
         scores = jnp.asarray(rng.random(6), jnp.float32)
         C = state.queue.valid.shape[0]
-        order = np.arange(C) if t % 2 else rng.permutation(C)  # oldest first, and SIRO's random orders
+        waiting = int(state.queue.valid.sum())  # the queue's waiting requests are its first slots
+        order = np.arange(C) if t % 2 else np.r_[rng.permutation(waiting), np.arange(waiting, C)]  # FIFO, SIRO
         arrivals = env.arrivals(k_arr, state.t, params)
         ref, counts = reference_step(_as_dict(state), np.asarray(scores), order, [np.asarray(a) for a in arrivals], p,
                                      SMALL.max_wait)
@@ -130,8 +131,10 @@ def test_rules_score_and_order_as_documented(small):
     C = state.queue.valid.shape[0]
     for rule in ("fifo", "longest_free", "random_facility"):  # oldest first
         np.testing.assert_array_equal(service_order(STATIC_RULES.index(rule), jax.random.key(0), state.queue), np.arange(C))
-    orders = [np.asarray(service_order(1, jax.random.key(i), state.queue)) for i in range(20)]  # SIRO: random
-    assert all(sorted(o) == list(range(C)) for o in orders) and len({tuple(o) for o in orders}) >= 15  # of 120
+    queue = state.queue.replace(valid=jnp.arange(C) < 4)  # four waiting
+    orders = [np.asarray(service_order(1, jax.random.key(i), queue)) for i in range(20)]  # SIRO: random, waiting first
+    assert all(sorted(o[:4]) == [0, 1, 2, 3] and list(o[4:]) == list(range(4, C)) for o in orders)
+    assert len({tuple(o) for o in orders}) >= 12  # of 24
 
 
 def test_training_starts_at_a_random_minute_with_bays_taken():

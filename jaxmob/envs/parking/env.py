@@ -67,7 +67,7 @@ class ParkingConfig:
     mode: str = "poisson"
     random_start: bool = False  # training: start at a random minute with the expected occupancy
     max_arrivals: int = 64  # request slots per minute (more are counted and turned away)
-    queue: int = 128  # requests waiting or cruising at once
+    queue: int = 512  # requests waiting or cruising at once (a stressed peak holds hundreds; a step costs what it holds)
     max_wait: int = 10  # minutes a request cruises before it fails
     history: int = 3  # minutes of features an observation shows (the GRU's window)
 
@@ -122,12 +122,13 @@ class ParkingMetrics:
     spread: jax.Array  # (3, 2) facility area x period: sum over minutes of the occupancy std across facilities
     minutes: jax.Array  # (2,) minutes per period
     reward: jax.Array  # () team reward paid
+    bids: jax.Array  # (3,) int32 optimised facility-minutes: all, bidding the top (a >= 0.99), the bottom (a <= -0.99)
 
     @classmethod
     def zeros(cls):
         i, f = jnp.zeros((3, 2), jnp.int32), jnp.zeros((3, 2), jnp.float32)
         return cls(requests=i, parked=i, failed=i, cruise=f, walk=f, spread=f, minutes=jnp.zeros(2, jnp.int32),
-                   reward=jnp.zeros((), jnp.float32))
+                   reward=jnp.zeros((), jnp.float32), bids=jnp.zeros(3, jnp.int32))
 
 
 @struct.dataclass
@@ -201,10 +202,12 @@ def rule_scores(rule, key, state: ParkingState, params: ParkingParams) -> jax.Ar
 
 
 def service_order(rule, key, queue: Queue) -> jax.Array:
-    """(C,) queue slots in the order they are served: the queue's own (oldest first), or under
-    SIRO (rule 1) a uniformly random permutation."""
+    """(C,) queue slots in the order they are served, the waiting requests first: the queue's
+    own (oldest first, the waiting ones at its front), or under SIRO (rule 1) the waiting ones in
+    uniformly random order."""
     slots = jnp.arange(queue.valid.shape[0])
-    return jnp.where(rule == 1, jax.random.permutation(key, slots), slots)
+    shuffled = jnp.argsort(jnp.where(queue.valid, jax.random.uniform(key, slots.shape), 2.0))
+    return jnp.where(rule == 1, shuffled, slots)
 
 
 def offer_scores(key, state: ParkingState, action, params: ParkingParams) -> jax.Array:
@@ -299,20 +302,24 @@ class ParkingEnv(Environment):
         row = jnp.concatenate([feats, jnp.clip(action, -1.0, 1.0)[:, None].astype(jnp.float32)], -1)
         nxt = nxt.replace(hist=jnp.concatenate([nxt.hist[1:], row[None]], 0))
         reward = jnp.where(params.optimised, info["team_reward"], 0.0).astype(jnp.float32)
+        a = jnp.clip(action, -1.0, 1.0)
+        bids = jnp.stack([params.optimised.sum(), (params.optimised & (a >= 0.99)).sum(), (params.optimised & (a <= -0.99)).sum()])
+        nxt = nxt.replace(metrics=nxt.metrics.replace(bids=nxt.metrics.bids + bids.astype(jnp.int32)))
         done = nxt.steps >= self.config.horizon
         return self.observe(nxt, params), nxt, reward, done, info
 
     def step_with(self, state: ParkingState, scores, order, arrivals, params):
-        """The dynamics of one minute for given offer scores, order of service (`service_order`)
-        and arrivals (`arrivals` as `self.arrivals` returns them); no randomness, so
+        """The dynamics of one minute for given offer scores, order of service (`service_order`:
+        the queue's waiting slots first) and arrivals (`arrivals` as `self.arrivals` returns them); no randomness, so
         `reference.py` can replay it."""
         t = state.t
         L = state.departs.shape[0]
         q = state.queue
         period_of = lambda time: params.period[jnp.clip(jnp.floor(time).astype(jnp.int32), 0, params.period.shape[0] - 1)]  # noqa: E731
 
-        def allocate(carry, i):
-            free, free_since, en_route, departs, arrives, due, m = carry
+        def allocate(n, carry):
+            free, free_since, en_route, departs, arrives, due, m, served = carry
+            i = order[n]
             d = q.dest[i]
             ok = q.valid[i] & params.offered[d] & (free > 0)
             offer = jnp.where(ok, scores - 1e-4 * params.walk_min[d], -jnp.inf)
@@ -333,13 +340,14 @@ class ParkingEnv(Environment):
             a, p = params.region[d], period_of(q.time[i])
             m = dict(parked=m["parked"].at[a, p].add(g), cruise=m["cruise"].at[a, p].add(jnp.where(got, cruise, 0.0)),
                      walk=m["walk"].at[a, p].add(jnp.where(got, params.walk_min[d, f], 0.0)))
-            return (free, free_since, en_route, departs, arrives, due, m), got
+            return free, free_since, en_route, departs, arrives, due, m, served.at[i].set(got)
 
         zeros = ParkingMetrics.zeros()
         m0 = dict(parked=zeros.parked, cruise=zeros.cruise, walk=zeros.walk)
-        carry = (state.free, state.free_since, state.en_route, state.departs, state.arrives, state.due_reward, m0)
-        (free, free_since, en_route, departs, arrives, due, m), got = jax.lax.scan(allocate, carry, order)
-        served = jnp.zeros(q.valid.shape, bool).at[order].set(got)
+        carry = (state.free, state.free_since, state.en_route, state.departs, state.arrives, state.due_reward, m0,
+                 jnp.zeros(q.valid.shape, bool))
+        # only the waiting requests (the order's first entries): a long queue costs what it holds
+        free, free_since, en_route, departs, arrives, due, m, served = jax.lax.fori_loop(0, q.valid.sum(), allocate, carry)
         waiting = q.valid & ~served
         timed_out = waiting & ((t + 1).astype(jnp.float32) - q.time >= self.config.max_wait)
         keep = waiting & ~timed_out
@@ -378,12 +386,13 @@ class ParkingEnv(Environment):
         metrics = accumulate(state.metrics, ParkingMetrics(
             requests=requests, parked=m["parked"], failed=failed, cruise=m["cruise"], walk=m["walk"],
             spread=jnp.zeros((3, 2), jnp.float32).at[:, p_now].set(spread),
-            minutes=jnp.zeros(2, jnp.int32).at[p_now].set(1), reward=paid))
+            minutes=jnp.zeros(2, jnp.int32).at[p_now].set(1), reward=paid, bids=jnp.zeros(3, jnp.int32)))
         nxt = ParkingState(t=t1, steps=state.steps + 1, free=free, free_since=free_since, en_route=en_route,
                            departs=departs, arrives=arrives, due_reward=due, queue=queue, hist=state.hist,
                            metrics=metrics)
         info = dict(team_reward=paid, parked=m["parked"].sum(), failed=failed.sum(), requests=requests.sum(),
-                    cruise=m["cruise"].sum(), walk=m["walk"].sum())
+                    cruise=m["cruise"].sum(), walk=m["walk"].sum(), parked_core=m["parked"][:2].sum(),
+                    failed_core=failed[:2].sum())
         return nxt, info
 
     # ------------------------------------------------------------------ what agents see
@@ -435,12 +444,14 @@ class ParkingEnv(Environment):
 
     def step_stats(self, info, reward, params) -> dict:
         return {"reward": info["team_reward"] * params.optimised.sum(), "team": info["team_reward"], "parked": info["parked"],
-                "failed": info["failed"], "cruise": info["cruise"], "walk": info["walk"]}
+                "failed": info["failed"], "cruise": info["cruise"], "walk": info["walk"],
+                "parked_core": info["parked_core"], "failed_core": info["failed_core"]}
 
     def training_metrics(self, sums: dict, num_envs: int) -> dict:
         resolved = jnp.maximum(sums["parked"] + sums["failed"], 1)
         return {"reward": sums["team"] / num_envs, "success_rate": sums["parked"] / resolved,
-                "cruise_min": sums["cruise"] / jnp.maximum(sums["parked"], 1)}
+                "cruise_min": sums["cruise"] / jnp.maximum(sums["parked"], 1),
+                "success_rate_core": sums["parked_core"] / jnp.maximum(sums["parked_core"] + sums["failed_core"], 1)}
 
 
 FEATURE_NAMES = ("id", "cbd", "southbank", "optimised", "free_share", "free_bays", "time_of_day", "peak",
@@ -482,6 +493,8 @@ def summarise(m: ParkingMetrics) -> dict:
             out[f"spread_{area}_{period}"] = m.spread[a, p] / jnp.maximum(m.minutes[p], 1)
         out[f"spread_{area}"] = m.spread[a].sum() / jnp.maximum(m.minutes.sum(), 1)
     out["occupancy_spread"] = m.spread.sum() / jnp.maximum(len(AREAS) * m.minutes.sum(), 1)
+    out["bids_at_top"] = m.bids[1] / jnp.maximum(m.bids[0], 1)  # saturated bids: a policy there is a fixed rule
+    out["bids_at_bottom"] = m.bids[2] / jnp.maximum(m.bids[0], 1)
     out.update(reward=m.reward, requests=m.requests.sum().astype(jnp.float32),
                parked=m.parked.sum().astype(jnp.float32), failed=m.failed.sum().astype(jnp.float32))
     return out

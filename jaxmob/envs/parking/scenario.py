@@ -28,11 +28,24 @@ Modelled (documented, calibrated, not observed):
   each area's share of the destinations until the simulated vehicles parked
   in the CBD, Southbank and the periphery at both times match the snapshots
   within 2%.
+
+Stressed regimes (modelled stresses on the real supply, built from the
+calibrated Saturday by `stressed_scenarios`), where the allocation rule
+decides who parks:
+* `melbourne-weekday-peak`: the midday peak's request rate scaled up (the
+  destinations and the off-peak unchanged) until FIFO parks `STRESS_TARGET`
+  (85%) of the CBD's peak requests, a weekday-like lunchtime;
+* `melbourne-southbank-event`: an evening event (17:00-20:00, the scenario's
+  "peak" period) adding requests for Southbank, spread over its facilities by
+  bays, to the off-peak demand until FIFO parks 85% of Southbank's requests in
+  the event window; the day has no midday peak (the off-peak model all day).
+The scale is found by bisection on simulated days (FIFO, 2 seeded days).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +58,8 @@ JOINED_FILE = "sensors_sat_11am_with_postcodes.csv"
 SNAPSHOT_MINUTES = {"am": 11 * 60 + 18, "pm": 16 * 60 + 38}
 DAY_START, DAY_END = 7 * 60, 21 * 60
 PEAK = (10 * 60, 14 * 60)
+STRESS_TARGET = 0.85  # FIFO's success in the stressed area and window of a stressed scenario
+EVENT_WINDOW = (17 * 60, 20 * 60)
 CORE_POSTCODES = {3000: 0, 3006: 1}  # CBD, Southbank
 REGION_NAMES = ("CBD", "Southbank", "periphery")
 STAY_MINUTES = np.array([15, 30, 60, 120, 180, 240], np.int32)
@@ -369,8 +384,70 @@ def simulated_snapshot_totals(scenario: ParkingScenario, days: int = 4) -> np.nd
     return simulated_snapshot_occupancy(scenario, days).sum(-1)
 
 
-def write_bundled(data_dir, out_dir=BUNDLED_DIR, log=print) -> Path:
+def simulated_metrics(scenario: ParkingScenario, days: int = 2) -> dict:
+    """Episode metrics of FIFO (every facility; oldest first, nearest free bay) over `days` seeded
+    Poisson days of the scenario's model, averaged."""
+    import jax
+
+    from .env import ParkingConfig, make_params
+
+    params = make_params(scenario, static_rule="fifo")
+    runs = _fifo_days(ParkingConfig(horizon=scenario.minutes, max_arrivals=128))(params, jax.random.split(jax.random.key(0), days))
+    return {k: float(np.mean(v)) for k, v in jax.device_get(runs).items()}
+
+
+@lru_cache(maxsize=4)
+def _fifo_days(config):
+    """FIFO episodes, compiled once per env config (a stress search changes only the params)."""
+    import jax
+
+    from ...core.rollout import rollout
+    from .baselines import rule_policy
+    from .env import ParkingEnv
+
+    env = ParkingEnv(config)
+    return jax.jit(jax.vmap(lambda params, key: rollout(rule_policy, env, params, key), in_axes=(None, 0)))
+
+
+def fit_stress(make, metric: str, low: float, high: float, target: float = STRESS_TARGET, steps: int = 7, log=print):
+    """`make(x)` for the x in [low, high] at which FIFO's `metric` (falling in x) is `target` (bisection)."""
+    for _ in range(steps):
+        mid = 0.5 * (low + high)
+        value = simulated_metrics(make(mid))[metric]
+        log(f"{make(mid).name}: stress {mid:.3f} -> {metric} {value:.3f} (target {target})")
+        low, high = (mid, high) if value > target else (low, mid)
+    return make(0.5 * (low + high))
+
+
+def stressed_scenarios(base: ParkingScenario, log=print) -> list:
+    """The weekday peak and the Southbank event built from the calibrated Saturday (module doc)."""
+    from dataclasses import replace
+
+    def weekday(scale):
+        return replace(base, name="melbourne-weekday-peak", rates=base.rates * np.array([1.0, scale]),
+                       source=base.source + f"; modelled stress: the midday peak's requests x {scale:.3f} (CBD peak "
+                                            f"success {STRESS_TARGET} under FIFO)")
+
+    southbank = np.where(base.region == 1, base.capacity, 0).astype(float)
+    southbank /= southbank.sum()
+
+    def event(surge):
+        off = base.rates[0]
+        peak_weights = (off * base.dest_weights[0] + surge * southbank) / (off + surge)
+        return replace(base, name="melbourne-southbank-event", peak=EVENT_WINDOW, rates=np.array([off, off + surge]),
+                       dest_weights=np.stack([base.dest_weights[0], peak_weights]),
+                       source=base.source + f"; modelled stress: an event 17:00-20:00 adds {surge:.2f} requests/min for "
+                                            f"Southbank (by bays) to the off-peak model, no midday peak (Southbank "
+                                            f"event success {STRESS_TARGET} under FIFO)")
+
+    return [fit_stress(weekday, "success_rate_cbd_peak", 1.0, 4.0, log=log),
+            fit_stress(event, "success_rate_southbank_peak", 0.0, 20.0, log=log)]
+
+
+def write_bundled(data_dir, out_dir=BUNDLED_DIR, log=print) -> list:
     scenario = build_from_snapshots(data_dir, log=log)
-    path = scenario.save(Path(out_dir) / "melbourne.npz")
-    log(str(scenario))
-    return path
+    paths = []
+    for s in [scenario, *stressed_scenarios(scenario, log=log)]:
+        paths.append(s.save(Path(out_dir) / f"{s.name}.npz"))
+        log(str(s))
+    return paths
