@@ -64,7 +64,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--table-only", action="store_true", help="print the table of the JSON")
     ap.add_argument("--out", default="results/parking_table")
-    ap.add_argument("--train-args", default="", help="extra trainer fields as k=v,k=v (e.g. lr=1e-3)")
+    ap.add_argument("--train-args", default="", help="extra config fields as k=v,k=v (e.g. lr=1e-3, episode_minutes=30)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.table_only:
@@ -79,8 +79,10 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.with_suffix(".json")
     results = json.loads(path.read_text()) if path.exists() else {}
-    results.update(seeds=args.seeds if algs else 0, updates=args.updates, train_args=extra,
-                   machine=f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}")
+    if algs:  # (a rules-only run keeps the learned rows' settings)
+        results.update(seeds=args.seeds, updates=args.updates, train_args=extra)
+    results.setdefault("seeds", 0)
+    results["machine"] = f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}"
     results.setdefault("scenarios", {})
     t_all = time.perf_counter()
     for name in scenarios:
@@ -94,7 +96,7 @@ def main(argv=None):
 
 
 def run_scenario(name, learned, args, extra) -> dict:
-    base = TrainConfig(env="parking", scenario=name, progress=False).validate()
+    base = TrainConfig(env="parking", scenario=name, progress=False, **extra).validate()
     task = base.task
     model = task.model(base.options, task.load(name))
     test_days = list(task.days(model)[2])
@@ -202,7 +204,7 @@ def plot(results, path):
         lo = min(np.nanmin(table_[p]["success_rate_core_peak"]) for p in policies)
         row[0].set_xlim(max(0.0, lo - 0.05), 1.0)
     fig.suptitle(f"Melbourne parking, 5 test days per scenario; learned: {results['seeds']} seeds x "
-                 f"{results['updates']} updates", fontsize=10)
+                 f"{results.get('updates', 0)} updates", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

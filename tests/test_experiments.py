@@ -104,7 +104,7 @@ def test_parking_table_rules_and_bound_from_a_clean_checkout(tmp_path):
     toy = toy_scenario(rate=4.0).save(tmp_path / "toy.npz")
     out = tmp_path / "parking"
     script = _script("parking_table")
-    script.main(["--scenarios", str(toy), "--algs", "none", "--out", str(out)])
+    script.main(["--scenarios", str(toy), "--algs", "none", "--out", str(out), "--train-args", "episode_minutes=30"])
     results = json.loads(out.with_suffix(".json").read_text())
     rows = results["scenarios"][str(toy)]["table"]
     assert list(rows) == ["FIFO (oldest first, nearest free bay)", "SIRO (random order, nearest free bay)",
