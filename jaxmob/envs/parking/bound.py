@@ -11,7 +11,7 @@ make, for any order of service and any bids, is a feasible point: the LP's most
 parked requests bound every policy's on that day. Bays are counted per facility
 with a free-bay balance over the steps (each x in at most two rows):
 
-    free[f, t] = free[f, t - 1] - starts[f, t - 1] + ends[f, t - 1] + initial vehicles leaving at t  >= 0
+    free[f, t] = free[f, t - 1] - starts[f, t] + ends[f, t] + initial vehicles leaving at t  >= 0
 
 The vehicles parked at the start are the env's random fill at their expected
 numbers; the LP's optimum is concave in them, so the bound at the expectation
@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from .env import AREAS, PERIODS
+from .env import AREA_GROUPS, PERIODS
 
 CRUISE_WEIGHT = 1e-5  # per minute: among plans parking as many, the least cruise (a day's cruise < 1e5 minutes)
 
@@ -87,8 +87,7 @@ def clairvoyant_bound(params, *, max_wait: int) -> dict:
     balance = np.arange((T + 1) * F).reshape(T + 1, F)
     add(balance, free_col, 1.0)  # free[t] - free[t - 1] + starts(t) - ends(t) = initial vehicles leaving at t
     add(balance[1:], free_col[:-1], -1.0)
-    s_in = holds  # start <= T - 1
-    add(balance[start[s_in], f_idx[s_in]], np.flatnonzero(s_in), 1.0)
+    add(balance[start[holds], f_idx[holds]], np.flatnonzero(holds), 1.0)  # start <= T - 1
     e_in = holds & (end <= T)
     add(balance[end[e_in], f_idx[e_in]], np.flatnonzero(e_in), -1.0)
     a_eq = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(balance.size, n))
@@ -119,8 +118,8 @@ def clairvoyant_bound(params, *, max_wait: int) -> dict:
 
     out = {}
     put("", np.ones(len(area), bool))
-    areas = {**{name: area == a for a, name in enumerate(AREAS)}, "core": area < 2}
-    for name, sel in areas.items():
+    for name, regions in AREA_GROUPS.items():
+        sel = np.isin(area, regions)
         put(f"_{name}", sel)
         for p, period_name in enumerate(PERIODS):
             put(f"_{name}_{period_name}", sel & (period == p))

@@ -466,6 +466,7 @@ def _masked_std(x, mask):
 
 
 AREAS = ("cbd", "southbank", "periphery")  # by the request's destination (the facility's, for spreads)
+AREA_GROUPS = {"cbd": (0,), "southbank": (1,), "periphery": (2,), "core": (0, 1)}  # reported areas -> region indices
 PERIODS = ("offpeak", "peak")
 
 
@@ -483,8 +484,8 @@ def summarise(m: ParkingMetrics) -> dict:
         out[f"walk_min{suffix}"] = m.walk[rows, period].sum() / jnp.maximum(parked, 1)
 
     put("", slice(None))
-    areas = {**{area: slice(a, a + 1) for a, area in enumerate(AREAS)}, "core": slice(0, 2)}
-    for area, rows in areas.items():
+    for area, regions in AREA_GROUPS.items():
+        rows = slice(regions[0], regions[-1] + 1)
         put(f"_{area}", rows)
         for p, period in enumerate(PERIODS):
             put(f"_{area}_{period}", rows, slice(p, p + 1))

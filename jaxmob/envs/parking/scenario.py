@@ -413,8 +413,9 @@ def fit_stress(make, metric: str, low: float, high: float, target: float = STRES
     """`make(x)` for the x in [low, high] at which FIFO's `metric` (falling in x) is `target` (bisection)."""
     for _ in range(steps):
         mid = 0.5 * (low + high)
-        value = simulated_metrics(make(mid))[metric]
-        log(f"{make(mid).name}: stress {mid:.3f} -> {metric} {value:.3f} (target {target})")
+        scenario = make(mid)
+        value = simulated_metrics(scenario)[metric]
+        log(f"{scenario.name}: stress {mid:.3f} -> {metric} {value:.3f} (target {target})")
         low, high = (mid, high) if value > target else (low, mid)
     return make(0.5 * (low + high))
 
