@@ -43,8 +43,13 @@ from jaxmob.report import baseline_rows
 from jaxmob.train import finished_run, train
 
 SCENARIOS = ("melbourne", "melbourne-weekday-peak", "melbourne-southbank-event")
-LEARNED = {"MADDPG (no graph)": "maddpg", "MARL-GCN": "marl_gcn", "MARL-GCN w/o GAT": "marl_gcn_no_gat",
-           "MARL-GCN w/o hypernet": "marl_gcn_no_hyper", "MARL-GCN w/o contrastive": "marl_gcn_no_cl"}
+# row id -> (label, algorithm, env options): the learners, MARL-GCN's ablations and the leads on its reward
+LEARNED = {"maddpg": ("MADDPG (no graph)", "maddpg", {}), "marl_gcn": ("MARL-GCN", "marl_gcn", {}),
+           "marl_gcn_no_gat": ("MARL-GCN w/o GAT", "marl_gcn_no_gat", {}),
+           "marl_gcn_no_hyper": ("MARL-GCN w/o hypernet", "marl_gcn_no_hyper", {}),
+           "marl_gcn_no_cl": ("MARL-GCN w/o contrastive", "marl_gcn_no_cl", {}),
+           "marl_gcn_dest": ("MARL-GCN, reward for the core's requests", "marl_gcn", {"reward_scope": "destination"}),
+           "marl_gcn_walk": ("MARL-GCN, walking in the reward", "marl_gcn", {"walk_penalty": 0.1})}
 ABLATION_SCENARIOS = ("melbourne-weekday-peak",)  # the ablations run where the rule matters most
 MAIN = ("success_rate_core_peak", "cruise_min_core_peak", "walk_min_core_peak", "success_rate", "cruise_min",
         "walk_min", "reward", "bids_at_top", "bids_at_bottom")
@@ -57,7 +62,8 @@ PER_DAY = ("success_rate_core_peak", "cruise_min_core_peak", "reward")
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
-    ap.add_argument("--algs", default=",".join(LEARNED.values()), help="learned rows (comma-separated) or none")
+    ap.add_argument("--algs", default=",".join(LEARNED), help=f"learned rows (comma-separated: {', '.join(LEARNED)}) or none")
+    ap.add_argument("--refresh-rules", action="store_true", help="recompute the rules and the bound (else kept from the JSON)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--updates", type=int, default=100)
     ap.add_argument("--runs", default="runs/parking_table")
@@ -76,6 +82,9 @@ def main(argv=None):
     extra = dict(kv.split("=", 1) for kv in args.train_args.split(",") if kv)
     extra = {k: float(v) if any(c in v for c in ".e") else int(v) for k, v in extra.items()}
     algs = [] if args.algs == "none" else args.algs.split(",")
+    unknown = [a for a in algs if a not in LEARNED]
+    if unknown:
+        ap.error(f"unknown learned rows {unknown}; choose from {', '.join(LEARNED)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.with_suffix(".json")
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -86,36 +95,43 @@ def main(argv=None):
     results.setdefault("scenarios", {})
     t_all = time.perf_counter()
     for name in scenarios:
-        learned = {label: alg for label, alg in LEARNED.items() if alg in algs
-                   and (alg in ("marl_gcn", "maddpg") or name in ABLATION_SCENARIOS or args.quick)}
-        results["scenarios"][name] = run_scenario(name, learned, args, extra)
+        learned = {row: LEARNED[row] for row in algs
+                   if row in ("marl_gcn", "maddpg") or name in ABLATION_SCENARIOS or args.quick}
+        before = results["scenarios"].get(name)
+        results["scenarios"][name] = run_scenario(name, learned, args, extra, None if args.refresh_rules else before)
         results["wall_s"] = time.perf_counter() - t_all
         path.write_text(json.dumps(results, indent=1))
     plot(results, out.with_suffix(".png"))
     print(table(results))
 
 
-def run_scenario(name, learned, args, extra) -> dict:
+def run_scenario(name, learned, args, extra, before=None) -> dict:
+    """The scenario's table: the rules and the bound (kept from `before`, the JSON's, when it has them),
+    then the learned rows of `learned` (the other learned rows of `before` are kept too)."""
     base = TrainConfig(env="parking", scenario=name, progress=False, **extra).validate()
     task = base.task
     model = task.model(base.options, task.load(name))
     test_days = list(task.days(model)[2])
     result = {"test_days": test_days, "validation_days": list(task.days(model)[1]), "source": model.source,
               "static_rule": base.options.static_rule, "table": {}}
-    t0 = time.perf_counter()
-    rows = baseline_rows(model, test_days, base)
-    print(f"{name}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
-    for i, first in enumerate(next(iter(rows.values()))):
-        result["table"][first["policy"]] = {"kind": "per test day",
-                                            **{m: [r[i].get(m, np.nan) for r in rows.values()] for m in METRICS},
-                                            "per_day": {d: {m: r[i].get(m, np.nan) for m in PER_DAY} for d, r in rows.items()}}
-    for label, alg in learned.items():
+    if before is not None and before["test_days"] == test_days and any(
+            r["kind"] == "per test day" for r in before["table"].values()):
+        result["table"] = dict(before["table"])
+    else:
+        t0 = time.perf_counter()
+        rows = baseline_rows(model, test_days, base)
+        print(f"{name}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
+        for i, first in enumerate(next(iter(rows.values()))):
+            result["table"][first["policy"]] = {"kind": "per test day",
+                                                **{m: [r[i].get(m, np.nan) for r in rows.values()] for m in METRICS},
+                                                "per_day": {d: {m: r[i].get(m, np.nan) for m in PER_DAY} for d, r in rows.items()}}
+    for row_id, (label, alg, options) in learned.items():
         cell = result["table"][label] = {"kind": "per seed", **{m: [] for m in METRICS}, "wall_s": [], "checkpoint_update": []}
         sampled = result["table"][f"{label} (sampled)"] = {"kind": "per seed, sampled policy", **{m: [] for m in METRICS}}
         for seed in range(args.seeds):
             cfg = TrainConfig(env="parking", scenario=name, alg=alg, seed=seed, total_updates=args.updates, progress=False,
-                              out_dir=f"{args.runs}/{name}/{alg}-s{seed}",
-                              **({"updates_per_chunk": 1} if args.quick else {}), **extra)
+                              out_dir=f"{args.runs}/{name}/{row_id}-s{seed}",
+                              **({"updates_per_chunk": 1} if args.quick else {}), **{**extra, **options})
             summary = finished_run(cfg)
             if summary is None:
                 summary = train(cfg, log=lambda *_: None)

@@ -69,9 +69,8 @@ def main(argv=None):
     path = out.with_suffix(".json")
     results = json.loads(path.read_text()) if path.exists() else {"cities": {}}
     if args.refresh_baselines:
-        for city in results["cities"].values():
-            city.pop("baselines", None)
-            run_city(results, path, city["scenario"], city["fleet"], [], args)
+        for city in results["cities"].values():  # one city at a time: an interrupted refresh keeps the others' rows
+            run_city(results, path, city["scenario"], city["fleet"], [], args, refresh=True)
     if not args.table_only:
         results.update(seeds=args.seeds, updates=args.updates, updates_per_chunk=args.updates_per_chunk,
                        machine=f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}")
@@ -82,12 +81,12 @@ def main(argv=None):
     print(table(results))
 
 
-def run_city(results, path, scenario_name, fleet, learners, args) -> None:
+def run_city(results, path, scenario_name, fleet, learners, args, refresh=False) -> None:
     key = scenario_name if not fleet else f"{scenario_name}@{fleet}"
     base = TrainConfig(env="taxi", scenario=scenario_name, num_taxis=fleet, total_updates=args.updates,
                        updates_per_chunk=args.updates_per_chunk, progress=not args.quick).validate()
     city = results["cities"].setdefault(key, {"scenario": scenario_name, "fleet": fleet, "rows": {}})
-    if "baselines" not in city:
+    if refresh or "baselines" not in city:
         scenario = base.task.load(scenario_name)
         t0 = time.perf_counter()
         city.update(test_days=list(scenario.test_days), config=json.loads(json.dumps(asdict(base), default=str)),

@@ -63,8 +63,10 @@ def _as_dict(state):
                 q_dest=np.asarray(q.dest), q_time=np.asarray(q.time), q_stay=np.asarray(q.stay), q_valid=np.asarray(q.valid))
 
 
-def test_step_matches_the_numpy_reference(small):
+@pytest.mark.parametrize("scope", [0, 1])  # the reward of vehicles parked in the core; of requests for the core
+def test_step_matches_the_numpy_reference(small, scope):
     env, params, _ = small
+    params = params.replace(reward_scope=jnp.int32(scope), walk_penalty=jnp.float32(0.05 * scope))
     p = {k: np.asarray(v) for k, v in vars(params).items()}
     step_with = jax.jit(env.step_with)
     rng = np.random.default_rng(0)
@@ -97,6 +99,32 @@ def test_step_matches_the_numpy_reference(small):
         np.testing.assert_allclose(float(info["team_reward"]), counts["paid"], rtol=1e-5, atol=1e-5)
         checked += int(counts["parked"].sum())
     assert checked > 10
+
+
+def test_the_reward_scope_pays_the_cores_requests_wherever_they_park(small):
+    """Under the destination scope the pay scheduled over an episode is exactly 1 - 0.1 x cruise -
+    walk_penalty x walk summed over the parked requests for the core (the metrics count by
+    destination); under the facility scope it is not (periphery vehicles parked in the core pay,
+    core requests parked in the periphery do not)."""
+    env, params, step = small
+
+    def run(scope, walk):
+        p = params.replace(reward_scope=jnp.int32(scope), walk_penalty=jnp.float32(walk))
+        key = jax.random.key(7)
+        _, state = env.reset(key, p)
+        for t in range(30):
+            key, k_a, k = jax.random.split(key, 3)
+            _, state, *_ = step(k, state, jax.random.uniform(k_a, (6,), minval=-1, maxval=1), p)
+        m = jax.device_get(state.metrics)
+        core = m.parked[:2].sum() - 0.1 * m.cruise[:2].sum() - walk * m.walk[:2].sum()
+        return float(np.asarray(state.due_reward).sum()), float(core), int(m.parked[:2].sum())
+
+    for walk in (0.0, 0.5):
+        scheduled, core, parked = run(1, walk)
+        assert parked > 5
+        np.testing.assert_allclose(scheduled, core, rtol=1e-4)
+    scheduled, core, _ = run(0, 0.0)
+    assert abs(scheduled - core) > 0.05  # (the tolerance above is 0.002)
 
 
 def test_the_step_compiles_once(small):

@@ -25,10 +25,12 @@ waiting to be allocated, oldest first. One `step(action)` at minute t:
    vehicles reaching their bay at t+1 park.
 
 Reward (delayed to the minute the vehicle parks, shared by the optimised
-agents): each vehicle that parks in an optimised facility pays
-`base - cruise_penalty * cruise minutes`, cruise = park time - request time
-(queueing, cruising and the drive to the bay); 1 - 0.1 * cruise by default.
-Failures, and requests that go to static facilities, pay nothing.
+agents): each vehicle that parks in an optimised facility (`reward_scope`
+'facility', the default) or whose destination is in the core, wherever it
+parks ('destination'), pays `base - cruise_penalty * cruise minutes -
+walk_penalty * walk minutes`, cruise = park time - request time (queueing,
+cruising and the drive to the bay); 1 - 0.1 * cruise by default. Failures, and
+the vehicles outside the scope, pay nothing.
 
 Bays and vehicles are integers and never created or lost: free + vehicles
 still to leave = capacity at every facility, and requests made = queued +
@@ -52,6 +54,7 @@ STATIC_RULES = ("fifo", "siro", "longest_free", "random_facility")
 RULE_LABELS = {"fifo": "FIFO (oldest first, nearest free bay)", "siro": "SIRO (random order, nearest free bay)",
                "longest_free": "longest-free facility first", "random_facility": "random facility"}
 MODES = ("poisson", "replay")
+REWARD_SCOPES = ("facility", "destination")  # who pays: vehicles parked in the core, or requests for the core
 FEATURES = 14  # per-facility features of one minute (the observation holds `history` of them + the action before)
 WALK_LIMIT_MIN = 5.0  # walking minutes a driver accepts (400 m at 80 m/min)
 NEARBY_MINUTES = 15  # predicted demand: mean requests/min over the next quarter hour
@@ -104,6 +107,8 @@ class ParkingParams:
     static_rule: jax.Array  # () int32 index into STATIC_RULES
     base_reward: jax.Array  # () float32
     cruise_penalty: jax.Array  # () float32 per minute
+    walk_penalty: jax.Array  # () float32 per minute
+    reward_scope: jax.Array  # () int32 index into REWARD_SCOPES
 
     @property
     def num_facilities(self) -> int:
@@ -157,10 +162,13 @@ class ParkingState:
 
 
 def make_params(scenario, *, replay=None, static_rule: str = "fifo", base_reward: float = 1.0,
-                cruise_penalty: float = 0.1, neighbours: int = 8) -> ParkingParams:
+                cruise_penalty: float = 0.1, walk_penalty: float = 0.0, reward_scope: str = "facility",
+                neighbours: int = 8) -> ParkingParams:
     """Env params of a `ParkingScenario`; `replay` = (dest, stay, time) arrays (T, K) of a replayed day."""
     if static_rule not in STATIC_RULES:
         raise ValueError(f"static_rule: must be one of {', '.join(STATIC_RULES)}, got {static_rule!r}")
+    if reward_scope not in REWARD_SCOPES:
+        raise ValueError(f"reward_scope: must be one of {', '.join(REWARD_SCOPES)}, got {reward_scope!r}")
 
     walk_m = scenario.walk_m()
     walk_min = walk_m / WALK_M_PER_MIN
@@ -190,7 +198,8 @@ def make_params(scenario, *, replay=None, static_rule: str = "fifo", base_reward
         neighbours=i32(order), neighbour_mask=jnp.asarray(nb_mask), bay_facility=i32(np.sort(scenario.bay_facility)),
         replay_dest=i32(dest), replay_stay=i32(stay), replay_time=f32(when), minute0=i32(scenario.day_start),
         static_rule=i32(STATIC_RULES.index(static_rule)), base_reward=f32(base_reward),
-        cruise_penalty=f32(cruise_penalty))
+        cruise_penalty=f32(cruise_penalty), walk_penalty=f32(walk_penalty),
+        reward_scope=i32(REWARD_SCOPES.index(reward_scope)))
 
 
 def rule_scores(rule, key, state: ParkingState, params: ParkingParams) -> jax.Array:
@@ -335,7 +344,9 @@ class ParkingEnv(Environment):
             en_route = en_route.at[f].add(g)
             departs = departs.at[leave_at, f].add(g)
             arrives = arrives.at[park_at, f].add(g)
-            pay = jnp.where(got & params.optimised[f], params.base_reward - params.cruise_penalty * cruise, 0.0)
+            scoped = jnp.where(params.reward_scope == 1, params.optimised[d], params.optimised[f])
+            pay = jnp.where(got & scoped, params.base_reward - params.cruise_penalty * cruise
+                            - params.walk_penalty * params.walk_min[d, f], 0.0)
             due = due.at[park_at].add(pay)
             a, p = params.region[d], period_of(q.time[i])
             m = dict(parked=m["parked"].at[a, p].add(g), cruise=m["cruise"].at[a, p].add(jnp.where(got, cruise, 0.0)),

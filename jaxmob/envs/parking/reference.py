@@ -56,8 +56,10 @@ def reference_step(state: dict, scores, order, arrivals, params: dict, max_wait:
         departs[leave_at, f] += 1
         arrives[park_at, f] += 1
         cruise = t + drive - when
-        if params["optimised"][f]:
-            due[park_at] += params["base_reward"] - params["cruise_penalty"] * cruise
+        scoped = params["optimised"][d] if params["reward_scope"] == 1 else params["optimised"][f]
+        if scoped:  # the core's vehicles (facility scope) or the core's requests (destination scope)
+            due[park_at] += (params["base_reward"] - params["cruise_penalty"] * cruise
+                             - params["walk_penalty"] * params["walk_min"][d, f])
         a, p = group(d), period_of(when)
         parked[a, p] += 1
         cruise_sum[a, p] += cruise

@@ -32,6 +32,9 @@ class ParkingOptions:
     history: int = option(3, "minutes of features in an observation (MARL-GCN's GRU window)")
     base_reward: float = option(1.0, "reward per vehicle parked in an optimised facility")
     cruise_penalty: float = option(0.1, "reward lost per minute of cruising (request to parked)")
+    walk_penalty: float = option(0.0, "reward lost per minute of walking (bay to destination)")
+    reward_scope: str = option("facility", "who pays the reward: facility (vehicles parked in the core's facilities) | "
+                                           "destination (requests for the core, wherever they park)")
     events: str = option("", "a City of Melbourne parking event CSV: its last days become the validation and test days")
 
 
@@ -63,11 +66,15 @@ class ParkingTask(NpzScenarios, Task):
                "cruise min", "walk min", "team reward")
 
     def validate(self, config) -> None:
-        from .env import STATIC_RULES
+        from .env import REWARD_SCOPES, STATIC_RULES
 
         o = config.options
         if o.static_rule not in STATIC_RULES:
             raise ValueError(f"static_rule: must be one of {', '.join(STATIC_RULES)}, got {o.static_rule!r}")
+        if o.reward_scope not in REWARD_SCOPES:
+            raise ValueError(f"reward_scope: must be one of {', '.join(REWARD_SCOPES)}, got {o.reward_scope!r}")
+        if o.walk_penalty < 0 or o.cruise_penalty < 0:
+            raise ValueError(f"walk_penalty and cruise_penalty: must be >= 0, got {o.walk_penalty} and {o.cruise_penalty}")
         if not o.demand_scale > 0:
             raise ValueError(f"demand_scale: must be > 0, got {o.demand_scale}")
         for name in ("max_wait", "episode_minutes", "history"):
@@ -125,7 +132,8 @@ class ParkingTask(NpzScenarios, Task):
             pad = lambda a, fill: np.pad(a, ((0, 0), (0, K - a.shape[1])), constant_values=fill)  # noqa: E731
             replay = (pad(replay[0], -1), pad(replay[1], 0), pad(replay[2], 0.0))
         return make_params(scenario, replay=replay, static_rule=options.static_rule, base_reward=options.base_reward,
-                           cruise_penalty=options.cruise_penalty)
+                           cruise_penalty=options.cruise_penalty, walk_penalty=options.walk_penalty,
+                           reward_scope=options.reward_scope)
 
     def build(self, config, scenario) -> Built:
         o = config.options
