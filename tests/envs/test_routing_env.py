@@ -5,6 +5,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -127,6 +128,7 @@ def test_the_bundled_graph_is_rebuilt_from_the_osm_file(shared_data):
     ("<?xml version='1.0'?>\n<osm version='0.6'>\n<node id='1' lat='37.8' lon='-122.4'/>\n<way id='5'><nd ref='1'/><nd ref='2'/>"
      "<tag k='highway' v='primary'/></way>\n</osm>\n", "no <node> element"),
     ("<?xml version='1.0'?>\n<osm version='0.6'>\n<node id='1' lat='37.8' lon='-122.4'/>\n</osm>\n", "no ways of the road classes"),
+    ("<?xml version='1.0'?>\n<osm version='0.6'>\n<node id='1' lat='999' lon='-122.4'/>\n</osm>\n", "invalid location"),
 ])
 def test_bad_osm_files_are_named(tmp_path, text, message):
     path = tmp_path / "map.osm"
@@ -155,6 +157,33 @@ def test_request_files_snap_and_count_drops(tmp_path):
     (tmp_path / "cols.csv").write_text("time,lat,lon\n1,2,3\n")
     with pytest.raises(LoaderError, match="missing column"):
         demand_from_csv(tmp_path / "cols.csv", GRAPH)
+
+
+def test_request_times_are_seconds_whatever_their_form(tmp_path):
+    """Date-time strings and unix seconds give the same span and rate (pandas 3 keeps microseconds
+    where pandas 2 kept nanoseconds); a stray time is counted, not stretched over; bytes that are
+    not text name the file."""
+    n1, n2 = 10, 500
+    start = pd.Timestamp("2008-05-17 03:00:53")
+    rates = {}
+    for form in ("datetime", "unix"):
+        rows = ["time,pickup_lat,pickup_lon,dropoff_lat,dropoff_lon"]
+        for k in range(40):
+            t = start + pd.Timedelta(minutes=3 * k)
+            stamp = str(t) if form == "datetime" else str(int(t.timestamp()))
+            rows.append(f"{stamp},{GRAPH.lat[n1]},{GRAPH.lon[n1]},{GRAPH.lat[n2]},{GRAPH.lon[n2]}")
+        rows.append(f"{'1938-05-17 03:00:53' if form == 'datetime' else -1e12},{GRAPH.lat[n1]},{GRAPH.lon[n1]},"
+                    f"{GRAPH.lat[n2]},{GRAPH.lon[n2]}")  # a stray row
+        path = tmp_path / f"{form}.csv"
+        path.write_text("\n".join(rows) + "\n")
+        d = demand_from_csv(path, GRAPH, step_seconds=15.0)
+        assert d.dropped == {"time far outside the file's span": 1}
+        assert "1.95 h" in d.source  # 39 gaps of 3 minutes, and a step
+        rates[form] = d.rate
+    assert rates["datetime"] == pytest.approx(rates["unix"]) == pytest.approx(40 * 15.0 / (39 * 180 + 15.0))
+    (tmp_path / "bytes.csv").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(LoaderError, match="bytes.csv: not a (text|readable) CSV"):
+        demand_from_csv(tmp_path / "bytes.csv", GRAPH)
 
 
 def test_wasserstein_matches_the_transport_lp():

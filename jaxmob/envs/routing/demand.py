@@ -13,8 +13,11 @@ Wasserstein term of the fleet bounds measures.
 `demand_from_csv` builds the same distributions from a user's request file
 (`time, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon`), snapping points
 to the nearest intersection; rows with unreadable fields, points outside
-the map's bounds or farther than `max_snap_m` from any intersection are
-dropped and counted by reason (`Demand.dropped`).
+the map's bounds or farther than `max_snap_m` from any intersection, and
+times far outside the file's span (beyond 3 interquartile ranges of the
+times: a stray row would otherwise stretch the span and shrink the rate) are
+dropped and counted by reason (`Demand.dropped`). Times are seconds (any
+origin) or date-time strings, read as seconds whatever unit pandas keeps.
 """
 from __future__ import annotations
 
@@ -78,6 +81,19 @@ def hotspot_demand(graph: StreetGraph, rate: float = DEFAULT_RATE, pickup_hotspo
                   f"{', '.join(h[0] for h in pickup_hotspots)}; drop-offs around {', '.join(h[0] for h in dropoff_hotspots)}")
 
 
+def request_seconds(column):
+    """Seconds of a request file's `time` column: numbers as they are, or date-time strings as
+    seconds since the earliest (unit-free: pandas 2 keeps nanoseconds, pandas 3 may keep
+    microseconds); NaN where unreadable."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.notna().any():
+        return numbers.astype(float)
+    stamps = pd.to_datetime(column, errors="coerce", format="mixed")
+    return (stamps - stamps.min()) / pd.Timedelta(seconds=1)
+
+
 def demand_from_csv(path, graph: StreetGraph, step_seconds: float = 15.0, max_snap_m: float = 250.0) -> Demand:
     """Empirical demand from a request file (see the module doc): the rate is the kept requests
     per `step_seconds` over the file's time span."""
@@ -86,7 +102,12 @@ def demand_from_csv(path, graph: StreetGraph, step_seconds: float = 15.0, max_sn
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         raise LoaderError(f"{path}: {'empty file' if path.is_file() else 'no such file'}")
-    table = pd.read_csv(path, dtype=str)
+    try:
+        table = pd.read_csv(path, dtype=str)
+    except UnicodeDecodeError as e:
+        raise LoaderError(f"{path}: not a text CSV file ({e.reason} at byte {e.start})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise LoaderError(f"{path}: not a readable CSV file ({str(e).strip()})") from None
     missing = [c for c in CSV_COLUMNS if c not in table.columns]
     if missing:
         raise LoaderError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(CSV_COLUMNS)})")
@@ -100,14 +121,15 @@ def demand_from_csv(path, graph: StreetGraph, step_seconds: float = 15.0, max_sn
             dropped[reason] = dropped.get(reason, 0) + int(mask.sum())
             table = table[~mask]
 
-    times = pd.to_numeric(table["time"], errors="coerce")
-    if times.isna().all():  # timestamps rather than seconds
-        times = pd.to_datetime(table["time"], errors="coerce").astype("int64") / 1e9
-        times[pd.to_datetime(table["time"], errors="coerce").isna()] = np.nan
-    table = table.assign(seconds=times)
+    table = table.assign(seconds=request_seconds(table["time"]))
     for c in CSV_COLUMNS[1:]:
         table[c] = pd.to_numeric(table[c], errors="coerce")
     drop(table[list(CSV_COLUMNS[1:]) + ["seconds"]].isna().any(axis=1).to_numpy(), "unreadable time or coordinate")
+    if not table.empty:
+        q1, q3 = np.percentile(table["seconds"], [25, 75])
+        fence = 3.0 * max(q3 - q1, step_seconds)
+        drop(((table["seconds"] < q1 - fence) | (table["seconds"] > q3 + fence)).to_numpy(),
+             "time far outside the file's span")
     lo_lat, lo_lon, hi_lat, hi_lon = graph.bounds or (graph.lat.min(), graph.lon.min(), graph.lat.max(), graph.lon.max())
     for end in ("pickup", "dropoff"):
         lat, lon = table[f"{end}_lat"].to_numpy(), table[f"{end}_lon"].to_numpy()

@@ -173,6 +173,8 @@ def _read_elements(path: Path, classes: set):
             bounds[:] = [box.bottom_left.lat, box.bottom_left.lon, box.top_right.lat, box.top_right.lon]
         reader.close()
         Reader().apply_file(str(path))
+    except osmium.InvalidLocationError as e:  # a coordinate out of range or not a number
+        raise LoaderError(f"{path}: a node has an invalid location ({e})") from None
     except RuntimeError as e:
         raise LoaderError(f"{path}: not a readable OSM XML file ({e})") from None
     return nodes, ways, tuple(bounds)
