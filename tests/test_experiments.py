@@ -108,8 +108,14 @@ def test_parking_table_rules_and_bound_from_a_clean_checkout(tmp_path):
     results = json.loads(out.with_suffix(".json").read_text())
     rows = results["scenarios"][str(toy)]["table"]
     assert list(rows) == ["FIFO (oldest first, nearest free bay)", "SIRO (random order, nearest free bay)",
-                          "longest-free facility first", "random facility", "bound (clairvoyant assignment LP)"]
+                          "longest-free facility first", "random facility", "periphery first (FIFO, core bids -1)",
+                          "bound (clairvoyant assignment LP)"]
     assert all(len(r["success_rate_core_peak"]) == 5 for r in rows.values())  # the 5 test days
     text = script.table(results)
     assert "| bound (clairvoyant assignment LP) |" in text and "cbd peak: success / cruise / walk" in text
     assert out.with_suffix(".png").exists()
+    bound = rows["bound (clairvoyant assignment LP)"]
+    script.main(["--scenarios", str(toy), "--algs", "none", "--out", str(out), "--train-args", "episode_minutes=30"])
+    again = json.loads(out.with_suffix(".json").read_text())["scenarios"][str(toy)]["table"]
+    assert list(again) == list(rows)
+    assert json.dumps(again["bound (clairvoyant assignment LP)"]) == json.dumps(bound)  # kept, not re-solved

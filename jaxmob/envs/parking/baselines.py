@@ -10,8 +10,16 @@ served in its order (SIRO's random order; oldest first otherwise):
 * SIRO: requests in random order, each to its nearest free bay;
 * longest-free facility first: the facility that has had free bays longest bids highest;
 * random facility: a fresh uniform bid per facility and minute.
+
+One more row is not a rule of the whole city but a fixed core policy under FIFO:
+**periphery first**, every core bid at -1, so a request takes its nearest free
+bay in the periphery when one is within walking distance and a core bay only
+otherwise; it keeps the core's bays for the requests that have no other
+choice (and, under the facility-scoped reward, earns less: CONTRACT.md).
 """
 from __future__ import annotations
+
+import jax.numpy as jnp
 
 from .env import RULE_LABELS, STATIC_RULES, rule_scores
 
@@ -22,4 +30,11 @@ def rule_policy(key, state, params, env):
     return 2.0 * rule_scores(params.static_rule, key, state, params) - 1.0
 
 
-BASELINES = {RULE_LABELS[rule]: rule for rule in STATIC_RULES}  # row label -> the rule set as `static_rule`
+def periphery_first(key, state, params, env):
+    """Every core facility bids -1 (score 0 against the periphery's 1 under FIFO)."""
+    return -jnp.ones(params.capacity.shape, jnp.float32)
+
+
+# row label -> (the rule set as `static_rule`, the core's policy)
+BASELINES = {**{RULE_LABELS[rule]: (rule, rule_policy) for rule in STATIC_RULES},
+             "periphery first (FIFO, core bids -1)": ("fifo", periphery_first)}

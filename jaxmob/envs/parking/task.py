@@ -159,14 +159,15 @@ class ParkingTask(NpzScenarios, Task):
         return {n: _model_day(scenario, n) for n in names}
 
     def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
-        """The four hand rules (each over the whole city: its bids and its order of service), per
-        episode, and unless `bound` is off the clairvoyant bound (bound.py)."""
+        """The four hand rules (each over the whole city: its bids and its order of service) and
+        periphery first (baselines.py), per episode, and unless `bound` is off the clairvoyant
+        bound (bound.py)."""
         from dataclasses import replace
 
         import jax
 
         from ...core.rollout import rollout
-        from .baselines import BASELINES, rule_policy
+        from .baselines import BASELINES
         from .bound import clairvoyant_bound
 
         o = config.options
@@ -175,9 +176,9 @@ class ParkingTask(NpzScenarios, Task):
         rows = {}
         for name, day in episodes.items():
             rows[name] = []
-            for label, rule in BASELINES.items():
+            for label, (rule, policy) in BASELINES.items():
                 params = self.params(replace(o, static_rule=rule), scenario, day)
-                metrics = jax.device_get(rollout(rule_policy, env, params, key))
+                metrics = jax.device_get(rollout(policy, env, params, key))
                 rows[name].append({"policy": label, **{k: float(v) for k, v in metrics.items()}})
             if bound:
                 rows[name].append({"policy": "bound (clairvoyant assignment LP)",
