@@ -40,6 +40,7 @@ import jax
 import numpy as np
 
 from jaxmob.config import TrainConfig
+from jaxmob.envs.parking.bound import BoundNotSolved, clairvoyant_bound
 from jaxmob.envs.parking.env import AREAS
 from jaxmob.report import baseline_rows
 from jaxmob.train import finished_run, train
@@ -59,13 +60,16 @@ GROUPS = tuple((a, p) for p in ("peak", "offpeak") for a in AREAS)
 CELLS = tuple(f"{m}_{a}_{p}" for a, p in GROUPS for m in ("success_rate", "cruise_min", "walk_min"))
 METRICS = MAIN + CELLS
 PER_DAY = ("success_rate_core_peak", "cruise_min_core_peak", "reward")
+BOUND = "bound (clairvoyant assignment LP)"
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--algs", default=",".join(LEARNED), help=f"learned rows (comma-separated: {', '.join(LEARNED)}) or none")
-    ap.add_argument("--refresh-bound", action="store_true", help="recompute the bound (else kept from the JSON)")
+    ap.add_argument("--refresh-bound", action="store_true", help="recompute the bound (else each solved day is kept from the JSON)")
+    ap.add_argument("--bound-time-limit", type=float, default=1800.0, help="seconds per day's bound LP (an unsolved "
+                    "day is reported as such, and retried by a run with a longer limit)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--updates", type=int, default=100)
     ap.add_argument("--runs", default="runs/parking_table")
@@ -100,16 +104,33 @@ def main(argv=None):
         learned = {row: LEARNED[row] for row in algs
                    if row in ("marl_gcn", "maddpg") or name in ABLATION_SCENARIOS or args.quick}
         before = results["scenarios"].get(name)
-        results["scenarios"][name] = run_scenario(name, learned, args, extra, None if args.refresh_bound else before)
+        def save(result, name=name):
+            results["scenarios"][name] = result
+            path.write_text(json.dumps(results, indent=1))
+
+        results["scenarios"][name] = run_scenario(name, learned, args, extra, None if args.refresh_bound else before, save)
         results["wall_s"] = time.perf_counter() - t_all
         path.write_text(json.dumps(results, indent=1))
     plot(results, out.with_suffix(".png"))
     print(table(results))
 
 
-def run_scenario(name, learned, args, extra, before=None) -> dict:
-    """The scenario's table: the hand rules, the bound (kept from `before`, the JSON's table, when it
-    has one: minutes a day), the learned rows of `before` and those of `learned` (run or reread)."""
+def per_day_row(by_day: dict, test_days) -> dict:
+    """A table row of a rule or the bound from its metrics per test day (NaN where missing)."""
+    return {"kind": "per test day", **{m: [by_day[d].get(m, np.nan) for d in test_days] for m in METRICS},
+            "per_day": {d: {m: by_day[d].get(m, np.nan) for m in PER_DAY} for d in test_days}}
+
+
+def _bound_days_of(table_, test_days) -> dict:
+    """The bound's metrics per day from a table written before `bound_days` was kept."""
+    row = next((r for p, r in table_.items() if p == BOUND), None)
+    return {} if row is None else {d: {m: row[m][i] for m in METRICS} for i, d in enumerate(test_days)}
+
+
+def run_scenario(name, learned, args, extra, before=None, save=lambda result: None) -> dict:
+    """The scenario's table: the hand rules, the bound per test day (kept from `before`, the JSON's,
+    for the days it solved; `save(result)` after each day solved now), the learned rows of `before`
+    and those of `learned` (run, or reread from finished runs)."""
     base = TrainConfig(env="parking", scenario=name, progress=False, **extra).validate()
     task = base.task
     model = task.model(base.options, task.load(name))
@@ -117,15 +138,26 @@ def run_scenario(name, learned, args, extra, before=None) -> dict:
     result = {"test_days": test_days, "validation_days": list(task.days(model)[1]), "source": model.source,
               "static_rule": base.options.static_rule, "table": {}}
     before = before if before is not None and before["test_days"] == test_days else {"table": {}}
-    kept_bound = {p: r for p, r in before["table"].items() if p.startswith("bound")}
     t0 = time.perf_counter()
-    rows = baseline_rows(model, test_days, base, bound=not kept_bound)  # the rules take seconds, the bound minutes
-    print(f"{name}: hand rules{'' if kept_bound else ' and bound'} in {time.perf_counter() - t0:.0f} s", flush=True)
+    rows = baseline_rows(model, test_days, base, bound=False)  # the rules: seconds a day
+    print(f"{name}: hand rules in {time.perf_counter() - t0:.0f} s", flush=True)
     for i, first in enumerate(next(iter(rows.values()))):
-        result["table"][first["policy"]] = {"kind": "per test day",
-                                            **{m: [r[i].get(m, np.nan) for r in rows.values()] for m in METRICS},
-                                            "per_day": {d: {m: r[i].get(m, np.nan) for m in PER_DAY} for d, r in rows.items()}}
-    result["table"].update(kept_bound)
+        result["table"][first["policy"]] = per_day_row({d: r[i] for d, r in rows.items()}, test_days)
+    result["bound_days"] = bound_days = dict(before.get("bound_days") or _bound_days_of(before["table"], test_days))
+    for day in test_days:  # the bound: minutes a day, so each solved day is saved at once
+        if day in bound_days and (not bound_days[day].get("error") or args.bound_time_limit <= bound_days[day]["time_limit"]):
+            continue
+        t0 = time.perf_counter()
+        params = task.params(base.options, model, task.episodes(model, [day])[day])
+        try:
+            bound_days[day] = clairvoyant_bound(params, max_wait=base.options.max_wait, time_limit=args.bound_time_limit)
+        except BoundNotSolved as e:
+            bound_days[day] = {"error": str(e), "time_limit": args.bound_time_limit}
+        print(f"{name} {day}: bound {bound_days[day].get('error') or 'solved'} in {time.perf_counter() - t0:.0f} s", flush=True)
+        save(result)
+    solved = [d for d in test_days if not bound_days[d].get("error")]
+    label = BOUND + ("" if len(solved) == len(test_days) else f", {len(solved)} of {len(test_days)} days solved")
+    result["table"][label] = per_day_row({d: bound_days[d] for d in test_days}, test_days)
     result["table"].update({p: r for p, r in before["table"].items() if r["kind"] != "per test day"})  # learned
     for row_id, (label, alg, options) in learned.items():
         cell = result["table"][label] = {"kind": "per seed", **{m: [] for m in METRICS}, "wall_s": [], "checkpoint_update": []}
@@ -154,10 +186,11 @@ def run_scenario(name, learned, args, extra, before=None) -> dict:
 
 
 def pm(v, f="{:.3f}", scale=1.0) -> str:
+    """mean ± std of the finite values (a bound's unsolved days are NaN, and its label says so)."""
     v = np.asarray(v, np.float64)
     if np.isnan(v).all():
         return ""
-    return f"{f.format(np.mean(v) / scale)} ± {f.format(np.std(v) / scale)}"
+    return f"{f.format(np.nanmean(v) / scale)} ± {f.format(np.nanstd(v) / scale)}"
 
 
 def bids(row) -> str:

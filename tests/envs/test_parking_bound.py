@@ -10,7 +10,7 @@ import pytest
 
 from jaxmob.core.rollout import rollout
 from jaxmob.envs.parking.baselines import rule_policy
-from jaxmob.envs.parking.bound import clairvoyant_bound, initial_departures
+from jaxmob.envs.parking.bound import BoundNotSolved, clairvoyant_bound, initial_departures
 from jaxmob.envs.parking.env import STATIC_RULES, ParkingConfig, ParkingEnv, make_params
 from jaxmob.envs.parking.scenario import toy_scenario
 
@@ -76,3 +76,11 @@ def test_no_rule_parks_more_than_the_bound_on_an_overloaded_day(max_wait=3):
         parked = episodes(params, jax.random.split(jax.random.key(0), 4))
         assert float(parked.mean()) <= bound["parked"] + 1e-6, rule
     assert bound["success_rate"] < 1  # overloaded: even the clairvoyant assignment turns requests away
+
+
+def test_an_lp_out_of_time_says_so():
+    """A day the solver does not finish within its time limit raises, naming it; no number is made up."""
+    scenario = replace(toy_scenario(rate=4.0), occupied_am=np.zeros(6, np.int32), occupied_pm=np.zeros(6, np.int32))
+    params = make_params(scenario, replay=scenario.day("test-0"), neighbours=3)
+    with pytest.raises(BoundNotSolved, match="not solved .*Time limit"):
+        clairvoyant_bound(params, max_wait=3, time_limit=1e-9)

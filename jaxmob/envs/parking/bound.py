@@ -61,9 +61,15 @@ def requests_of_day(params, max_wait: int) -> dict:
                 first=first, last=last)
 
 
-def clairvoyant_bound(params, *, max_wait: int) -> dict:
+class BoundNotSolved(RuntimeError):
+    """The LP did not reach an optimum (its time limit, or the solver's failure): no bound."""
+
+
+def clairvoyant_bound(params, *, max_wait: int, time_limit: float | None = None) -> dict:
     """The LP above for one replayed day of `ParkingParams`: the most requests that could park
-    (success, overall and per area and period) and the least cruise and walk of such a plan."""
+    (success, overall and per area and period) and the least cruise and walk of such a plan.
+    `time_limit` (seconds) stops HiGHS (BoundNotSolved): a large day's interior point can end in
+    a simplex clean-up that runs for an hour."""
     T = np.asarray(params.rate).shape[0]
     F = int(np.asarray(params.capacity).shape[0])
     req = requests_of_day(params, max_wait)
@@ -102,9 +108,10 @@ def clairvoyant_bound(params, *, max_wait: int) -> dict:
     upper[:n_x] = 1.0
     clock = time.perf_counter()
     res = linprog(objective, A_ub=a_ub, b_ub=np.ones(len(req["dest"])), A_eq=a_eq, b_eq=b_eq.ravel(),
-                  bounds=np.stack([np.zeros(n), upper], 1), method="highs-ipm")
+                  bounds=np.stack([np.zeros(n), upper], 1), method="highs-ipm", options={"time_limit": time_limit})
     if res.status != 0:
-        raise RuntimeError(f"parking bound LP failed: {res.message}")
+        raise BoundNotSolved(f"not solved ({res.message.strip()}; {time.perf_counter() - clock:.0f} s, "
+                             f"{n:,} variables)")
     x = res.x[:n_x]
     walk = np.asarray(params.walk_min, np.float64)[req["dest"][r_idx], f_idx]
     area = np.asarray(params.region)[req["dest"]]  # CBD, Southbank, periphery: by the destination, as the env
