@@ -40,7 +40,8 @@ import jax
 import numpy as np
 
 from jaxmob.config import TrainConfig
-from jaxmob.envs.parking.bound import BoundNotSolved, clairvoyant_bound
+from jaxmob.core.errors import BoundNotSolved
+from jaxmob.envs.parking.bound import clairvoyant_bound
 from jaxmob.envs.parking.env import AREAS
 from jaxmob.report import baseline_rows
 from jaxmob.train import finished_run, train

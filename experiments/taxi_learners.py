@@ -57,7 +57,8 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="default results/taxi_learners-<first scenario>")
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--refresh-baselines", action="store_true", help="recompute the hand rules and bound of every "
-                    "city in the JSON (after a change to them), keep the learned rows")
+                    "city in the JSON (after a change to them), keep the learned rows; without it, only the test days "
+                    "that have no bound row are computed (so an interrupted refresh resumes)")
     args = ap.parse_args(argv)
     scenarios, fleets, learners = args.scenarios.split(","), [int(f) for f in args.fleets.split(",")], args.learners.split(",")
     if args.quick:
@@ -68,9 +69,8 @@ def main(argv=None):
     out = Path(args.out or f"results/taxi_learners-{'amod' if scenarios == list(AMOD) else scenarios[0]}")
     path = out.with_suffix(".json")
     results = json.loads(path.read_text()) if path.exists() else {"cities": {}}
-    if args.refresh_baselines:
-        for city in results["cities"].values():  # one city at a time: an interrupted refresh keeps the others' rows
-            run_city(results, path, city["scenario"], city["fleet"], [], args, refresh=True)
+    for city in list(results["cities"].values()):  # the hand rules and bound of test days that lack them, or all
+        run_city(results, path, city["scenario"], city["fleet"], [], args, refresh=args.refresh_baselines)
     if not args.table_only:
         results.update(seeds=args.seeds, updates=args.updates, updates_per_chunk=args.updates_per_chunk,
                        machine=f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}")
@@ -86,12 +86,18 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
     base = TrainConfig(env="taxi", scenario=scenario_name, num_taxis=fleet, total_updates=args.updates,
                        updates_per_chunk=args.updates_per_chunk, progress=not args.quick).validate()
     city = results["cities"].setdefault(key, {"scenario": scenario_name, "fleet": fleet, "rows": {}})
-    if refresh or "baselines" not in city:
-        scenario = base.task.load(scenario_name)
+    scenario = base.task.load(scenario_name)
+    days = list(scenario.test_days)
+    done = {} if refresh else {d: rows for d, rows in (city.get("baselines") or {}).items()
+                               if any(r["policy"].startswith("bound") for r in rows)}
+    city.update(test_days=days, config=json.loads(json.dumps(asdict(base), default=str)))
+    for day in days:  # one test day at a time, saved at once: a large city's bound takes minutes a day
+        if day in done:
+            continue
         t0 = time.perf_counter()
-        city.update(test_days=list(scenario.test_days), config=json.loads(json.dumps(asdict(base), default=str)),
-                    baselines=baseline_rows(scenario, list(scenario.test_days), base))
-        print(f"{key}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
+        done[day] = baseline_rows(scenario, [day], base)[day]
+        city["baselines"] = {d: done[d] for d in days if d in done}
+        print(f"{key} {day}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
         path.write_text(json.dumps(results, indent=1, default=float))
     for name in learners:
         if name in city["rows"]:
@@ -121,11 +127,17 @@ def converged(curve) -> tuple[bool, float]:
 
 
 def hand_rows(city) -> dict:
-    """{policy: {metric: mean over test days}} for stay, random, greedy and the bound."""
+    """{policy: {metric: mean over test days}} for stay, random, greedy and the bound; a bound
+    with days its LP did not solve (no numbers) is the mean of the solved ones, labelled so."""
     days = city["test_days"]
-    names = [r["policy"] for r in city["baselines"][days[0]]]
-    return {p: {m: float(np.mean([next(r for r in city["baselines"][d] if r["policy"] == p)[m] for d in days]))
-                for m in METRICS if m in city["baselines"][days[0]][names.index(p)]} for p in names}
+    out = {}
+    for p in [r["policy"] for r in city["baselines"][days[0]]]:
+        rows = [next(r for r in city["baselines"][d] if r["policy"] == p) for d in days]
+        solved = [r for r in rows if "order_response_rate" in r]
+        label = p if len(solved) == len(rows) else f"{p}, {len(solved)} of {len(rows)} days solved"
+        if solved:
+            out[label] = {m: float(np.mean([r[m] for r in solved])) for m in METRICS if m in solved[0]}
+    return out
 
 
 def table(results) -> str:

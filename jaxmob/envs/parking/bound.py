@@ -28,6 +28,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from ...core.errors import BoundNotSolved
+
 from .env import AREA_GROUPS, PERIODS
 
 CRUISE_WEIGHT = 1e-5  # per minute: among plans parking as many, the least cruise (a day's cruise < 1e5 minutes)
@@ -59,10 +61,6 @@ def requests_of_day(params, max_wait: int) -> dict:
     last = np.maximum(first, np.ceil(tau + max_wait).astype(np.int64) - 1)
     return dict(minute=m, time=tau, dest=dest[m, k].astype(np.int64), stay=np.asarray(params.replay_stay)[m, k].astype(np.int64),
                 first=first, last=last)
-
-
-class BoundNotSolved(RuntimeError):
-    """The LP did not reach an optimum (its time limit, or the solver's failure): no bound."""
 
 
 def clairvoyant_bound(params, *, max_wait: int, time_limit: float | None = None) -> dict:

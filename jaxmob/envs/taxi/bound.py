@@ -38,6 +38,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from ...core.errors import BoundNotSolved
+
 from .env import composite_index, PCR_UNIT
 
 REVENUE_WEIGHT = 1e-6  # per dollar: among plans that serve as many orders, the one with the most fares
@@ -88,10 +90,14 @@ def lp_terms(params, horizon: int, zones: np.ndarray | None = None) -> int:
     return int(horizon * per_zone.sum())
 
 
-def clairvoyant_bound(params, *, horizon: int, max_wait: int, zones: np.ndarray | None = None) -> dict:
+def clairvoyant_bound(params, *, horizon: int, max_wait: int, zones: np.ndarray | None = None,
+                      time_limit: float | None = None) -> dict:
     """The LP above for one episode of `TaxiParams` (replay mode: `replay_orders` are the
     orders). Returns the bound's served orders and ORR, and the expected fares (PCR) and CI
     of the bounding plan (reported beside the policies', not bounds themselves).
+
+    time_limit: seconds HiGHS may take (BoundNotSolved past it: a large day's interior point can
+    end in a simplex clean-up that runs for an hour).
 
     zones: (C,) zone of each cell (`destination_zones`), default one cell per zone (exact).
     With coarser zones a trip ends anywhere in its destination's zone (the LP chooses), as
@@ -172,9 +178,11 @@ def clairvoyant_bound(params, *, horizon: int, max_wait: int, zones: np.ndarray 
     upper[u_col[~in_episode]] = 0.0
     start = time.perf_counter()
     res = linprog(objective, A_ub=a_ub, b_ub=orders.ravel(), A_eq=a_eq, b_eq=b_eq,
-                  bounds=np.stack([np.zeros(n), upper], 1), method="highs-ipm" if n > IPM_VARIABLES else "highs")
+                  bounds=np.stack([np.zeros(n), upper], 1), method="highs-ipm" if n > IPM_VARIABLES else "highs",
+                  options={"time_limit": time_limit})
     if res.status != 0:
-        raise RuntimeError(f"taxi fleet LP failed: {res.message}")
+        raise BoundNotSolved(f"taxi fleet LP not solved ({res.message.strip()}; {time.perf_counter() - start:.0f} s, "
+                             f"{n:,} variables)")
     served, total = float(res.x[u_col].sum()), float(orders.sum())
     matches = res.x[m_col]
     revenue = float((matches * expected_fare).sum())
