@@ -88,15 +88,15 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
     city = results["cities"].setdefault(key, {"scenario": scenario_name, "fleet": fleet, "rows": {}})
     scenario = base.task.load(scenario_name)
     days = list(scenario.test_days)
-    done = {} if refresh else {d: rows for d, rows in (city.get("baselines") or {}).items()
-                               if any(r["policy"].startswith("bound") for r in rows)}
+    old = city.get("baselines") or {}  # kept for the days not done yet, so an interrupted run leaves a whole table
+    done = {} if refresh else {d: rows for d, rows in old.items() if any(r["policy"].startswith("bound") for r in rows)}
     city.update(test_days=days, config=json.loads(json.dumps(asdict(base), default=str)))
     for day in days:  # one test day at a time, saved at once: a large city's bound takes minutes a day
         if day in done:
             continue
         t0 = time.perf_counter()
         done[day] = baseline_rows(scenario, [day], base)[day]
-        city["baselines"] = {d: done[d] for d in days if d in done}
+        city["baselines"] = {d: done.get(d, old.get(d)) for d in days if d in done or d in old}
         print(f"{key} {day}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
         path.write_text(json.dumps(results, indent=1, default=float))
     for name in learners:
@@ -131,10 +131,11 @@ def hand_rows(city) -> dict:
     with days its LP did not solve (no numbers) is the mean of the solved ones, labelled so."""
     days = city["test_days"]
     out = {}
-    for p in [r["policy"] for r in city["baselines"][days[0]]]:
-        rows = [next(r for r in city["baselines"][d] if r["policy"] == p) for d in days]
+    policies = dict.fromkeys(r["policy"] for d in days for r in city["baselines"][d])
+    for p in policies:
+        rows = [r for d in days for r in city["baselines"][d] if r["policy"] == p]
         solved = [r for r in rows if "order_response_rate" in r]
-        label = p if len(solved) == len(rows) else f"{p}, {len(solved)} of {len(rows)} days solved"
+        label = p if len(solved) == len(days) else f"{p}, {len(solved)} of {len(days)} days solved"
         if solved:
             out[label] = {m: float(np.mean([r[m] for r in solved])) for m in METRICS if m in solved[0]}
     return out

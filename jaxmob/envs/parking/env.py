@@ -326,39 +326,41 @@ class ParkingEnv(Environment):
         q = state.queue
         period_of = lambda time: params.period[jnp.clip(jnp.floor(time).astype(jnp.int32), 0, params.period.shape[0] - 1)]  # noqa: E731
 
+        # The loop decides, request by request, only what the next decision depends on (the free bays);
+        # what each served request books (departure, arrival, pay, metrics) is written after it in
+        # one scatter per array. (Scattering into the (L, F) calendars inside the loop made a training
+        # step of 8 cities at the weekday peak take 92 ms; now 3.4 ms, and a MARL-GCN update 5.5 s -> 1.5 s.)
         def allocate(n, carry):
-            free, free_since, en_route, departs, arrives, due, m, served = carry
+            free, booked = carry
             i = order[n]
             d = q.dest[i]
             ok = q.valid[i] & params.offered[d] & (free > 0)
-            offer = jnp.where(ok, scores - 1e-4 * params.walk_min[d], -jnp.inf)
-            f = jnp.argmax(offer)
+            f = jnp.argmax(jnp.where(ok, scores - 1e-4 * params.walk_min[d], -jnp.inf))
             got = ok.any()
-            g = got.astype(jnp.int32)
-            drive = params.drive_min[d, f]
-            park_at = jnp.minimum(t + drive, L - 1)
-            leave_at = jnp.minimum(t + drive + q.stay[i], L - 1)
-            cruise = (t + drive).astype(jnp.float32) - q.time[i]
-            free = free.at[f].add(-g)
-            free_since = jnp.where(got & (free[f] == 0), free_since.at[f].set(NEVER), free_since)
-            en_route = en_route.at[f].add(g)
-            departs = departs.at[leave_at, f].add(g)
-            arrives = arrives.at[park_at, f].add(g)
-            scoped = jnp.where(params.reward_scope == 1, params.optimised[d], params.optimised[f])
-            pay = jnp.where(got & scoped, params.base_reward - params.cruise_penalty * cruise
-                            - params.walk_penalty * params.walk_min[d, f], 0.0)
-            due = due.at[park_at].add(pay)
-            a, p = params.region[d], period_of(q.time[i])
-            m = dict(parked=m["parked"].at[a, p].add(g), cruise=m["cruise"].at[a, p].add(jnp.where(got, cruise, 0.0)),
-                     walk=m["walk"].at[a, p].add(jnp.where(got, params.walk_min[d, f], 0.0)))
-            return free, free_since, en_route, departs, arrives, due, m, served.at[i].set(got)
+            return free.at[f].add(-got.astype(jnp.int32)), booked.at[i].set(jnp.where(got, f, -1))
 
+        booked0 = jnp.full(q.valid.shape, -1, jnp.int32)  # per queue slot: the facility it got, or -1
+        free, booked = jax.lax.fori_loop(0, q.valid.sum(), allocate, (state.free, booked0))
+        served = booked >= 0
+        g = served.astype(jnp.int32)
+        f = jnp.maximum(booked, 0)
+        drive = params.drive_min[q.dest, f]
+        park_at = jnp.minimum(t + drive, L - 1)
+        leave_at = jnp.minimum(t + drive + q.stay, L - 1)
+        cruise = (t + drive).astype(jnp.float32) - q.time
+        walk = params.walk_min[q.dest, f]
+        scoped = jnp.where(params.reward_scope == 1, params.optimised[q.dest], params.optimised[f])
+        pay = jnp.where(served & scoped, params.base_reward - params.cruise_penalty * cruise - params.walk_penalty * walk, 0.0)
+        free_since = jnp.where((free == 0) & (state.free > 0), NEVER, state.free_since)
+        en_route = state.en_route.at[f].add(g)
+        departs = state.departs.at[leave_at, f].add(g)
+        arrives = state.arrives.at[park_at, f].add(g)
+        due = state.due_reward.at[park_at].add(pay)
+        area, p_req = params.region[q.dest], period_of(q.time)
         zeros = ParkingMetrics.zeros()
-        m0 = dict(parked=zeros.parked, cruise=zeros.cruise, walk=zeros.walk)
-        carry = (state.free, state.free_since, state.en_route, state.departs, state.arrives, state.due_reward, m0,
-                 jnp.zeros(q.valid.shape, bool))
-        # only the waiting requests (the order's first entries): a long queue costs what it holds
-        free, free_since, en_route, departs, arrives, due, m, served = jax.lax.fori_loop(0, q.valid.sum(), allocate, carry)
+        m = dict(parked=zeros.parked.at[area, p_req].add(g),
+                 cruise=zeros.cruise.at[area, p_req].add(jnp.where(served, cruise, 0.0)),
+                 walk=zeros.walk.at[area, p_req].add(jnp.where(served, walk, 0.0)))
         waiting = q.valid & ~served
         timed_out = waiting & ((t + 1).astype(jnp.float32) - q.time >= self.config.max_wait)
         keep = waiting & ~timed_out
