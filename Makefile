@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_amod.py
 	$(BIN)/python benchmarks/bench_routing.py
 	$(BIN)/python benchmarks/bench_parking.py
+	$(BIN)/python benchmarks/bench_parking_training.py
 
 scenarios: install
 	$(BIN)/python -m jaxmob scenarios rebalance --out jaxmob/envs/rebalance/scenarios $(ARGS)

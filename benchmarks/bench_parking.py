@@ -77,8 +77,9 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--ref-steps", type=int, default=20)
+    ap.add_argument("--scenario", default="melbourne", help="bundled scenario (melbourne-weekday-peak: queues of hundreds)")
     args = ap.parse_args(argv)
-    scenario = load("melbourne")
+    scenario = load(args.scenario)
     env = ParkingEnv(ParkingConfig(horizon=scenario.minutes, random_start=False))
     params = make_params(scenario)
     print(f"# parking on {scenario.name} ({scenario.num_facilities} facilities, {int(scenario.capacity.sum())} bays), "

@@ -14,6 +14,7 @@ run bench_taxi benchmarks/bench_taxi.py --batch 1 16 64
 run bench_amod benchmarks/bench_amod.py --batch 1 64 1024 4096 --reps 3 --ref-steps 5
 run bench_routing benchmarks/bench_routing.py --batch 1 64 1024 --fleets 28 --reps 2 --ref-steps 50
 run bench_parking benchmarks/bench_parking.py --batch 1 64 1024 --reps 3 --ref-steps 10
+run bench_parking_training benchmarks/bench_parking_training.py --reps 3
 run bench_train_mappo benchmarks/bench_train.py --alg mappo --reps 3
 run bench_train_hagps benchmarks/bench_train.py --alg hagps --scenario manhattan-106 --reps 3
 run bench_train_madarl benchmarks/bench_train.py --env taxi --alg madarl --scenario nyc-hex-synthetic --set num_taxis=10000 --reps 3

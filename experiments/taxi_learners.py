@@ -69,8 +69,9 @@ def main(argv=None):
     out = Path(args.out or f"results/taxi_learners-{'amod' if scenarios == list(AMOD) else scenarios[0]}")
     path = out.with_suffix(".json")
     results = json.loads(path.read_text()) if path.exists() else {"cities": {}}
-    for city in list(results["cities"].values()):  # the hand rules and bound of test days that lack them, or all
-        run_city(results, path, city["scenario"], city["fleet"], [], args, refresh=args.refresh_baselines)
+    if args.refresh_baselines or not args.table_only:  # the hand rules and bound of the test days that lack them, or all
+        for city in list(results["cities"].values()):
+            run_city(results, path, city["scenario"], city["fleet"], [], args, refresh=args.refresh_baselines)
     if not args.table_only:
         results.update(seeds=args.seeds, updates=args.updates, updates_per_chunk=args.updates_per_chunk,
                        machine=f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}")
