@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -19,15 +17,7 @@ import jax.numpy as jnp
 from jaxmob.config import TrainConfig
 from jaxmob.train import build, hyper_of, make_evaluator
 
-
-def median_seconds(f, reps: int) -> float:
-    jax.block_until_ready(f())  # compiled first
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        jax.block_until_ready(f())
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from bench_train import timed  # (benchmarks/ is the script's own folder)
 
 
 def main(argv=None):
@@ -54,12 +44,12 @@ def main(argv=None):
     evaluate = make_evaluator(policy, parts["eval_env"], dict(list(parts["eval_params"].items())[:1]))
     rows = {
         f"one update ({B} envs x {cfg.rollout_steps} steps, {cfg.gradient_steps} gradient steps)":
-            median_seconds(lambda: chunk(runner, 1), args.reps),
-        f"the rollout alone, the learner's actor": median_seconds(rollout(
-            lambda o, k: policy.act(runner.params, runner.groups, o, None, k, True)), args.reps),
-        f"the rollout alone, every bid +1 (FIFO)": median_seconds(rollout(lambda o, k: jnp.ones(o.shape[:2])), args.reps),
-        "one whole validation day (840 minutes, argmax)": median_seconds(
-            lambda: evaluate(runner.params, runner.groups, jax.random.key(0))["success_rate"], args.reps),
+            timed(lambda: chunk(runner, 1), reps=args.reps),
+        f"the rollout alone, the learner's actor": timed(rollout(
+            lambda o, k: policy.act(runner.params, runner.groups, o, None, k, True)), reps=args.reps),
+        f"the rollout alone, every bid +1 (FIFO)": timed(rollout(lambda o, k: jnp.ones(o.shape[:2])), reps=args.reps),
+        "one whole validation day (840 minutes, argmax)": timed(
+            lambda: evaluate(runner.params, runner.groups, jax.random.key(0))["success_rate"], reps=args.reps),
     }
     print(f"# {args.alg} on parking {args.scenario}, {platform.machine()}, {jax.devices()[0].platform} x "
           f"{jax.device_count()}, jax {jax.__version__} (median of {args.reps})\n")
