@@ -82,7 +82,7 @@ def reference_rate(graph, demand, fleet: int, steps: int) -> float:
 
 def decision_ms(graph, demand, params, fleet: int, setup: RoutingSetup, reps: int, seeds=(2000, 2001, 2002)) -> dict:
     warm = make_chunk(lambda k, s: ia_ra(s, params), params, 60)
-    states = [warm(start_state(graph, demand, RoutingSetup(fleet=fleet, queue=setup.queue), s), jnp.int32(s))[0] for s in seeds]
+    states = [warm(start_state(graph, demand, RoutingSetup(fleet=fleet, queue=setup.queue), s), jnp.int32(s), None)[0] for s in seeds]
     sectors = sectors_for(graph, demand.pickup, fleet, setup.cap)
     full = jax.jit(lambda k, s: rollout_targets(k, s, params, setup.horizon, setup.samples))
     two = jax.jit(lambda k, s: two_phase_targets(k, s, params, sectors, setup.cap, setup.sector_queue,

@@ -52,5 +52,5 @@ def test_the_wheel_installs_and_loads_every_bundled_scenario(tmp_path):
     loaded = run(python, "-c", script, cwd=empty).split("\n")
     for env in ("rebalance", "taxi", "amod", "routing", "parking"):
         assert any(line.startswith(env + " ") for line in loaded), env
-    assert "parking melbourne" in loaded and "rebalance manhattan-106" in loaded
+    assert "parking melbourne" in loaded and "rebalance manhattan-106" in loaded and "routing sf_cabspotting" in loaded
     assert "== env parking" in run(python, "-m", "jaxmob", "info", cwd=empty)

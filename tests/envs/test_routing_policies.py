@@ -117,6 +117,15 @@ def test_the_command_line_runs_the_planners_and_writes_results(tmp_path, capsys)
     assert [r["policy"] for r in result["rows"]] == ["ia", "ia_ra", "two_phase"]
     assert all(len(r["curves"][0]) == 10 for r in result["rows"])
     assert (tmp_path / "outstanding.png").stat().st_size > 0
+    from jaxmob.envs.routing import real_demand  # the default replays the real test days
+
+    assert result["episodes"] == list(real_demand.TEST_DAYS) and "Cabspotting" in result["demand"]
+    rc = main(["eval", "--env", "routing", "--scenario", "sf_north", "--policy", "rollout_phase_one", "--fleet", "5",
+               "--steps", "10", "--chunk", "5", "--seeds", "1", "--horizon", "3", "--samples", "2", "--cap", "3",
+               "--out", str(tmp_path / "model"), "--no-progress"])
+    result = json.loads((tmp_path / "model" / "results.json").read_text())
+    assert rc == 0 and result["episodes"] == ["seed 2000"] and "hotspot model" in result["demand"]
+    assert result["rows"][-1]["label"] == "phase one + full-map rollout"
     # `make train ENV=routing ALG=two_phase` reaches the same planner run
     args = build_parser("routing").parse_args(["train", "--env", "routing", "--alg", "rollout", "--scenario", "sf_north"])
     eval_args = build_parser("routing").parse_args(["eval", "--env", "routing", "--policy", "rollout"])
@@ -131,3 +140,9 @@ def test_impossible_settings_are_refused(capsys):
     assert main(["eval", "--env", "routing", "--steps", "15", "--chunk", "10", "--no-progress"]) == 2
     assert main(["eval", "--env", "routing", "--scenario", "nowhere", "--no-progress"]) == 2
     assert "unknown street graph" in capsys.readouterr().err
+    assert main(["eval", "--env", "routing", "--scenario", "sf_north", "--scale", "0.5", "--no-progress"]) == 2
+    assert "--scale go with sf_cabspotting" in capsys.readouterr().err
+    assert main(["eval", "--env", "routing", "--start-hour", "23.9", "--no-progress"]) == 2
+    assert "within one day" in capsys.readouterr().err
+    assert main(["eval", "--env", "routing", "--requests", "x.csv", "--no-progress"]) == 2
+    assert "its own requests" in capsys.readouterr().err

@@ -1,20 +1,21 @@
 """Request demand on a street graph: a rate and pick-up / drop-off distributions.
 
-No public San Francisco request file is in the shared data, so the bundled
-demand is a documented model on the real graph (`hotspot_demand`): each
-distribution mixes a uniform share over all intersections with Gaussian
-hotspots around named places (centre, spread in metres, weight), normalised
-per hotspot so a weight is that hotspot's share of the requests. Pick-ups
-gather downtown (Financial District, Union Square, Fisherman's Wharf),
-drop-offs toward the residential north-west (Marina, Pacific Heights) and
-North Beach, so taxis must drive back empty: that asymmetry is what the
-Wasserstein term of the fleet bounds measures.
+Two demands are bundled on the real graph. The real one (`real_demand.py`) is
+estimated from 2008 San Francisco taxi trips. The modelled one
+(`hotspot_demand`), kept for the earlier results, mixes a uniform share over
+all intersections with Gaussian hotspots around named places (centre, spread
+in metres, weight), normalised per hotspot so a weight is that hotspot's share
+of the requests. Pick-ups gather downtown (Financial District, Union Square,
+Fisherman's Wharf), drop-offs toward the residential north-west (Marina,
+Pacific Heights) and North Beach, so taxis must drive back empty: that
+asymmetry is what the Wasserstein term of the fleet bounds measures.
 
-`demand_from_csv` builds the same distributions from a user's request file
-(`time, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon`), snapping points
-to the nearest intersection; rows with unreadable fields, points outside
-the map's bounds or farther than `max_snap_m` from any intersection, and
-times far outside the file's span (beyond 3 interquartile ranges of the
+`demand_from_csv` builds the empirical distributions from a request file
+(`time, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon`; the time may be
+`pickup_unix` etc., so the shared Cabspotting file reads as it is), snapping
+points to the nearest intersection; rows with unreadable fields, points
+outside the map's bounds or farther than `max_snap_m` from any intersection,
+and times far outside the file's span (beyond 3 interquartile ranges of the
 times: a stray row would otherwise stretch the span and shrink the rate) are
 dropped and counted by reason (`Demand.dropped`). Times are seconds (any
 origin) or date-time strings, read as seconds whatever unit pandas keeps.
@@ -40,6 +41,8 @@ DROPOFF_HOTSPOTS = (("Marina", 37.8030, -122.4370, 600.0, 0.4),
 UNIFORM_SHARE = 0.3  # of each distribution spread evenly over the intersections
 DEFAULT_RATE = 0.5  # expected new requests per step (a step is one edge of driving)
 CSV_COLUMNS = ("time", "pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon")
+# the time column: the first of these a file has (the shared Cabspotting trips give `pickup_unix`)
+TIME_COLUMNS = ("time", "pickup_unix", "pickup_time", "pickup_datetime", "tpep_pickup_datetime")
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,9 +97,10 @@ def request_seconds(column):
     return (stamps - stamps.min()) / pd.Timedelta(seconds=1)
 
 
-def demand_from_csv(path, graph: StreetGraph, step_seconds: float = 15.0, max_snap_m: float = 250.0) -> Demand:
-    """Empirical demand from a request file (see the module doc): the rate is the kept requests
-    per `step_seconds` over the file's time span."""
+def read_requests(path, graph: StreetGraph, step_seconds: float = 15.0, max_snap_m: float = 250.0, keep=()):
+    """(table, pick-up nodes, drop-off nodes, dropped) of a request file (see the module doc): the
+    kept rows with their `seconds` (and the `keep` columns, as text), each end snapped to its
+    nearest intersection; `dropped` counts the rows dropped by reason."""
     import pandas as pd
 
     path = Path(path)
@@ -106,11 +110,13 @@ def demand_from_csv(path, graph: StreetGraph, step_seconds: float = 15.0, max_sn
         table = pd.read_csv(path, dtype=str)
     except UnicodeDecodeError as e:
         raise LoaderError(f"{path}: not a text CSV file ({e.reason} at byte {e.start})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError) as e:
         raise LoaderError(f"{path}: not a readable CSV file ({str(e).strip()})") from None
-    missing = [c for c in CSV_COLUMNS if c not in table.columns]
+    time_column = next((c for c in TIME_COLUMNS if c in table.columns), None)
+    missing = [c for c in CSV_COLUMNS[1:] + tuple(keep) if c not in table.columns] + ([] if time_column else ["time"])
     if missing:
-        raise LoaderError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(CSV_COLUMNS)})")
+        raise LoaderError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(CSV_COLUMNS)}; "
+                          f"the time may also be one of {', '.join(TIME_COLUMNS[1:])})")
     if table.empty:
         raise LoaderError(f"{path}: no request rows")
     dropped: dict = {}
@@ -121,7 +127,7 @@ def demand_from_csv(path, graph: StreetGraph, step_seconds: float = 15.0, max_sn
             dropped[reason] = dropped.get(reason, 0) + int(mask.sum())
             table = table[~mask]
 
-    table = table.assign(seconds=request_seconds(table["time"]))
+    table = table.assign(seconds=request_seconds(table[time_column]))
     for c in CSV_COLUMNS[1:]:
         table[c] = pd.to_numeric(table[c], errors="coerce")
     drop(table[list(CSV_COLUMNS[1:]) + ["seconds"]].isna().any(axis=1).to_numpy(), "unreadable time or coordinate")
@@ -141,14 +147,26 @@ def demand_from_csv(path, graph: StreetGraph, step_seconds: float = 15.0, max_sn
         nodes[end] = idx
         if far.any():
             dropped[f"{end} over {max_snap_m:g} m from a street"] = int(far.sum())
-            keep = ~far
-            table = table[keep]
-            nodes = {k: v[keep] for k, v in nodes.items()}
+            keep_rows = ~far
+            table = table[keep_rows]
+            nodes = {k: v[keep_rows] for k, v in nodes.items()}
     if table.empty:
         raise LoaderError(f"{path}: no request lies on the map (dropped: {dropped})")
+    return table[["seconds", *keep]].reset_index(drop=True), nodes["pickup"], nodes["dropoff"], dropped
+
+
+def demand_from_csv(path, graph: StreetGraph, step_seconds: float = 15.0, max_snap_m: float = 250.0) -> Demand:
+    """Empirical demand from a request file (see the module doc): the rate is the kept requests
+    per `step_seconds` over the file's time span."""
+    table, pick, drop, dropped = read_requests(path, graph, step_seconds, max_snap_m)
     span = float(table["seconds"].max() - table["seconds"].min()) + step_seconds
     n = graph.num_nodes
-    pick = np.bincount(nodes["pickup"], minlength=n).astype(float)
-    drop_counts = np.bincount(nodes["dropoff"], minlength=n).astype(float)
-    return Demand(rate=len(table) * step_seconds / span, pickup=pick / pick.sum(), dropoff=drop_counts / drop_counts.sum(),
-                  source=f"{path.name}: {len(table):,} requests over {span / 3600:.2f} h", dropped=dropped)
+    return demand_of(np.bincount(pick, minlength=n), np.bincount(drop, minlength=n), len(table) * step_seconds / span,
+                     f"{Path(path).name}: {len(table):,} requests over {span / 3600:.2f} h", dropped)
+
+
+def demand_of(pick_counts, drop_counts, rate: float, source: str, dropped=None) -> Demand:
+    """A Demand whose distributions are the pick-up and drop-off counts per intersection, normalised."""
+    pick, drop = np.asarray(pick_counts, float), np.asarray(drop_counts, float)
+    return Demand(rate=float(rate), pickup=pick / pick.sum(), dropoff=drop / drop.sum(), source=source,
+                  dropped=dict(dropped or {}))

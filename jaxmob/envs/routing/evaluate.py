@@ -1,13 +1,14 @@
 """Running routing policies: episodes, per-decision timing, tables and plots.
 
 An episode starts with the fleet at intersections drawn from the drop-off
-distribution and an empty queue, and runs `steps` decisions. The requests of
-an episode depend only on its seed (their keys are folded from the seed, not
-from the policy), so every policy faces the same requests; a rollout's
-sampled futures come from a key of their own. Steps run in compiled chunks
-(a progress bar advances per chunk); the decision time is the median wall
-time of a chunk after the first (which compiles) divided by its steps, env
-step included (well under a millisecond).
+distribution and an empty queue, and runs `steps` decisions. Its requests
+are either drawn from the demand model, from keys folded from the episode's
+seed (not from the policy), or replayed from a real day (`Episode.arrivals`),
+so every policy faces the same requests; a rollout's sampled futures come
+from a key of their own, and always from the demand model (the forecast).
+Steps run in compiled chunks (a progress bar advances per chunk); the
+decision time is the median wall time of a chunk after the first (which
+compiles) divided by its steps, env step included (well under a millisecond).
 """
 from __future__ import annotations
 
@@ -22,11 +23,27 @@ import numpy as np
 
 from . import env as E
 from .policies import ARRIVAL_SLOTS, ia, ia_ra, rollout_targets
-from .two_phase import sectors_for, two_phase_targets
+from .two_phase import phase_one_rollout_targets, sectors_for, two_phase_targets
 
-POLICIES = ("ia", "ia_ra", "rollout", "two_phase")
-LABELS = {"ia": "IA", "ia_ra": "IA-RA", "rollout": "one-at-a-time rollout (full map)", "two_phase": "two-phase rollout"}
+POLICIES = ("ia", "ia_ra", "rollout", "rollout_phase_one", "two_phase")
+LABELS = {"ia": "IA", "ia_ra": "IA-RA", "rollout": "one-at-a-time rollout (full map)",
+          "rollout_phase_one": "phase one + full-map rollout", "two_phase": "two-phase rollout"}
 TEST_SEEDS = (2000, 2001, 2002, 2003, 2004)
+
+
+@dataclass(frozen=True, eq=False)
+class Episode:
+    """One evaluation episode: `seed` places the fleet and seeds the planners' sampled futures (and
+    the requests, unless `arrivals` replays a real day's: (count (T,), pick (T, A), drop (T, A)))."""
+
+    name: str
+    seed: int
+    arrivals: tuple | None = None
+
+
+def seed_episodes(seeds) -> list:
+    """Episodes of the demand model, one per seed."""
+    return [Episode(f"seed {s}", int(s)) for s in seeds]
 
 
 @dataclass(frozen=True)
@@ -92,8 +109,11 @@ def make_decide(policy: str, graph, demand, params, setup: RoutingSetup, mesh=No
         return lambda key, s: ia_ra(s, params)
     if policy == "rollout":
         return lambda key, s: rollout_targets(key, s, params, setup.horizon, setup.samples)
-    if policy == "two_phase":
+    if policy in ("two_phase", "rollout_phase_one"):
         sectors = sectors_for(graph, demand.pickup, setup.fleet, setup.cap)
+        if policy == "rollout_phase_one":
+            return lambda key, s: phase_one_rollout_targets(key, s, params, sectors, setup.cap, setup.horizon,
+                                                            setup.samples)
         return lambda key, s: two_phase_targets(key, s, params, sectors, setup.cap, setup.sector_queue,
                                                 setup.horizon, setup.samples, mesh=mesh)
     raise ValueError(f"unknown routing policy {policy!r}; choose from {', '.join(POLICIES)}")
@@ -105,52 +125,62 @@ def start_state(graph, demand, setup: RoutingSetup, seed: int) -> E.RoutingState
 
 
 def make_chunk(decide, params, steps: int):
-    """jit((state, seed) -> (state, outstanding per step)) for `steps` decisions."""
+    """jit((state, seed, arrivals) -> (state, outstanding per step)) for `steps` decisions; the
+    arrivals are replayed ((count, pick, drop) with a leading axis of `steps`) or, given None,
+    drawn from the demand model."""
 
     @jax.jit
-    def chunk(state, seed):
-        def go(s, _):
+    def chunk(state, seed, arrivals):
+        def go(s, replayed):
             arrival_key = jax.random.fold_in(jax.random.key(seed), s.t)
             plan_key = jax.random.fold_in(jax.random.key(seed + 7_919), s.t)
             targets, assigned = decide(plan_key, s)
-            s, cost = E.step(s, targets, assigned, E.sample_arrivals(arrival_key, params, ARRIVAL_SLOTS), params)
-            return s, cost
+            new = (E.sample_arrivals(arrival_key, params, ARRIVAL_SLOTS) if replayed is None
+                   else E.Arrivals(*replayed))
+            return E.step(s, targets, assigned, new, params)
 
-        return jax.lax.scan(go, state, None, length=steps)
+        return jax.lax.scan(go, state, arrivals, length=steps)
 
     return chunk
 
 
-def run_policy(policy: str, graph, demand, setup: RoutingSetup, seeds=TEST_SEEDS, mesh=None, progress=None) -> dict:
-    """Episodes of one policy: per-episode metrics, the outstanding-request curves and the decision time."""
+def run_policy(policy: str, graph, demand, setup: RoutingSetup, seeds=TEST_SEEDS, mesh=None, progress=None,
+               episodes: list | None = None) -> dict:
+    """Episodes of one policy (`episodes`, default one of the demand model per seed): per-episode
+    metrics, the outstanding-request curves and the decision time."""
     setup.check()
+    episodes = seed_episodes(seeds) if episodes is None else episodes
     params = E.params_from(graph, demand)
     chunk = make_chunk(make_decide(policy, graph, demand, params, setup, mesh), params, setup.chunk)
-    episodes, curves, times = [], [], []
-    for seed in seeds:
-        state, costs = start_state(graph, demand, setup, seed), []
+    rows, curves, times = [], [], []
+    for k, episode in enumerate(episodes):
+        if episode.arrivals is not None and len(episode.arrivals[0]) != setup.steps:
+            raise ValueError(f"{episode.name}: {len(episode.arrivals[0])} steps of arrivals for {setup.steps} steps")
+        state, costs = start_state(graph, demand, setup, episode.seed), []
         for c in range(setup.steps // setup.chunk):
+            block = None if episode.arrivals is None else tuple(
+                jnp.asarray(a[c * setup.chunk:(c + 1) * setup.chunk]) for a in episode.arrivals)
             t0 = time.perf_counter()
-            state, cost = chunk(state, jnp.int32(seed))
+            state, cost = chunk(state, jnp.int32(episode.seed), block)
             cost = np.asarray(cost)
-            if c or seed != seeds[0]:
+            if c or k:
                 times.append((time.perf_counter() - t0) / setup.chunk)
             costs.append(cost)
             if progress is not None:
                 progress.update(setup.chunk)
         s = jax.device_get(state)
         if not bool(E.conserved(state)):
-            raise AssertionError(f"{policy}: requests not conserved in episode {seed}")
+            raise AssertionError(f"{policy}: requests not conserved in episode {episode.name}")
         curve = np.concatenate(costs)
         arrived = int(s.arrived)
-        episodes.append({"seed": int(seed), "total_wait": int(s.wait), "arrived": arrived, "delivered": int(s.delivered),
-                         "outstanding_end": int(curve[-1]), "turned_away": int(s.turned_away),
-                         "mean_wait": float(s.wait) / max(arrived, 1)})
+        rows.append({"episode": episode.name, "seed": episode.seed, "total_wait": int(s.wait), "arrived": arrived,
+                     "delivered": int(s.delivered), "outstanding_end": int(curve[-1]), "turned_away": int(s.turned_away),
+                     "mean_wait": float(s.wait) / max(arrived, 1)})
         curves.append(curve.tolist())
-    total = np.array([e["total_wait"] for e in episodes], float)
-    return {"policy": policy, "label": LABELS[policy], "fleet": setup.fleet, "episodes": episodes, "curves": curves,
+    total = np.array([e["total_wait"] for e in rows], float)
+    return {"policy": policy, "label": LABELS[policy], "fleet": setup.fleet, "episodes": rows, "curves": curves,
             "total_wait_mean": float(total.mean()), "total_wait_std": float(total.std()),
-            "mean_wait": float(np.mean([e["mean_wait"] for e in episodes])),
+            "mean_wait": float(np.mean([e["mean_wait"] for e in rows])),
             "decision_ms": float(np.median(times) * 1e3) if times else float("nan")}
 
 

@@ -93,11 +93,13 @@ def future_keys(key: jax.Array, samples: int, horizon: int) -> jax.Array:
 
 
 def rollout_targets(key: jax.Array, state: RoutingState, params: RoutingParams, horizon: int = 30,
-                    samples: int = 4, base=ia_ra, active: jax.Array | None = None, deciders: int | None = None):
+                    samples: int = 4, base=ia_ra, active: jax.Array | None = None, deciders: int | None = None,
+                    start: tuple | None = None):
     """One-at-a-time rollout's (targets, assigned) (see the module doc); taxis outside
-    `active` (default: every present, free taxi) keep the base policy's move, and so do all
-    but the first `deciders` taxis (default all: the scan's length)."""
-    targets, assigned = base(state, params)
+    `active` (default: every present, free taxi) keep their starting move, and so do all
+    but the first `deciders` taxis (default all: the scan's length). The starting moves are
+    `start` = (targets, assigned), default the base policy's."""
+    targets, assigned = base(state, params) if start is None else start
     keys = future_keys(key, samples, horizon)
     free = state.present & ~state.carrying
     active = free if active is None else active & free

@@ -24,6 +24,12 @@ pick-up demand, so busy areas get small sectors. Then every step:
 
 Free taxis that IA-RA sends to a request in another sector, taxis over a
 sector's cap and carrying taxis follow the base policy.
+
+`phase_one_rollout_targets` is the controlled comparison: the same phase one
+between the same sectors, then one one-at-a-time rollout over all the other
+free taxis on the whole map (no sectors, no caps, every waiting request, the
+map-wide forecast). Two-phase against it measures what cutting the map into
+sectors costs; it against the plain full-map rollout, what phase one buys.
 """
 from __future__ import annotations
 
@@ -140,6 +146,15 @@ def _sector_problem(state: RoutingState, params: RoutingParams, sectors: Sectors
                        arrived=zero, turned_away=zero, delivered=zero, wait=zero)
     decided = jnp.arange(2 * cap) < cap
     return jnp.where(valid & decided, idx, m), sub
+
+
+def phase_one_rollout_targets(key: jax.Array, state: RoutingState, params: RoutingParams, sectors: Sectors,
+                              cap: int = 6, horizon: int = 30, samples: int = 4):
+    """Phase one, then the full-map one-at-a-time rollout over the taxis it did not move."""
+    targets, assigned = ia_ra(state, params)
+    moved, phase_one_target = rebalance_between_sectors(state, params, sectors, assigned, cap, horizon)
+    start = jnp.where(moved, phase_one_target, targets), jnp.where(moved, -1, assigned)
+    return rollout_targets(key, state, params, horizon, samples, active=~moved, start=start)
 
 
 def two_phase_targets(key: jax.Array, state: RoutingState, params: RoutingParams, sectors: Sectors, cap: int = 6,
