@@ -8,9 +8,14 @@ the outstanding requests per step, mean and std over the test episodes. It
 also fits the growth of the queue over the second half of each episode
 (requests per step): near 0 when the queue is bounded, near
 E[eta] (1 - m / (E[eta] D)) when it is not. Finished cells are kept in the
-JSON, so an interrupted run resumes. Writes results/routing_fleet_sweep.json and .png.
+JSON, so an interrupted run resumes. On the real requests (`--scenario
+sf_cabspotting`: the 5 test days replayed from 18:00 for 2 hours, the
+thresholds from the training days' forecast of that window) it writes
+results/routing_real_fleet_sweep.*, on the modelled demand (`sf_north`,
+seeded episodes) results/routing_fleet_sweep.*.
 
-    python experiments/routing_fleet_sweep.py           # about 10 min on 2 CPU cores
+    python experiments/routing_fleet_sweep.py --scenario sf_cabspotting   # about 15 min on one CPU core
+    python experiments/routing_fleet_sweep.py           # the modelled demand, about 10 min on 2 CPU cores
     python experiments/routing_fleet_sweep.py --quick   # a smoke run
 """
 from __future__ import annotations
@@ -23,9 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxmob.envs.routing.evaluate import (LABELS, TEST_SEEDS, add_setup_arguments, finished_cells, run_policy,
-                                          setup_dict, setup_from_args)
-from jaxmob.envs.routing.task import load_scenario
+from jaxmob.envs.routing.evaluate import (
+    LABELS,
+    add_setup_arguments,
+    finished_cells,
+    run_policy,
+    setup_dict,
+    setup_from_args,
+)
+from jaxmob.envs.routing.task import REAL, scenario_episodes
 from jaxmob.envs.routing.theory import fleet_thresholds
 
 
@@ -80,28 +91,37 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fleets", help="comma-separated (default: around the thresholds)")
     ap.add_argument("--policies", default="ia_ra,two_phase")
-    ap.add_argument("--seeds", type=int, default=5)
-    add_setup_arguments(ap, skip=("fleet",), steps=300, queue=128)
-    ap.add_argument("--scenario", default="sf_north")
+    ap.add_argument("--seeds", type=int, default=5, help="episodes of the modelled demand")
+    add_setup_arguments(ap, skip=("fleet", "steps"), queue=128)
+    ap.add_argument("--steps", type=int, help="decisions per episode (default 480, two hours, on sf_cabspotting; 300 on "
+                    "a modelled demand)")
+    ap.add_argument("--scenario", default="sf_north", help="sf_cabspotting (real requests, the test days replayed) or "
+                    "a street graph with the modelled demand")
+    ap.add_argument("--start-hour", type=float, help="sf_cabspotting: the window's start (default 18)")
+    ap.add_argument("--scale", type=float, help="sf_cabspotting: the share of the real requests kept (default 0.25)")
     ap.add_argument("--quick", action="store_true", help="two fleets, 20 steps, 1 seed, horizon 3")
-    ap.add_argument("--out", default="results/routing_fleet_sweep")
+    ap.add_argument("--out", help="default results/routing_fleet_sweep (modelled) or results/routing_real_fleet_sweep (real)")
     args = ap.parse_args(argv)
-    graph, demand = load_scenario(args.scenario)
-    th = fleet_thresholds(graph.hops, demand.pickup, demand.dropoff, demand.rate).as_dict()
+    real = args.scenario == REAL
+    args.steps = args.steps or (480 if real else 300)
+    if real and args.start_hour is None:
+        args.start_hour = 18.0
     if args.quick:
         args.fleets, args.seeds, args.steps, args.horizon, args.samples, args.cap, args.queue, args.chunk = "4,8", 1, 20, 3, 2, 4, 16, 5
-    fleets = [int(f) for f in args.fleets.split(",")] if args.fleets else default_fleets(th)
     base = setup_from_args(args)
-    seeds = TEST_SEEDS[:args.seeds]
-    out = Path(args.out)
-    done = finished_cells(out.with_suffix(".json"), base, seeds)
-    payload = {"scenario": graph.name, "demand": demand.source, "setup": setup_dict(base), "seeds": list(seeds),
-               "thresholds": th, "rows": []}
+    graph, demand, episodes = scenario_episodes(args.scenario, base.steps, args.seeds, start_hour=args.start_hour,
+                                                scale=args.scale)
+    th = fleet_thresholds(graph.hops, demand.pickup, demand.dropoff, demand.rate).as_dict()
+    fleets = [int(f) for f in args.fleets.split(",")] if args.fleets else default_fleets(th)
+    out = Path(args.out or ("results/routing_real_fleet_sweep" if real else "results/routing_fleet_sweep"))
+    done = finished_cells(out.with_suffix(".json"), base, episodes)
+    payload = {"scenario": args.scenario, "demand": demand.source, "setup": setup_dict(base),
+               "episodes": [e.name for e in episodes], "thresholds": th, "rows": []}
     for policy in args.policies.split(","):
         for fleet in fleets:
             if (policy, fleet) not in done:
                 t0 = time.time()
-                r = run_policy(policy, graph, demand, replace(base, fleet=fleet), seeds)
+                r = run_policy(policy, graph, demand, replace(base, fleet=fleet), episodes=episodes)
                 r["growth"] = growth(r["curves"])
                 done[(policy, fleet)] = r
                 print(f"{LABELS[policy]}, m = {fleet}: final queue {np.mean([e['outstanding_end'] for e in r['episodes']]):.1f}, "

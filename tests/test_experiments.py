@@ -59,12 +59,15 @@ def test_algorithm_table_and_ablation_rows_from_a_clean_checkout(tmp_path):
 def test_routing_table_and_fleet_sweep_from_a_clean_checkout(tmp_path):
     """Both routing scripts run end to end (tiny settings), resume from their JSON, and report the bars."""
     table = tmp_path / "table"
-    _script("routing_table").main(["--quick", "--policies", "ia_ra,rollout,two_phase", "--out", str(table)])
+    policies = ["--policies", "ia_ra,rollout,rollout_phase_one,two_phase"]
+    _script("routing_table").main(["--quick", "--scenario", "sf_cabspotting", *policies, "--out", str(table)])
     result = json.loads(table.with_suffix(".json").read_text())
-    assert {r["policy"] for r in result["rows"]} == {"ia_ra", "rollout", "two_phase"}
-    assert result["bars"][0]["fleet"] == 6 and result["bars"][0]["speedup"] > 0
+    assert {r["policy"] for r in result["rows"]} == {"ia_ra", "rollout", "rollout_phase_one", "two_phase"}
+    assert result["episodes"] == ["2008-06-04", "2008-06-05", "2008-06-06", "2008-06-07", "2008-06-08"]
+    bar = result["bars"][0]
+    assert bar["fleet"] == 6 and bar["speedup"] > 0 and {"wait_gap", "wait_gap_plain", "phase_one_buys"} <= set(bar)
     assert table.with_suffix(".png").exists()
-    _script("routing_table").main(["--quick", "--policies", "ia_ra,rollout,two_phase", "--out", str(table)])
+    _script("routing_table").main(["--quick", "--scenario", "sf_cabspotting", *policies, "--out", str(table)])
     again = json.loads(table.with_suffix(".json").read_text())
     assert again["rows"] == result["rows"]  # every cell reused
     sweep = tmp_path / "sweep"

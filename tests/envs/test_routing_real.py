@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxmob.core.geometry import haversine_m
 from jaxmob.envs.routing import env as E
@@ -13,7 +14,11 @@ from jaxmob.envs.routing import real_demand
 from jaxmob.envs.routing.evaluate import Episode, RoutingSetup, run_policy
 from jaxmob.envs.routing.graph import bundled_graph
 from jaxmob.envs.routing.policies import ia_ra, rollout_targets
-from jaxmob.envs.routing.two_phase import phase_one_rollout_targets, rebalance_between_sectors, sectors_for
+from jaxmob.envs.routing.two_phase import (
+    phase_one_rollout_targets,
+    rebalance_between_sectors,
+    sectors_for,
+)
 
 GRAPH = bundled_graph()
 REAL = real_demand.load()
@@ -106,7 +111,7 @@ def test_the_controlled_rollout_is_phase_one_then_the_full_map_rollout(seed):
     sectors = sectors_for(GRAPH, demand.pickup, fleet=8, cap=2)
     targets, assigned = ia_ra(state, params)
     moved, p1 = rebalance_between_sectors(state, params, sectors, assigned, 2, 6)
-    t, a = phase_one_rollout_targets(key, state, params, sectors, cap=2, horizon=6, samples=2)
+    t, _ = phase_one_rollout_targets(key, state, params, sectors, cap=2, horizon=6, samples=2)
     moved = np.asarray(moved)
     np.testing.assert_array_equal(np.asarray(t)[moved], np.asarray(p1)[moved])
     start = (jnp.where(moved, p1, targets), jnp.where(moved, -1, assigned))

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ...core.random import poisson_by_inversion, uniform_from_bits, random_words
+from ...core.random import poisson_by_inversion, random_words, uniform_from_bits
 
 
 @struct.dataclass

@@ -90,13 +90,14 @@ def setup_from_args(args, **fixed) -> RoutingSetup:
     return RoutingSetup(**{**values, **fixed})
 
 
-def finished_cells(path: Path, setup: RoutingSetup, seeds) -> dict:
-    """{(policy, fleet): row} of an earlier run's JSON with the same setup and seeds (resuming)."""
+def finished_cells(path: Path, setup: RoutingSetup, episodes) -> dict:
+    """{(policy, fleet): row} of an earlier run's JSON with the same setup and episodes (resuming)."""
     path = Path(path)
     if not path.exists():
         return {}
     old = json.loads(path.read_text())
-    if old.get("setup") != setup_dict(setup) or old.get("seeds") != list(seeds):
+    names = old.get("episodes") or [f"seed {s}" for s in old.get("seeds", [])]  # (JSON written before replays)
+    if old.get("setup") != setup_dict(setup) or names != [e.name for e in episodes]:
         return {}
     return {(r["policy"], r["fleet"]): r for r in old["rows"]}
 

@@ -17,7 +17,7 @@ of a shortest path in edges, ties broken by metres.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +135,7 @@ def load_graph(path: Path) -> StreetGraph:
                            metres=z["metres"], bounds=tuple(float(b) for b in z["bounds"]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def bundled_graph(name: str = "sf_north") -> StreetGraph:
     path = BUNDLED_DIR / f"{name}.npz"
     if not path.is_file():

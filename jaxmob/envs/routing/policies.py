@@ -23,7 +23,6 @@ Assignments are solved in-graph by the exact Hungarian method
 """
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 

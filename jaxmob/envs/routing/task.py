@@ -47,7 +47,7 @@ def load_scenario(name: str, requests: str | None = None, rate: float | None = N
     """(graph, demand): the real scenario (its forecast of the default window), a bundled graph
     name, a `.npz` written by `StreetGraph.save` or an `.osm` file, with the hotspot demand model
     or the demand of a request CSV."""
-    from .demand import hotspot_demand, demand_from_csv, DEFAULT_RATE
+    from .demand import DEFAULT_RATE, demand_from_csv, hotspot_demand
     from .graph import bundled_graph, load_graph, read_osm
 
     if name == REAL:
@@ -69,6 +69,22 @@ def load_scenario(name: str, requests: str | None = None, rate: float | None = N
     else:
         demand = hotspot_demand(graph, rate=DEFAULT_RATE if rate is None else rate)
     return graph, demand
+
+
+def scenario_episodes(scenario: str, steps: int, seeds: int = 5, step_seconds: float = 15.0, start_hour=None, scale=None,
+                      days: str = "test", requests=None, rate=None, first_seed: int = 2000):
+    """(graph, demand, episodes) of a scenario: the real one's replayed days, or `seeds` seeded
+    episodes (first_seed, first_seed + 1, ...) of a graph's demand model or request file."""
+    from .evaluate import seed_episodes
+
+    if scenario == REAL:
+        if requests or rate is not None:
+            raise ValueError(f"{REAL} has its own requests and rate; --requests and --rate go with a street graph")
+        return real_scenario(start_hour, steps, step_seconds, scale, days)
+    if start_hour is not None or scale is not None:
+        raise ValueError(f"--start-hour and --scale go with {REAL}")
+    graph, demand = load_scenario(scenario, requests, rate, step_seconds)
+    return graph, demand, seed_episodes(range(first_seed, first_seed + seeds))
 
 
 class RoutingTask(Task):
@@ -138,8 +154,15 @@ def main(args) -> int:
     from tqdm.auto import tqdm
 
     from ...core.errors import LoaderError
-    from .evaluate import (POLICIES, TEST_SEEDS, format_rows, plot_curves, run_policy, seed_episodes, setup_dict,
-                           setup_from_args, write_json)
+    from .evaluate import (
+        POLICIES,
+        format_rows,
+        plot_curves,
+        run_policy,
+        setup_dict,
+        setup_from_args,
+        write_json,
+    )
     from .theory import fleet_thresholds
 
     try:
@@ -147,16 +170,8 @@ def main(args) -> int:
         setup.check()
         if not 1 <= args.seeds <= 100:
             raise ValueError(f"seeds: must lie in [1, 100], got {args.seeds}")
-        if args.scenario == REAL:
-            if args.requests or args.rate is not None:
-                raise ValueError(f"{REAL} has its own requests and rate; --requests and --rate go with a street graph")
-            graph, demand, episodes = real_scenario(args.start_hour, setup.steps, args.step_seconds, args.scale, args.days)
-        else:
-            if args.start_hour is not None or args.scale is not None:
-                raise ValueError(f"--start-hour and --scale go with {REAL}")
-            graph, demand = load_scenario(args.scenario, args.requests, args.rate, args.step_seconds)
-            seeds = TEST_SEEDS[:args.seeds] if args.seeds <= len(TEST_SEEDS) else tuple(range(2000, 2000 + args.seeds))
-            episodes = seed_episodes(seeds)
+        graph, demand, episodes = scenario_episodes(args.scenario, setup.steps, args.seeds, args.step_seconds,
+                                                    args.start_hour, args.scale, args.days, args.requests, args.rate)
     except (ValueError, LoaderError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -33,7 +33,6 @@ sectors costs; it against the plain full-map rollout, what phase one buys.
 """
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
