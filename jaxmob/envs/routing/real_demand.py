@@ -14,15 +14,15 @@ in time order:
 * validation and test days: each kept request (second of the day, pick-up,
   drop-off), replayed as it happened.
 
-The 2008 fleet is one company's share of the city's demand and a rollout
-over a fleet the size of Yellow Cab's (about 110 taxis in this area at the
-evening peak) is beyond a CPU, so a scenario runs at a stated `scale`:
-every real request is kept with probability `scale` (a thinning, seeded per
-day, so a replayed day is the same for every policy) and the forecast's rate
-is multiplied by it. A thinned Poisson process is a Poisson process at the
-scaled rate, so the scaled city is the same demand served by a
-proportionally smaller fleet. The default, DEFAULT_SCALE = 1/4, puts the
-evening peak's fleet thresholds at 20-30 taxis.
+The 2008 fleet is one company's share of the city's demand, and at scale 1
+the evening peak's fleet thresholds are 53 (necessary) and 99 (sufficient)
+taxis, a full-map rollout over which is beyond a CPU; so a scenario runs at
+a stated `scale`: every real request is kept with probability `scale` (a
+thinning, seeded per day, so a replayed day is the same for every policy)
+and the forecast's rate is multiplied by it. A thinned Poisson process is a
+Poisson process at the scaled rate, so the scaled city is the same demand
+served by a proportionally smaller fleet. The default, DEFAULT_SCALE = 1/4,
+puts the 19:00-20:00 thresholds at 14 and 25 taxis.
 """
 from __future__ import annotations
 
