@@ -52,6 +52,25 @@ def default_fleets(th: dict) -> list:
     return sorted({max(2, n // 2), max(2, n - 4), n, (n + s) // 2, s, s + 8})
 
 
+def table(results) -> str:
+    """Markdown: per policy and fleet (its place against the thresholds), the total wait, the queue
+    at the last step and its growth over the second half, and the passengers delivered, mean ± std
+    over the episodes."""
+    th = results["thresholds"]
+    lines = ["| fleet | policy | total wait | queue at the end | growth / step | delivered | turned away |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted(results["rows"], key=lambda r: (r["fleet"], r["policy"])):
+        m = r["fleet"]
+        zone = ("< necessary" if m < th["necessary_fleet"] else "necessary" if m == th["necessary_fleet"] else
+                "sufficient" if m == th["sufficient_fleet"] else "> sufficient" if m > th["sufficient_fleet"] else "between")
+        eps = r["episodes"]
+        end = np.array([e["outstanding_end"] for e in eps], float)
+        lines.append(f"| {m} ({zone}) | {r['label']} | {r['total_wait_mean']:,.0f} ± {r['total_wait_std']:,.0f} | "
+                     f"{end.mean():.1f} ± {end.std():.1f} | {r['growth']:+.3f} | "
+                     f"{np.mean([e['delivered'] for e in eps]):.1f} | {np.mean([e['turned_away'] for e in eps]):.1f} |")
+    return "\n".join(lines)
+
+
 def plot(payload: dict, path: Path) -> None:
     import matplotlib
 
@@ -130,6 +149,7 @@ def main(argv=None):
             out.parent.mkdir(parents=True, exist_ok=True)
             out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     plot(payload, out.with_suffix(".png"))
+    print(table(payload))
     print(f"thresholds: {json.dumps({k: round(v, 2) for k, v in th.items()})}")
     print(f"wrote {out}.json and {out}.png")
 

@@ -99,6 +99,8 @@ def table(results) -> str:
 
 
 def plot(rows: list, path: Path, title: str) -> None:
+    """Top: total wait and ms per decision per fleet and policy; below, one panel per fleet: the
+    outstanding requests at each step, mean ± std over the episodes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,24 +108,39 @@ def plot(rows: list, path: Path, title: str) -> None:
 
     fleets = sorted({r["fleet"] for r in rows})
     policies = [p for p in POLICIES if any(r["policy"] == p for r in rows)]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = plt.figure(figsize=(4 * max(3, len(fleets)), 8.5))
+    grid = fig.add_gridspec(2, 2 * len(fleets))
+    a = fig.add_subplot(grid[0, :len(fleets)])
+    b = fig.add_subplot(grid[0, len(fleets):])
     width = 0.8 / len(policies)
     for k, p in enumerate(policies):
         cells = [next((r for r in rows if r["policy"] == p and r["fleet"] == f), None) for f in fleets]
         x = np.arange(len(fleets)) + (k - (len(policies) - 1) / 2) * width
         a.bar(x, [c["total_wait_mean"] if c else np.nan for c in cells], width,
-              yerr=[c["total_wait_std"] if c else 0 for c in cells], label=LABELS[p], capsize=2)
-        b.bar(x, [c["decision_ms"] if c else np.nan for c in cells], width, label=LABELS[p])
+              yerr=[c["total_wait_std"] if c else 0 for c in cells], label=LABELS[p], capsize=2, color=f"C{k}")
+        b.bar(x, [c["decision_ms"] if c else np.nan for c in cells], width, label=LABELS[p], color=f"C{k}")
     for ax, label in ((a, "total wait (request-steps), mean ± std over episodes"), (b, "ms per decision (median)")):
         ax.set_xticks(np.arange(len(fleets)), [f"m = {f}" for f in fleets])
         ax.set_ylabel(label, fontsize=8)
     if any(r["decision_ms"] > 0 for r in rows):
         b.set_yscale("log")
     a.legend(fontsize=7)
+    for j, fleet in enumerate(fleets):
+        ax = fig.add_subplot(grid[1, 2 * j:2 * j + 2])
+        for k, p in enumerate(policies):
+            r = next((r for r in rows if r["policy"] == p and r["fleet"] == fleet), None)
+            if r is None:
+                continue
+            c = np.array(r["curves"], float)
+            m, sd, x = c.mean(0), c.std(0), np.arange(1, c.shape[1] + 1)
+            ax.plot(x, m, color=f"C{k}", lw=1, label=LABELS[p])
+            ax.fill_between(x, m - sd, m + sd, color=f"C{k}", alpha=0.12)
+        ax.set_title(f"m = {fleet}: outstanding requests", fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
