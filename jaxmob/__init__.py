@@ -6,4 +6,12 @@
 """
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = ["__version__", "make", "env_ids"]
+
+
+def __getattr__(name):  # `jaxmob.make` without importing JAX for `import jaxmob`
+    if name in ("make", "env_ids"):
+        from . import api as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module 'jaxmob' has no attribute {name!r}")

@@ -6,7 +6,7 @@ Layers, bottom to top:
   algos | envs.<name>  side by side and blind to each other: core, nets, solvers and their own
                        modules (an environment never imports a learner, another environment,
                        the trainer, the report or the plots);
-  the tools on top     train, sweep, report, plots, config, cli, parallel: they reach the
+  the tools on top     train, sweep, report, plots, config, cli, parallel, api: they reach the
                        environments and learners through `jaxmob.core.registry`.
 No module may import one above its layer, and there are no import circles.
 """

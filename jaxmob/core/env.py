@@ -48,6 +48,13 @@ class Spec:
         """An all-zero array of this spec (for building buffers before a rollout)."""
         return jnp.zeros(self.shape, self.dtype)
 
+    def sample(self, key: jax.Array) -> jax.Array:
+        """A uniformly random array of this spec: integers in [0, num_values), or reals in
+        [-1, 1], the range of every jaxmob environment's continuous actions (jittable)."""
+        if self.num_values is not None:
+            return jax.random.randint(key, self.shape, 0, self.num_values, self.dtype)
+        return jax.random.uniform(key, self.shape, self.dtype, -1.0, 1.0)
+
 
 @dataclass(frozen=True)
 class Agents:

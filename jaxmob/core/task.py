@@ -47,6 +47,7 @@ class Task(abc.ABC):
 
     # ----------------------------------------------------------------- what it is
     name: str = ""
+    version: int = 1  # of the dynamics: raised when a step changes what it does (`jaxmob.make("NAME-vK")`)
     headline: str = ""  # the metric that chooses checkpoints and leads every table
     reference_policy: str = "greedy"  # the baseline row (by name prefix) a learned policy must beat
     higher_is_better: bool = True  # of the headline metric (routing's total wait: lower is better)
