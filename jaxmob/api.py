@@ -60,15 +60,18 @@ def make(env_id: str, scenario: str | None = None, split: str = "train", **optio
     if split not in ("train", "validation", "test"):
         raise ValueError(f"split must be train, validation or test, got {split!r}")
     scenario = scenario or task.default_scenario
+    if not task.knows(scenario):
+        raise ValueError(f"{task.name} has no scenario {scenario!r}; bundled: {', '.join(task.scenarios())}")
     error = None
-    for alg in dict.fromkeys([default_alg(task.name), *algorithms_for(task)]):  # any learner the options fit
+    for alg in dict.fromkeys([default_alg(task.name), *algorithms_for(task)]):  # (amod's action kind follows the learner)
+        config = TrainConfig(env=task.name, alg=alg, scenario=scenario, progress=False, rollout_steps=1, **options)
         try:
-            config = TrainConfig(env=task.name, alg=alg, scenario=scenario, progress=False, **options).validate()
+            task.validate(config)  # the environment's options only: nothing here trains
             break
-        except ConfigError as e:
+        except ValueError as e:
             error = error or e
     else:
-        raise error
+        raise ConfigError(str(error))
     built = task.build(config, task.load(scenario))
     if split == "train":
         return built.env, built.env_params

@@ -18,11 +18,12 @@ def readme_snippet() -> str:
     return m.group(1)
 
 
-@pytest.mark.parametrize("env_id", ["rebalance-v1", "taxi-v1", "amod-v1", "parking-v1"])
-def test_the_readme_rollout_runs_for_every_env(env_id, capsys):
+@pytest.mark.parametrize("env_id, options", [("rebalance-v1", ""), ("taxi-v1", ""), ("amod-v1", ""),
+                                             ("parking-v1", ", episode_minutes=120")])
+def test_the_readme_rollout_runs_for_every_env(env_id, options, capsys):
     code = readme_snippet()
     if env_id != "rebalance-v1":  # the README's own code for rebalance, the same code with each other id
-        code = code.replace('"rebalance-v1", scenario="manhattan-106"', f'"{env_id}"')
+        code = code.replace('"rebalance-v1", scenario="manhattan-106"', f'"{env_id}"{options}')
         assert env_id in code
     exec(compile(code, str(README), "exec"), {})
     printed = capsys.readouterr().out

@@ -103,6 +103,8 @@ class Environment(abc.ABC):
     stream of episodes for batched rollouts.
     """
 
+    agent_name: str = "agent"  # what one agent is ("region", "taxi", "facility"): agent i is f"{agent_name}_{i}"
+
     @abc.abstractmethod
     def reset(self, key: jax.Array, params) -> tuple[jax.Array, Any]:
         ...

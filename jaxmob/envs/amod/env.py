@@ -194,6 +194,8 @@ def schedule(transit: jax.Array, flows: jax.Array, steps: jax.Array) -> jax.Arra
 
 
 class AmodEnv(Environment):
+    agent_name = "region"
+
     def __init__(self, config: AmodConfig = AmodConfig()):
         self.config = config
 

@@ -226,6 +226,8 @@ def offer_scores(key, state: ParkingState, action, params: ParkingParams) -> jax
 
 
 class ParkingEnv(Environment):
+    agent_name = "facility"
+
     def __init__(self, config: ParkingConfig | None = None, **kw):
         self.config = config if config is not None else ParkingConfig(**kw)
 

@@ -303,6 +303,8 @@ class RebalanceEnv(Environment):
     and `CONTRACT.md`. All methods are pure and jit/vmap-safe
     except `make_params`, which runs NumPy once per city."""
 
+    agent_name = "region"
+
     def __init__(self, config: RebalanceConfig | None = None, shaping: RebalanceShaping | None = None):
         self.config = config if config is not None else RebalanceConfig()
         self.shaping = shaping if shaping is not None else RebalanceShaping()

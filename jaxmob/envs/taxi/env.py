@@ -161,6 +161,8 @@ def balance(supply: jax.Array, demand: jax.Array) -> jax.Array:
 class TaxiEnv(Environment):
     """Every taxi an agent; see the module doc and `CONTRACT.md`."""
 
+    agent_name = "taxi"
+
     def __init__(self, config: TaxiConfig | None = None):
         self.config = config if config is not None else TaxiConfig()
 
