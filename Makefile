@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_routing.py
 	$(BIN)/python benchmarks/bench_parking.py
 	$(BIN)/python benchmarks/bench_parking_training.py
+	$(BIN)/python benchmarks/bench_adapters.py
 
 scenarios: install
 	$(BIN)/python -m jaxmob scenarios rebalance --out jaxmob/envs/rebalance/scenarios $(ARGS)

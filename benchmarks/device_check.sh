@@ -12,7 +12,8 @@ run() { local name=$1; shift; echo "== $name: $*"; timeout 150 "$PY" "$@" 2>&1 |
 run bench_env benchmarks/bench_env.py --batch 1 64 1024 4096 --reps 5 --ref-reps 1
 run bench_taxi benchmarks/bench_taxi.py --batch 1 16 64
 run bench_amod benchmarks/bench_amod.py --batch 1 64 1024 4096 --reps 3 --ref-steps 5
-run bench_routing benchmarks/bench_routing.py --batch 1 64 1024 --fleets 28 --reps 2 --ref-steps 50
+run bench_routing benchmarks/bench_routing.py --batch 1 64 1024 --fleets 28 --scaling-fleets 24 96 --reps 2 --ref-steps 50
+run bench_adapters benchmarks/bench_adapters.py --num-envs 256 --steps 100 --reps 2
 run bench_parking benchmarks/bench_parking.py --batch 1 64 1024 --reps 3 --ref-steps 10
 run bench_parking_training benchmarks/bench_parking_training.py --reps 3
 run bench_train_mappo benchmarks/bench_train.py --alg mappo --reps 3

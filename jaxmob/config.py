@@ -56,6 +56,8 @@ class TrainConfig:
     out_dir: str = _f("runs/{alg}-{scenario}-s{seed}", "folder for metrics, plots and checkpoints")
     keep_last: int = _f(2, "checkpoints kept (plus the best by validation service ratio)")
     progress: bool = _f(True, "show a progress bar")
+    logger: str = _f("jsonl", "where the metrics go: jsonl (metrics.jsonl and eval.jsonl, always written) or "
+                              "tensorboard (also TensorBoard event files in the run's tb/ folder)")
     # the off-policy core (DDPG, MADDPG, META, MARL-GCN): replay, targets, exploration
     buffer_size: int = _f(4096, "off-policy core: replay buffer size in transitions (kept in the checkpoint)")
     batch_size: int = _f(256, "off-policy core: transitions per gradient step")
@@ -151,6 +153,12 @@ class TrainConfig:
         check(self.reward_scale > 0, "reward_scale", f"must be positive, got {self.reward_scale}")
         check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", f"needs positive sizes, got {self.hidden}")
         check(self.keep_last >= 1, "keep_last", f"must be >= 1, got {self.keep_last}")
+        check(self.logger in ("jsonl", "tensorboard"), "logger", f"must be jsonl or tensorboard, got {self.logger!r}")
+        if self.logger == "tensorboard":
+            import importlib.util
+
+            check(importlib.util.find_spec("tensorboardX") is not None, "logger",
+                  "tensorboard needs the tensorboardX package (pip install 'jaxmob[tensorboard]')")
         check(self.eval_every >= 0, "eval_every", f"must be >= 0, got {self.eval_every}")
         try:
             for validate in (alg.core.validate, alg.validate, task.validate):

@@ -98,8 +98,32 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
                                                   "runs": [{**r, "eval": e, "test": t}
                                                            for r, e, t in zip(runs, evals, tests)]}, indent=1))
     (out / "results.md").write_text(format_rows(rows) + "\n")
+    if config.logger == "tensorboard":
+        _tensorboard(out / "tb", config, runs, curves, tests)
     plot_curves(runs, curves, out / "curves.png", title=f"{config.alg} on {config.scenario}", headline=parts["task"].headline)
     return {"rows": rows, "out_dir": str(out), "curves": curves, "evals": evals, "tests": tests}
+
+
+def _tensorboard(folder: Path, config: TrainConfig, runs, curves: dict, tests) -> None:
+    """One TensorBoard run per member (`<setting>-s<seed>`): its training curves by update, its
+    validation curve where one was scored, its settings as hyperparameters beside its test metrics."""
+    import shutil
+
+    from .tensorboard import TensorBoardLog
+
+    shutil.rmtree(folder, ignore_errors=True)
+    every = config.updates_per_chunk
+    for i, (run, test) in enumerate(zip(runs, tests)):
+        name = f"{_label(run['setting'])}-s{run['seed']}".replace(" ", "")
+        log = TensorBoardLog(folder / name, {**json.loads(json.dumps(asdict(config))), **run["setting"], "seed": run["seed"]})
+        for k, v in curves.items():
+            if k.startswith("validation_"):
+                for c, value in enumerate(v[i]):
+                    log.validation((c + 1) * every, {k.removeprefix("validation_"): float(value)})
+            else:
+                for u, value in enumerate(v[i]):
+                    log.training(u + 1, {k: float(value)})
+        log.close({f"test_{k}": v for k, v in test.items() if isinstance(v, (int, float))})
 
 
 def _label(setting: dict) -> str:

@@ -190,6 +190,12 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
     else:
         for stale in ("metrics.jsonl", "eval.jsonl", "groups.jsonl"):
             (run_dir / stale).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+    tb = None
+    if config.logger == "tensorboard":
+        from .tensorboard import TensorBoardLog
+
+        tb = TensorBoardLog(run_dir / "tb", _jsonable_config(config), resume_from=last.latest_step() if start_chunk else None)
 
     (run_dir / "config.json").write_text(json.dumps(_jsonable_config(config), indent=1))
     bar = tqdm(total=config.total_updates, initial=start_chunk * config.updates_per_chunk, disable=not config.progress,
@@ -214,6 +220,8 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
                 row = {k: float(v[i]) for k, v in m.items()}
                 row["update"] = update - config.updates_per_chunk + i + 1
                 fh.write(json.dumps(row) + "\n")
+                if tb is not None:
+                    tb.training(row["update"], {k: v for k, v in row.items() if k != "update"})
         if hasattr(runner.groups, "agent_local"):  # HAG-PS: log the assignment for the group map
             g = jax.device_get(runner.groups)
             with (run_dir / "groups.jsonl").open("a") as fh:
@@ -223,6 +231,8 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
             eval_metrics = evaluate(runner.params, runner.groups, eval_key)
             with (run_dir / "eval.jsonl").open("a") as fh:
                 fh.write(json.dumps({"update": update, **eval_metrics, "selection_score": score(eval_metrics)}) + "\n")
+            if tb is not None:
+                tb.validation(update, {**eval_metrics, "selection_score": score(eval_metrics)})
         meta = {"chunk": c + 1, "update": update, "config": _jsonable_config(config), "best_eval": best_eval}
         if eval_metrics is not None and score(eval_metrics) > best_eval:
             best_eval = meta["best_eval"] = score(eval_metrics)
@@ -249,6 +259,8 @@ def train(config: TrainConfig, *, resume: bool = False, max_chunks: int | None =
         test = test_eval(chosen.params, chosen.groups, jax.random.PRNGKey(20_000 + config.seed))
         summary["test"] = test
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    if tb is not None:
+        tb.close({f"test_{k}": v for k, v in (test or {}).items() if isinstance(v, (int, float))})
     return {**summary, "runner": runner, "parts": parts}
 
 
@@ -271,7 +283,10 @@ def restore(manager, like, step):
 
 
 def _jsonable_config(config: TrainConfig) -> dict:
-    return json.loads(json.dumps(asdict(config)))
+    """The run's identity (resume and reuse compare it): every field but where the metrics are logged."""
+    values = asdict(config)
+    values.pop("logger")
+    return json.loads(json.dumps(values))
 
 
 def _truncate_jsonl(path: Path, update: int) -> None:
