@@ -66,14 +66,29 @@ def check_divisible(size: int, mesh: Mesh, what: str = "batch") -> None:
                          f"use a multiple of {devices} (e.g. repeat cities with `tile_batch`)")
 
 
+def place(tree, sharding: NamedSharding):
+    """`tree` on `sharding`. Where the mesh spans other processes' devices (`jax.distributed`),
+    every process passes the same whole value and keeps the part on its own devices."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def one(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return jax.tree.map(one, tree)
+
+
 def shard_batch(tree, mesh: Mesh):
     """Place a batched pytree with its leading axis split over the mesh."""
     check_divisible(batch_size(tree), mesh)
-    return jax.device_put(tree, batch_sharding(mesh))
+    return place(tree, batch_sharding(mesh))
 
 
 def replicate(tree, mesh: Mesh):
-    return jax.device_put(tree, replicated(mesh))
+    return place(tree, replicated(mesh))
 
 
 def tile_batch(tree, size: int):
