@@ -36,7 +36,7 @@ from jaxmob.envs.routing.evaluate import (
     setup_dict,
     setup_from_args,
 )
-from jaxmob.envs.routing.task import REAL, scenario_episodes
+from jaxmob.envs.routing.task import REAL, add_scenario_arguments, scenario_episodes
 from jaxmob.envs.routing.theory import fleet_thresholds
 
 
@@ -114,10 +114,7 @@ def main(argv=None):
     add_setup_arguments(ap, skip=("fleet", "steps"), queue=128)
     ap.add_argument("--steps", type=int, help="decisions per episode (default 480, two hours, on sf_cabspotting; 300 on "
                     "a modelled demand)")
-    ap.add_argument("--scenario", default="sf_north", help="sf_cabspotting (real requests, the test days replayed) or "
-                    "a street graph with the modelled demand")
-    ap.add_argument("--start-hour", type=float, help="sf_cabspotting: the window's start (default 18)")
-    ap.add_argument("--scale", type=float, help="sf_cabspotting: the share of the real requests kept (default 0.25)")
+    add_scenario_arguments(ap, default="sf_north", start_hour=18)
     ap.add_argument("--quick", action="store_true", help="two fleets, 20 steps, 1 seed, horizon 3")
     ap.add_argument("--out", help="default results/routing_fleet_sweep (modelled) or results/routing_real_fleet_sweep (real)")
     args = ap.parse_args(argv)

@@ -41,7 +41,7 @@ from jaxmob.envs.routing.evaluate import (
     setup_dict,
     setup_from_args,
 )
-from jaxmob.envs.routing.task import REAL, scenario_episodes
+from jaxmob.envs.routing.task import REAL, add_scenario_arguments, scenario_episodes
 from jaxmob.envs.routing.theory import fleet_thresholds
 
 WAIT_BAR = 0.05  # two-phase's total wait at most 5% above the full-map rollout's
@@ -153,10 +153,7 @@ def main(argv=None):
     add_setup_arguments(ap, skip=("fleet", "steps"))
     ap.add_argument("--steps", type=int, help="decisions per episode (default 240, one hour, on sf_cabspotting; 120 on a "
                     "modelled demand)")
-    ap.add_argument("--scenario", default="sf_north", help="sf_cabspotting (real requests, the test days replayed) or "
-                    "a street graph with the modelled demand")
-    ap.add_argument("--start-hour", type=float, help="sf_cabspotting: the window's start (default 19)")
-    ap.add_argument("--scale", type=float, help="sf_cabspotting: the share of the real requests kept (default 0.25)")
+    add_scenario_arguments(ap, default="sf_north", start_hour=19)
     ap.add_argument("--quick", action="store_true", help="fleet 6, 10 steps, 1 seed, horizon 3")
     ap.add_argument("--out", help="default results/routing_table (modelled) or results/routing_real_table (real)")
     args = ap.parse_args(argv)

@@ -87,6 +87,14 @@ def scenario_episodes(scenario: str, steps: int, seeds: int = 5, step_seconds: f
     return graph, demand, seed_episodes(range(first_seed, first_seed + seeds))
 
 
+def add_scenario_arguments(p: argparse.ArgumentParser, default: str = REAL, start_hour: float = 19.0) -> None:
+    """`--scenario`, and the real scenario's `--start-hour` and `--scale` (None: the defaults)."""
+    p.add_argument("--scenario", default=default, help=f"{REAL} (real 2008 requests, held-out days replayed on "
+                   f"{DEFAULT_GRAPH}), a bundled street graph with the hotspot demand model, a saved .npz or an OSM XML file")
+    p.add_argument("--start-hour", type=float, help=f"{REAL}: the window's start (local hour, default {start_hour:g})")
+    p.add_argument("--scale", type=float, help=f"{REAL}: the share of the real requests kept (default 0.25)")
+
+
 class RoutingTask(Task):
     raw_data = "sf-streets/SanFranciscoFiltered.osm"
     name = "routing"
@@ -135,11 +143,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--policy", "--alg", dest="policy", default="two_phase", choices=POLICIES + ("all",),
                    help="the policy to run beside IA and IA-RA (all: every policy, the full-map rollout included)")
-    p.add_argument("--scenario", default=REAL, help=f"{REAL} (real 2008 requests replayed on {DEFAULT_GRAPH}), a "
-                   "bundled street graph with the hotspot demand model, a saved .npz or an OSM XML file")
+    add_scenario_arguments(p)
     p.add_argument("--days", default="test", choices=("test", "validation"), help=f"{REAL}: the held-out days replayed")
-    p.add_argument("--start-hour", type=float, help=f"{REAL}: the window's start (local hour; default the 19:00 peak)")
-    p.add_argument("--scale", type=float, help=f"{REAL}: the share of the real requests kept (default 0.25)")
     p.add_argument("--requests", help="request CSV (time, pickup_lat, pickup_lon, dropoff_lat, dropoff_lon; or the "
                    "shared Cabspotting file) for a street graph's demand (default: the documented hotspot model)")
     p.add_argument("--step-seconds", type=float, default=15.0, help="seconds per step (one edge of driving)")
