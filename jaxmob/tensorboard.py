@@ -15,7 +15,10 @@ class TensorBoardLog:
     def __init__(self, folder, config: dict, resume_from: int | None = None):
         from tensorboardX import SummaryWriter
 
-        self.writer = SummaryWriter(str(Path(folder)), purge_step=None if resume_from is None else resume_from + 1)
+        # one event file per start (named by the update it starts after), so a resume within the
+        # same second as the kill cannot overwrite the earlier file
+        self.writer = SummaryWriter(str(Path(folder)), purge_step=None if resume_from is None else resume_from + 1,
+                                    filename_suffix=f".from{resume_from or 0}")
         self.config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.items()}
         if resume_from is None:
             self.writer.add_text("config", "\n".join(f"    {k} = {v}" for k, v in self.config.items()), 0)

@@ -31,7 +31,8 @@ def test_the_readme_rollout_runs_for_every_env(env_id, options, capsys):
 
 
 def test_ids_are_versioned_and_every_trainable_env_has_one():
-    assert jaxmob.env_ids() == ["amod-v1", "parking-v1", "rebalance-v1", "taxi-v1"]
+    ids = jaxmob.env_ids()  # (a test elsewhere may have registered a plug-in env of its own)
+    assert {"amod-v1", "parking-v1", "rebalance-v1", "taxi-v1"} <= set(ids) and "routing-v1" not in ids
     env, params = jaxmob.make("taxi")  # a bare name is the current version
     assert type(env).__name__ == "TaxiEnv"
     with pytest.raises(ValueError, match="this jaxmob has rebalance-v1"):
