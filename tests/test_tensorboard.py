@@ -69,7 +69,7 @@ def test_a_resumed_log_drops_the_events_past_its_checkpoint(tmp_path):
     first = TensorBoardLog(tmp_path, {"seed": 0})
     for u in range(1, 7):
         first.training(u, {"reward": float(u)})
-    first.writer.flush()
+    first.writer.close()  # (what a killed run had written; an unclosed writer may still hold events)
     resumed = TensorBoardLog(tmp_path, {"seed": 0}, resume_from=4)
     for u in (5, 6):
         resumed.training(u, {"reward": 10.0 * u})
