@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .api import make
+from .api import build
 
 __all__ = ["ParallelEnv", "GymEnv", "VectorEnv"]
 
@@ -33,16 +33,14 @@ class _City:
     specs, and which agents are real."""
 
     def __init__(self, env_id: str, scenario=None, day: str | None = None, **options):
+        built = build(env_id, scenario, **options)
         if day is None:
-            self.env, self.params = make(env_id, scenario, **options)
+            self.env, self.params = built.env, built.env_params
         else:
-            env, days = make(env_id, scenario, split="test", **options)
-            if day not in days:
-                env, validation = make(env_id, scenario, split="validation", **options)
-                days = {**validation, **days}
+            days = {**built.validation, **built.test}
             if day not in days:
                 raise ValueError(f"{env_id}: no held-out day {day!r}; choose from {', '.join(days)}")
-            self.env, self.params = env, days[day]
+            self.env, self.params = built.eval_env, days[day]
         self.obs_spec, self.act_spec = self.env.observation_spec(self.params), self.env.action_spec(self.params)
         agents = self.env.agents(self.params)
         self.real = np.flatnonzero(np.asarray(agents.mask))
@@ -219,9 +217,13 @@ class VectorEnv(_vector_base()):
         def step(keys, state, action, reset_keys):
             full = jnp.zeros((num_envs, *city.act_spec.shape), city.act_spec.dtype).at[:, real].set(action)
             obs, state, reward, done, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, full, params)
-            fresh_obs, fresh = reset(reset_keys)
-            new_state = jax.tree.map(lambda a, b: jnp.where(done.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), fresh, state)
-            return obs[:, real], jnp.where(done[:, None, None], fresh_obs, obs[:, real]), new_state, reward[:, real].sum(1), done
+            def restart():  # the cities whose episode ended start a new one (only in a step where one did)
+                fresh_obs, fresh = reset(reset_keys)
+                pick = lambda a, b: jnp.where(done.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
+                return pick(fresh_obs, obs[:, real]), jax.tree.map(pick, fresh, state)
+
+            next_obs, next_state = jax.lax.cond(done.any(), restart, lambda: (obs[:, real], state))
+            return obs[:, real], next_obs, next_state, reward[:, real].sum(1), done
 
         self._reset, self._step = jax.jit(reset), jax.jit(step)
         self._key, self._state = jax.random.key(0), None

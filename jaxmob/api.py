@@ -49,6 +49,17 @@ def make(env_id: str, scenario: str | None = None, split: str = "train", **optio
     """(env, params) of environment `env_id` on `scenario` (default: its bundled default), with
     the environment's own `options` (e.g. `horizon=...`); `split="validation"` or `"test"` gives
     (env, {day: params}) of the scenario's held-out days instead."""
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"split must be train, validation or test, got {split!r}")
+    built = build(env_id, scenario, **options)
+    if split == "train":
+        return built.env, built.env_params
+    return built.eval_env, dict(built.validation if split == "validation" else built.test)
+
+
+def build(env_id: str, scenario: str | None = None, **options):
+    """The environment's `Built` (training env and params, evaluation env, held-out days' params)
+    for `make`'s arguments."""
     from .config import ConfigError, TrainConfig, default_alg
     from .core.registry import algorithms_for
 
@@ -57,8 +68,6 @@ def make(env_id: str, scenario: str | None = None, split: str = "train", **optio
     if unknown:
         known = sorted(f for f in task.Options.__dataclass_fields__)
         raise TypeError(f"{task.name} has no option(s) {', '.join(unknown)}; its options: {', '.join(known)}")
-    if split not in ("train", "validation", "test"):
-        raise ValueError(f"split must be train, validation or test, got {split!r}")
     scenario = scenario or task.default_scenario
     if not task.knows(scenario):
         raise ValueError(f"{task.name} has no scenario {scenario!r}; bundled: {', '.join(task.scenarios())}")
@@ -72,7 +81,4 @@ def make(env_id: str, scenario: str | None = None, split: str = "train", **optio
             error = error or e
     else:
         raise ConfigError(str(error))
-    built = task.build(config, task.load(scenario))
-    if split == "train":
-        return built.env, built.env_params
-    return built.eval_env, dict(built.validation if split == "validation" else built.test)
+    return task.build(config, task.load(scenario))

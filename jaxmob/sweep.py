@@ -115,7 +115,7 @@ def _tensorboard(folder: Path, config: TrainConfig, runs, curves: dict, tests) -
     every = config.updates_per_chunk
     for i, (run, test) in enumerate(zip(runs, tests)):
         name = f"{_label(run['setting'])}-s{run['seed']}".replace(" ", "")
-        log = TensorBoardLog(folder / name, {**json.loads(json.dumps(asdict(config))), **run["setting"], "seed": run["seed"]})
+        log = TensorBoardLog(folder / name, {**asdict(config), **run["setting"], "seed": run["seed"]})
         for k, v in curves.items():
             if k.startswith("validation_"):
                 for c, value in enumerate(v[i]):

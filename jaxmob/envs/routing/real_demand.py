@@ -109,9 +109,8 @@ class RealRequests:
         return count, picks, drops
 
     def save(self, path: Path) -> Path:
-        day_index = {d: i for i, d in enumerate(self.days)}
-        rows = [(day_index[d], s, p, q) for d, (sec, pick, drop) in self.days.items() for s, p, q in zip(sec, pick, drop)]
-        table = np.array(rows, np.int32).reshape(-1, 4)
+        table = np.concatenate([np.column_stack([np.full(len(sec), i), sec, pick, drop])
+                                for i, (sec, pick, drop) in enumerate(self.days.values())]).astype(np.int32)
         np.savez_compressed(path, graph=self.graph.name, source=self.source, pickup_counts=self.pickup_counts,
                             dropoff_counts=self.dropoff_counts, train_days=np.array(self.train_days),
                             validation_days=np.array(self.validation_days), test_days=np.array(self.test_days),

@@ -53,8 +53,10 @@ def load_scenario(name: str, requests: str | None = None, rate: float | None = N
     if name == REAL:
         if requests or rate is not None:
             raise ValueError(f"{REAL} has its own requests and rate; --requests and --rate go with a street graph")
-        graph, demand, _ = real_scenario(step_seconds=step_seconds)
-        return graph, demand
+        from . import real_demand
+
+        real = real_demand.load()
+        return real.graph, real.demand(step_seconds=step_seconds)
     if name.endswith(".osm"):
         graph = read_osm(name)
     elif name.endswith(".npz"):
