@@ -60,6 +60,13 @@ def make(env_id: str, scenario: str | None = None, split: str = "train", **optio
 def build(env_id: str, scenario: str | None = None, **options):
     """The environment's `Built` (training env and params, evaluation env, held-out days' params)
     for `make`'s arguments."""
+    config = config_for(env_id, scenario, **options)
+    return config.task.build(config, config.task.load(config.scenario))
+
+
+def config_for(env_id: str, scenario: str | None = None, **options):
+    """The `TrainConfig` `build` builds from: the env's options and its default learner's generic
+    fields (nothing trains), checked by the env (`Task.validate`)."""
     from .config import ConfigError, TrainConfig, default_alg
     from .core.registry import algorithms_for
 
@@ -76,9 +83,7 @@ def build(env_id: str, scenario: str | None = None, **options):
         config = TrainConfig(env=task.name, alg=alg, scenario=scenario, progress=False, rollout_steps=1, **options)
         try:
             task.validate(config)  # the environment's options only: nothing here trains
-            break
+            return config
         except ValueError as e:
             error = error or e
-    else:
-        raise ConfigError(str(error))
-    return task.build(config, task.load(scenario))
+    raise ConfigError(str(error))

@@ -159,6 +159,23 @@ def _eval(args) -> int:
     return 0
 
 
+def _render(args) -> int:
+    from .render import check_output, film_of, write_animation
+
+    out = args.out or f"results/{args.env}-episode.gif"
+    try:
+        check_output(out)
+        film = film_of(None if args.run else args.env, scenario=args.scenario, day=args.day, policy=args.policy,
+                       run=args.run, checkpoint=args.checkpoint, sample=args.sample, seed=args.seed)
+        written = write_animation(film, out, frames=args.frames, fps=args.fps, still=args.still,
+                                  still_step=args.still_step)
+    except USER_ERRORS as e:
+        return _fail(e)
+    print(f"{film.title}: {written['frames']} frames of {written['steps']} steps")
+    print(f"wrote {', '.join(written[k] for k in ('animation', 'still') if k in written)}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def _peek(argv, flag: str, default):
     pre = argparse.ArgumentParser(add_help=False)
@@ -213,6 +230,24 @@ def build_parser(env: str = "rebalance", alg: str | None = None) -> argparse.Arg
                    "the bundled copies)")
     task.scenario_arguments(p)
     p.set_defaults(func=_scenarios)
+
+    p = sub.add_parser("render", help="animate one evaluation episode on the scenario's map (GIF, or MP4 with ffmpeg)")
+    p.add_argument("--env", default=env, choices=names(), help="environment (default: rebalance; a run's own with --run)")
+    p.add_argument("--scenario", help="scenario (default: the env's bundled default)")
+    p.add_argument("--policy", help="one of the env's own policies (default its first: rebalance greedy, taxi greedy, "
+                   "amod equal_distribution, parking fifo, routing ia_ra); a wrong name lists them")
+    p.add_argument("--run", help="a training run folder: its checkpoint acts (argmax, or --sample)")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="with --run: which checkpoint")
+    p.add_argument("--sample", action="store_true", help="with --run: draw actions from the policy instead of argmax")
+    p.add_argument("--day", "--episode", dest="day", help="the evaluation episode (default: the first test one)")
+    p.add_argument("--out", help="the animation: .gif, or .mp4 where ffmpeg is installed "
+                   "(default results/<env>-episode.gif)")
+    p.add_argument("--still", help="also write one frame to this PNG")
+    p.add_argument("--still-step", type=int, help="the step of --still (default the middle of the episode)")
+    p.add_argument("--frames", type=int, default=120, help="frames drawn, spread over the episode (default 120)")
+    p.add_argument("--fps", type=float, help="frames per second (default: the env's pace)")
+    p.add_argument("--seed", type=int, default=0, help="the episode's randomness (a sampled policy, random rules)")
+    p.set_defaults(func=_render)
 
     if planner is not None:  # an env of online planners: train and eval both run them (nothing to learn)
         add_arguments, main_planner = planner

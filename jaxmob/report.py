@@ -130,6 +130,28 @@ def run_config(run_dir):
     return TrainConfig(**json.loads((run_dir / "config.json").read_text()))
 
 
+def load_run(run_dir, checkpoint: str = "best", env: str | None = None) -> tuple:
+    """(config, parts, runner, update) of a training run folder: its config, its environments
+    and learner rebuilt (`train.build`), and the runner restored from its `checkpoint` ("best",
+    on validation days, or "last")."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    from .train import build, hyper_of, restore
+
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    if env is not None and env != config.env:
+        raise ValueError(f"{run_dir} was trained on env {config.env}, not {env}")
+    parts = build(config)
+    manager = ocp.CheckpointManager((run_dir / "checkpoints" / checkpoint).resolve())
+    step = manager.best_step() if checkpoint == "best" else manager.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints/{checkpoint} holds no checkpoint")
+    like = jax.jit(parts["init"])(jax.random.PRNGKey(config.seed), hyper_of(config))
+    return config, parts, restore(manager, like, step), int(step)
+
+
 def evaluate_run(run_dir, *, day: str | None = None, user_file=None, checkpoint: str = "best",
                  episodes: int | None = None, bound: bool = True, env: str | None = None, **read_options) -> dict:
     """A trained run's checkpoint against the environment's baselines and bound:
@@ -138,16 +160,11 @@ def evaluate_run(run_dir, *, day: str | None = None, user_file=None, checkpoint:
     for the rebalance env a Citi Bike file of any official header era, mapped
     by the station map; for parking an event file)."""
     import jax
-    import orbax.checkpoint as ocp
 
-    from .train import build, hyper_of, make_evaluator, restore
+    from .train import make_evaluator
 
-    run_dir = Path(run_dir)
-    config = run_config(run_dir)
-    if env is not None and env != config.env:
-        raise ValueError(f"{run_dir} was trained on env {config.env}, not {env}")
+    config, parts, runner, step = load_run(run_dir, checkpoint, env)
     task = config.task
-    parts = build(config)
     report = None
     if user_file is not None:
         if task.read_episodes is None:
@@ -155,17 +172,11 @@ def evaluate_run(run_dir, *, day: str | None = None, user_file=None, checkpoint:
         days, report = task.read_episodes(parts["scenario"], user_file, day=day, **read_options)
     else:
         days = task.episodes(parts["scenario"], [day] if day else list(parts["test_params"]))
-    manager = ocp.CheckpointManager((run_dir / "checkpoints" / checkpoint).resolve())
-    step = manager.best_step() if checkpoint == "best" else manager.latest_step()
-    if step is None:
-        raise FileNotFoundError(f"{run_dir}/checkpoints/{checkpoint} holds no checkpoint")
-    like = jax.jit(parts["init"])(jax.random.PRNGKey(config.seed), hyper_of(config))
-    runner = restore(manager, like, step)
     evaluator = make_evaluator(parts["policy"], parts["eval_env"], parts["day_params"](days),
                                episodes=episodes or config.eval_episodes)
     result = evaluator(runner.params, runner.groups, jax.random.PRNGKey(20_000 + config.seed))
     table = comparison(parts["scenario"], days, config, result, config.alg, bound=bound)
-    return {**table, "run_dir": str(run_dir), "checkpoint": checkpoint, "checkpoint_update": int(step),
+    return {**table, "run_dir": str(run_dir), "checkpoint": checkpoint, "checkpoint_update": step,
             "scenario": config.scenario, "env": config.env, "mapping": report}
 
 

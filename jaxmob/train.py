@@ -41,7 +41,7 @@ def build(config: TrainConfig, scenario=None) -> dict:
     alg = config.algorithm
     policy = alg.make_policy(env, env_params, config)
     init, update_chunk = alg.core.make_train(env, env_params, policy, config)
-    return dict(task=task, scenario=scenario, env=env, env_params=env_params, eval_env=built.eval_env,
+    return dict(task=task, scenario=scenario, built=built, env=env, env_params=env_params, eval_env=built.eval_env,
                 eval_params=built.validation, test_params=built.test, day_params=built.day_params,
                 training_days=tuple(built.training_days), policy=policy, init=init, update_chunk=update_chunk)
 

@@ -38,6 +38,15 @@ class Built:
     training_days: tuple = ()
     day_params: Callable | None = None
 
+    def episode(self, name: str | None = None):
+        """Params of evaluation episode `name`, a test or validation one (default: the first test one)."""
+        name = name or next(iter(self.test))
+        for split in (self.test, self.validation):
+            if name in split:
+                return split[name]
+        raise ValueError(f"no evaluation episode {name!r}; test: {', '.join(self.test)}; "
+                         f"validation: {', '.join(self.validation)}")
+
 
 class Task(abc.ABC):
     """One environment family as seen by the generic code (see module doc). Its members come in
@@ -97,8 +106,14 @@ class Task(abc.ABC):
     #     (what `raw_data` names under it) into folder `out` (`jaxmob scenarios NAME`);
     # read_episodes(scenario, path, *, day=None, **extra) -> ({name: episode data}, report): the days
     #     of a user's file (`eval --<user_file> FILE`) as evaluation episodes, and what was dropped.
+    # film(built, config, episode, policy, seed, scenario=None) -> core.film.Film: one evaluation
+    #     episode drawn on the scenario's map (`jaxmob render`); `episode` a name or None (the first
+    #     test episode), `policy` the name of one of the env's own policies (None: its default) or a
+    #     learned policy `(key, state, params, env) -> actions` of `built.eval_env`; an env without
+    #     `build` gets built=None, config=None and the `scenario` name (None: its default).
     write_scenarios = None
     read_episodes = None
+    film = None
 
     def eval_arguments(self, parser) -> tuple:
         """Add `jaxmob eval` flags of this env's own (beside `--<user_file>`); returns their dest names,

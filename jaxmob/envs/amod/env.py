@@ -272,7 +272,7 @@ class AmodEnv(Environment):
         else:
             reward = jnp.full((R,), team / R, jnp.float32)
         info = dict(team=team, profit=profit, rebalancing_cost=reb_cost, served=served.sum(), requests=requests.sum(),
-                    rebalanced=moves.sum())
+                    rebalanced=moves.sum(), moves=moves)
         return self.observe(nxt, params), nxt, reward, t >= self.config.horizon, info
 
     def step(self, key, state, action, params):

@@ -155,6 +155,13 @@ class AmodTask(NpzScenarios, Task):
         report = f"{path}: {len(draws)} episodes of {draws.shape[1]} matchings, {per_episode:,.1f} requests each"
         return episodes, report
 
+    def film(self, built, config, episode, policy, seed: int = 0, scenario=None):
+        """A learned policy acts in the run's own evaluation env; the hand rules set levels."""
+        from .film import film
+
+        env = built.eval_env if callable(policy) else self.env(config.options, built.scenario, "replay", "levels")
+        return film(env, built, episode, policy, seed)
+
     def training_label(self, config) -> str:
         return "training (Poisson requests)"
 

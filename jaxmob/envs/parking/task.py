@@ -208,6 +208,18 @@ class ParkingTask(NpzScenarios, Task):
             raise ValueError(f"no day {unknown[0]!r} in {path}; its days: {', '.join(sorted(events.days))}")
         return {n: events.days[n] for n in names}, events.report()
 
+    def film(self, built, config, episode, policy, seed: int = 0, scenario=None):
+        """A hand rule's episode runs with the rule set as `static_rule` (as its table row does)."""
+        from dataclasses import replace
+
+        from .film import film
+
+        name = episode or next(iter(built.test))
+        built.episode(name)  # a held-out day, or a clear error naming them
+        day = lambda rule: self.params(replace(config.options, static_rule=rule), built.scenario,  # noqa: E731
+                                       self.episodes(built.scenario, [name])[name])
+        return film(built.eval_env, built, name, policy, seed, params_for=day)
+
     def training_label(self, config) -> str:
         return f"training ({config.options.episode_minutes}-minute windows of the request model)"
 

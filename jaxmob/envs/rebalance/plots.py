@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks
 import numpy as np
 from matplotlib.collections import PatchCollection
 from matplotlib.colors import TwoSlopeNorm
-from matplotlib.patches import RegularPolygon, Rectangle
 
+from ...core.film import cell_patches
 from .city.core import City
 
 
@@ -28,14 +28,8 @@ def daily_arrivals(city: City) -> np.ndarray:
 
 
 def _cells(city: City, values: np.ndarray, **kw) -> PatchCollection:
-    xy = np.asarray(city.xy_km)
-    s = city.cell_km
     mask = np.asarray(city.region_mask)
-    if city.grid == "hex":
-        patches = [RegularPolygon((x, y), 6, radius=s / np.sqrt(3), orientation=0.0) for x, y in xy[mask]]
-    else:
-        patches = [Rectangle((x - s / 2, y - s / 2), s, s) for x, y in xy[mask]]
-    pc = PatchCollection(patches, edgecolor="white", linewidth=0.4, **kw)
+    pc = cell_patches(np.asarray(city.xy_km)[mask], city.cell_km, city.grid == "hex", **kw)
     pc.set_array(np.asarray(values)[mask])
     return pc
 

@@ -169,6 +169,11 @@ class RebalanceTask(Task):
     def training_label(self, config) -> str:
         return f"training ({config.options.train_mode} demand)"
 
+    def film(self, built, config, episode, policy, seed: int = 0, scenario=None):
+        from .film import film
+
+        return film(built, episode, policy, seed)
+
     def group_map(self, scenario, snapshots: list, metrics: list, path):
         from .plots import plot_group_evolution
 

@@ -125,10 +125,11 @@ def start_state(graph, demand, setup: RoutingSetup, seed: int) -> E.RoutingState
     return E.initial_state(nodes, setup.queue)
 
 
-def make_chunk(decide, params, steps: int):
+def make_chunk(decide, params, steps: int, record=None):
     """jit((state, seed, arrivals) -> (state, outstanding per step)) for `steps` decisions; the
     arrivals are replayed ((count, pick, drop) with a leading axis of `steps`) or, given None,
-    drawn from the demand model."""
+    drawn from the demand model. With `record(state, targets, assigned)`, each step's outstanding
+    count comes with that record of the state it started from and the decision taken there."""
 
     @jax.jit
     def chunk(state, seed, arrivals):
@@ -138,7 +139,8 @@ def make_chunk(decide, params, steps: int):
             targets, assigned = decide(plan_key, s)
             new = (E.sample_arrivals(arrival_key, params, ARRIVAL_SLOTS) if replayed is None
                    else E.Arrivals(*replayed))
-            return E.step(s, targets, assigned, new, params)
+            nxt, outstanding = E.step(s, targets, assigned, new, params)
+            return nxt, outstanding if record is None else (outstanding, record(s, targets, assigned))
 
         return jax.lax.scan(go, state, arrivals, length=steps)
 

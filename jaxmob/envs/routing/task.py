@@ -125,6 +125,19 @@ class RoutingTask(Task):
             text += f"\n  {real_demand.load()}"
         return text
 
+    def film(self, built, config, episode, policy, seed: int = 0, scenario=None):
+        """The held-out days of the real scenario (test, then validation), or a graph's seeded episodes;
+        `seed` is unused (each episode has its own)."""
+        from .film import STEP_SECONDS, STEPS, film
+        from .real_demand import DEFAULT_START_HOUR
+
+        scenario = scenario or self.default_scenario
+        graph, demand, episodes = scenario_episodes(scenario, STEPS, step_seconds=STEP_SECONDS)
+        if scenario == REAL:
+            episodes += scenario_episodes(scenario, STEPS, step_seconds=STEP_SECONDS, days="validation")[2]
+        start = 60.0 * DEFAULT_START_HOUR if scenario == REAL else 0.0
+        return film(scenario, graph, demand, episodes, start, episode, policy)
+
     def planner_cli(self):
         return add_arguments, main
 

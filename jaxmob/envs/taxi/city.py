@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core.film import classical_mds
 from ...core.geometry import hex_center_km, neighbor_table
 
 
@@ -37,6 +38,19 @@ class TaxiCity:
     start_step: int = 0
     horizon: int = 0
     fleet: int = 8000
+
+    @property
+    def hexagonal(self) -> bool:
+        """Whether the cells are hex cells (else an AMoD area's regions, known by their trip distances)."""
+        return self.provenance.get("kind") != "amod"
+
+    @property
+    def xy_km(self) -> np.ndarray:
+        """(C, 2) cell centres in km: hex centres (x east, y north), or for an AMoD area's regions,
+        which have no coordinates, a layout whose distances match their trip distances (MDS)."""
+        if self.hexagonal:
+            return hex_center_km(self.cells, self.cell_km)
+        return classical_mds(self.trip_km)
 
     def __post_init__(self):
         C = len(self.cells)

@@ -274,7 +274,7 @@ class TaxiEnv(Environment):
         next_state = TaxiState(cell=cell, busy=busy, waiting=waiting, t=t,
                                metrics=accumulate(state.metrics, counts))
         info = dict(orders=exog.new_orders.sum(), served=served.sum(), expired=expired, moves=moved.sum(),
-                    revenue=fare.sum())
+                    revenue=fare.sum(), moved=moved, direction=direction)  # (per taxi: who repositioned, and where)
         return self.observe(next_state, params), next_state, reward.astype(jnp.float32), t >= self.config.horizon, info
 
     # ------------------------------------------------------------ observations

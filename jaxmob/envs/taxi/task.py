@@ -175,6 +175,11 @@ class TaxiTask(Task):
             return [scenario_from_trip_files(args, out if str(out).endswith(".npz") else "taxi-tlc.npz")], {}
         return write_bundled(data, out), {}
 
+    def film(self, built, config, episode, policy, seed: int = 0, scenario=None):
+        from .film import film
+
+        return film(built, episode, policy, seed)
+
     def training_label(self, config) -> str:
         return f"training (Poisson orders, {self.fleet(config.options, self.load(config.scenario)):,} taxis)"
 
