@@ -107,7 +107,8 @@ def documented_commands() -> list:
 def test_every_documented_command_is_one_the_tests_run():
     """The README and docs name only commands whose path a test runs through the entry point:
     train/eval of every trainable env (above, and `make train` in CI's own figures), the planner
-    env, info, show, scenarios, sweep; an unknown subcommand or env in the docs fails here."""
+    env, info, show, scenarios, sweep, render (`test_render.py`); an unknown subcommand or env in the
+    docs fails here."""
     from jaxmob.cli import build_parser
     from jaxmob.core.registry import names
 
@@ -128,7 +129,7 @@ def test_every_documented_command_is_one_the_tests_run():
             continue
         argv = [w for w in words[3:] if not w.isupper()]  # words in capitals (RUN, FILE) stand for the user's own values
         command = argv[0]
-        assert command in ("train", "eval", "sweep", "info", "show", "scenarios"), (page, line)
+        assert command in ("train", "eval", "sweep", "info", "show", "scenarios", "render"), (page, line)
         env = argv[1] if command == "scenarios" else (argv[argv.index("--env") + 1] if "--env" in argv else "rebalance")
         assert env in names(), (page, line)
         alg = argv[argv.index("--alg") + 1] if "--alg" in argv else None
