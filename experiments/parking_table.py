@@ -13,8 +13,10 @@ stresses on the real bays: scenario.py), the rows are
 * the clairvoyant bound (the day's requests assigned to bays as an LP: bound.py);
 * MADDPG without the graph parts and MARL-GCN (every scenario), and on the
   weekday peak MARL-GCN without GAT, without the hypernetwork, without the
-  contrastive loss, and two leads on its reward (paid for the core's requests
-  wherever they park; a walking term): the checkpoint chosen on the 3 validation days by the core's
+  contrastive loss, two leads on its reward (paid for the core's requests
+  wherever they park; a walking term), one on exploration (the noise annealed
+  from 0.2 to 0.02 over training) and one on the critic's pooling (every facility
+  of a kind instead of the top 8): the checkpoint chosen on the 3 validation days by the core's
   success, deployed deterministically, mean ± std over seeds of the
   test-day mean; the sampled policy (mu + exploration noise, 3 episodes a day)
   beside it; the periphery and the order of service stay FIFO.
@@ -53,7 +55,9 @@ LEARNED = {"maddpg": ("MADDPG (no graph)", "maddpg", {}), "marl_gcn": ("MARL-GCN
            "marl_gcn_no_hyper": ("MARL-GCN w/o hypernet", "marl_gcn_no_hyper", {}),
            "marl_gcn_no_cl": ("MARL-GCN w/o contrastive", "marl_gcn_no_cl", {}),
            "marl_gcn_dest": ("MARL-GCN, reward for the core's requests", "marl_gcn", {"reward_scope": "destination"}),
-           "marl_gcn_walk": ("MARL-GCN, walking in the reward", "marl_gcn", {"walk_penalty": 0.1})}
+           "marl_gcn_walk": ("MARL-GCN, walking in the reward", "marl_gcn", {"walk_penalty": 0.1}),
+           "marl_gcn_annealed": ("MARL-GCN, exploration annealed to 1/10", "marl_gcn", {"exploration_final": 0.1}),
+           "marl_gcn_pool_all": ("MARL-GCN, critic pools every facility", "marl_gcn", {"critic_top_k": 0})}
 ABLATION_SCENARIOS = ("melbourne-weekday-peak",)  # the ablations run where the rule matters most
 MAIN = ("success_rate_core_peak", "cruise_min_core_peak", "walk_min_core_peak", "success_rate", "cruise_min",
         "walk_min", "reward", "bids_at_top", "bids_at_bottom")

@@ -64,6 +64,8 @@ class TrainConfig:
     gradient_steps: int = _f(20, "off-policy core: gradient steps per update (after each rollout)")
     tau: float = _f(0.01, "off-policy core: Polyak rate of the target networks")
     exploration_noise: float = _f(0.2, "off-policy core: std of the Gaussian action noise while training (discrete actions: the uniform's share of each draw)")
+    exploration_final: float = _f(1.0, "off-policy core: the exploration noise at the last update as a share of "
+                                  "exploration_noise, reached by a linear decay (1: constant)")
     critic_lr: float = _f(1e-3, "off-policy core: critic learning rate (lr is the actor's)")
     options: object = _f(None, "the environment's own options (set through their own flags)", cli=False)
     alg_options: object = _f(None, "the algorithm's own options (set through their own flags)", cli=False)

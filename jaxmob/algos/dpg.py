@@ -55,6 +55,10 @@ class DPGConfig:
     gradient_steps: int = 20
     max_grad_norm: float = 1.0
     reward_scale: float = 1.0
+    # exploration schedule: the noise falls linearly to `noise_final` x its start over `noise_updates`
+    # updates, then stays there (1.0: constant noise)
+    noise_final: float = 1.0
+    noise_updates: int = 1
 
     def __post_init__(self):
         if self.batch_size > self.buffer_size:
@@ -168,6 +172,13 @@ class DPGExtra:
     replay: Replay
 
 
+def annealed(noise, final: float, update, updates: int):
+    """The exploration noise at `update`: `noise` falling linearly to `final` x `noise` at update
+    `updates`, then constant (fewer random actions once the critic has learned what they do)."""
+    done = jnp.minimum(update / max(updates, 1), 1.0)
+    return noise * (1.0 - (1.0 - final) * done)
+
+
 def dpg_hyper(lr=1e-3, gamma=0.99, tau=0.01, noise=0.2, critic_lr=None, **kw) -> Hyper:
     """`Hyper` of the off-policy core: actor lr, critic lr, discount, Polyak rate, noise (all traced)."""
     return Hyper.make(lr=lr, gamma=gamma, tau=tau, noise=noise, critic_lr=critic_lr if critic_lr is not None else lr, **kw)
@@ -206,7 +217,8 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         runner, reset_state, reset_obs = carry
         key, k_act, k_env = jax.random.split(runner.key, 3)
         gstate = global_state(runner.env_state, env_params)
-        action = policy.act(runner.params, runner.groups, runner.obs, gstate, k_act, True, runner.hyper.algo["noise"])
+        noise = annealed(runner.hyper.algo["noise"], config.noise_final, runner.update, config.noise_updates)
+        action = policy.act(runner.params, runner.groups, runner.obs, gstate, k_act, True, noise)
         next_obs, reached, reward, done, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(k_env, B), runner.env_state, action, env_params)
         learn = jax.vmap(env.learning_reward, in_axes=(0, 0, 0, 0, None, None))(
@@ -297,7 +309,7 @@ def _train_fns(env, env_params, policy, config):
     return make_train(env, env_params, policy, DPGConfig(
         num_envs=config.num_envs, rollout_steps=config.rollout_steps, buffer_size=config.buffer_size,
         batch_size=config.batch_size, gradient_steps=config.gradient_steps, max_grad_norm=config.max_grad_norm,
-        reward_scale=config.reward_scale))
+        reward_scale=config.reward_scale, noise_final=config.exploration_final, noise_updates=config.total_updates))
 
 
 def _hyper(config, shaping: dict, algo: dict) -> Hyper:
@@ -312,6 +324,7 @@ def _validate(config) -> None:
         (config.gradient_steps >= 1, "gradient_steps", f"must be >= 1, got {config.gradient_steps}"),
         (0 < config.tau <= 1, "tau", f"must lie in (0, 1], got {config.tau}"),
         (config.exploration_noise >= 0, "exploration_noise", f"must be >= 0, got {config.exploration_noise}"),
+        (0 <= config.exploration_final <= 1, "exploration_final", f"must lie in [0, 1], got {config.exploration_final}"),
         (0 < config.critic_lr < 1, "critic_lr", f"must lie in (0, 1), got {config.critic_lr}")])
 
 

@@ -39,6 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.algorithm import Algorithm
+from ..core.errors import check_fields
+from ..core.task import option
 from ..nets import MLP
 from .dpg import DPG
 from ..nets.gnn import NodeMLP, TwoStageGAT, gated_topk_readout
@@ -195,13 +197,27 @@ class MarlGcnPolicy:
 
 
 
+@dataclass(frozen=True)
+class MarlGcnOptions:
+    """MARL-GCN's own options (`--alg marl_gcn` and its ablations)."""
+
+    critic_top_k: int = option(8, "the critic's readout pools the k highest-gated facilities of each kind "
+                                  "(optimised, static); 0 pools every facility of a kind (a gated mean)")
+
+
+def _validate(config) -> None:
+    check_fields([(config.critic_top_k >= 0, "critic_top_k", f"must be >= 0, got {config.critic_top_k}")])
+
+
 def _variant(name: str, summary: str) -> Algorithm:
     def make_policy(env, env_params, config):
         graph = {k: np.asarray(v) for k, v in env.agents(env_params).graph.items()}  # static: pooling shapes depend on it
-        return MarlGcnPolicy.variant(name, env.num_agents(env_params), graph, width=int(config.hidden[0]),
-                                     noise=config.exploration_noise)
+        num_agents = env.num_agents(env_params)
+        return MarlGcnPolicy.variant(name, num_agents, graph, width=int(config.hidden[0]),
+                                     noise=config.exploration_noise, top_k=config.critic_top_k or num_agents)
 
-    return Algorithm(name=name, summary=summary, core=DPG, make_policy=make_policy, needs=("graph",))
+    return Algorithm(name=name, summary=summary, core=DPG, make_policy=make_policy, Options=MarlGcnOptions,
+                     needs=("graph",), validate=_validate)
 
 
 MARL_GCN = _variant("marl_gcn", "graph-attention actor, GRU + hypernetwork heads, contrastive graph critic (DPG core)")

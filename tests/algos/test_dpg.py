@@ -116,6 +116,17 @@ def test_discrete_ddpg_learns_the_known_best_action_through_its_relaxed_one_hot(
     assert float(m["err"][-10:].mean()) < 0.5 * float(m["err"][:10].mean())  # starts near 3/4 wrong
 
 
+def test_exploration_noise_anneals_linearly_then_stays():
+    from jaxmob.algos.dpg import annealed
+    from jaxmob.config import ConfigError, TrainConfig
+
+    values = [float(annealed(0.2, 0.1, u, 10)) for u in (0, 5, 10, 20)]
+    assert values == pytest.approx([0.2, 0.11, 0.02, 0.02])
+    assert float(annealed(0.2, 1.0, 7, 10)) == pytest.approx(0.2)  # the default: constant
+    with pytest.raises((ConfigError, ValueError), match="exploration_final"):
+        TrainConfig(env="amod", alg="ddpg", exploration_final=1.5).validate()
+
+
 def test_discrete_actions_need_the_independent_critic():
     with pytest.raises(ValueError, match="independent critic"):
         DPGPolicy("central", 3, num_actions=4)

@@ -97,6 +97,19 @@ def test_contrastive_loss_is_an_infonce_over_request_subgraphs(tiny):
     assert q.shape == (8, 6) and bool(jnp.all(jnp.isfinite(q)))
 
 
+def test_critic_pools_the_top_k_or_every_facility(tmp_path):
+    from jaxmob.config import TrainConfig
+    from jaxmob.envs.parking.scenario import toy_scenario
+    from jaxmob.train import build
+
+    scenario = toy_scenario().save(tmp_path / "tiny.npz")
+    for top_k, expected in ((3, 3), (0, None)):
+        parts = build(TrainConfig(env="parking", alg="marl_gcn", scenario=str(scenario), critic_top_k=top_k,
+                                  episode_minutes=20, validation_days=("val-0",), test_days=("test-0",)).validate())
+        agents = parts["env"].num_agents(parts["env_params"])
+        assert parts["policy"].top_k == (expected or agents)
+
+
 def test_make_train_runs_marl_gcn_end_to_end(tmp_path):
     from jaxmob.cli import main
     from jaxmob.envs.parking.scenario import toy_scenario
