@@ -53,7 +53,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--updates", type=int, default=150)
     ap.add_argument("--train-mode", default="levels")
-    ap.add_argument("--quick", action="store_true", help="2 updates, 2 seeds: checks the pipeline only")
+    ap.add_argument("--quick", action="store_true", help="2 small updates, 2 seeds: checks the pipeline only")
     ap.add_argument("--out", default=None, help="default results/hagps_ablation-<scenario>")
     ap.add_argument("--plot-only", action="store_true", help="redraw the table and PNG from the JSON")
     args = ap.parse_args(argv)
@@ -69,8 +69,9 @@ def main(argv=None):
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         ap.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
+    small = dict(num_envs=2, rollout_steps=48, epochs=1, minibatches=2, hidden=(16,), eval_episodes=2) if args.quick else {}
     base = TrainConfig(scenario=args.scenario, total_updates=args.updates, train_mode=args.train_mode,
-                       updates_per_chunk=min(10, args.updates), progress=not args.quick).validate()
+                       updates_per_chunk=min(10, args.updates), progress=not args.quick, **small).validate()
     out = Path(args.out or f"results/hagps_ablation-{args.scenario}")
     results = {"scenario": args.scenario, "seeds": args.seeds, "updates": args.updates,
                "env_steps_per_run": args.updates * base.num_envs * base.rollout_steps,

@@ -39,13 +39,14 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--updates", type=int, default=200)
     ap.add_argument("--train-mode", default="levels")
-    ap.add_argument("--quick", action="store_true", help="2 updates, 2 seeds, no bound: checks the pipeline only")
+    ap.add_argument("--quick", action="store_true", help="2 small updates, 2 seeds, no bound: checks the pipeline only")
     ap.add_argument("--out", default=None, help="default results/rebalance_algos-<scenario>")
     args = ap.parse_args(argv)
     if args.quick:
         args.updates, args.seeds = 2, 2
+    small = dict(num_envs=2, rollout_steps=48, epochs=1, minibatches=2, hidden=(16,), eval_episodes=2) if args.quick else {}
     base = TrainConfig(scenario=args.scenario, total_updates=args.updates, train_mode=args.train_mode,
-                       updates_per_chunk=min(10, args.updates), progress=not args.quick).validate()
+                       updates_per_chunk=min(10, args.updates), progress=not args.quick, **small).validate()
     scenario = load(args.scenario)
     days = list(scenario.test_days)
     out = Path(args.out or f"results/rebalance_algos-{args.scenario}")

@@ -3,12 +3,38 @@
 Tests that read the real public data in `../shared/data` take the `shared_data`
 fixture, which skips with a clear reason when that folder is absent (a user's
 fresh clone); CI always has it. `JAXMOB_SHARED_DATA` overrides the location.
+
+A test session compiles many of the same XLA programs more than once (the same small training
+config in several tests, a `train` subprocess and the `eval` that follows it), so it keeps one
+persistent compilation cache, shared by the xdist workers and every subprocess they start, and
+new with each session (it only saves compile time; tracing and every result are unchanged).
 """
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+
+CACHE_ROOT = Path(tempfile.gettempdir()) / "jaxmob-test-xla-cache"
+
+
+def pytest_configure(config):
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:  # the user's own cache
+        return
+    CACHE_ROOT.mkdir(exist_ok=True)
+    for old in CACHE_ROOT.iterdir():  # earlier sessions' caches
+        if time.time() - old.stat().st_mtime > 6 * 3600:
+            shutil.rmtree(old, ignore_errors=True)
+    cache = CACHE_ROOT / (os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)  # this process (read when jax loads) and its subprocesses
+    if "jax" in sys.modules:
+        sys.modules["jax"].config.update("jax_compilation_cache_dir", str(cache))
 
 from jaxmob.core.paths import shared_data_dir
 
