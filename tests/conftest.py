@@ -8,8 +8,6 @@ A test session compiles many of the same XLA programs more than once (the same s
 config in several tests, a `train` subprocess and the `eval` that follows it), so it keeps one
 persistent compilation cache, shared by the xdist workers and every subprocess they start, and
 new with each session (it only saves compile time; tracing and every result are unchanged).
-The longest files run first, so the two CI workers (`--dist loadfile`) finish together instead of
-one of them ending alone on a minutes-long file.
 """
 from __future__ import annotations
 
@@ -23,15 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from jaxmob.core.paths import shared_data_dir
+
 CACHE_ROOT = Path(tempfile.gettempdir()) / "jaxmob-test-xla-cache"
-# files of more than a minute or two on the 2-core CI machine, longest first (order only: all run)
-LONGEST_FIRST = ("test_experiments.py", "test_parallel.py", "test_cli_runs.py", "test_notebooks.py", "test_train.py",
-                 "test_taxi_train.py", "test_eval_run.py", "test_multiprocess.py", "test_marl_gcn.py", "test_dpg.py")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 def pytest_configure(config):
@@ -45,8 +37,6 @@ def pytest_configure(config):
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)  # this process (read when jax loads) and its subprocesses
     if "jax" in sys.modules:
         sys.modules["jax"].config.update("jax_compilation_cache_dir", str(cache))
-
-from jaxmob.core.paths import shared_data_dir
 
 
 @pytest.fixture(scope="session")
