@@ -31,22 +31,19 @@ def film_of(env: str | None = None, *, scenario: str | None = None, day: str | N
         config, parts, runner, _ = load_run(run, checkpoint, env)
         if scenario is not None and scenario != config.scenario:
             raise ValueError(f"{run} was trained on scenario {config.scenario}, not {scenario}")
-        task = config.task
-        if task.film is None:
-            raise ValueError(f"env {config.env} draws no episodes")
-        act = learned_policy(parts["policy"], runner.params, runner.groups, sample=sample)
-        return task.film(parts["built"], config, day, act, seed)
-    if env is None:
+        task, built = config.task, parts["built"]
+        policy = learned_policy(parts["policy"], runner.params, runner.groups, sample=sample)
+    elif env is None:
         raise ValueError("name an environment (--env) or a training run (--run)")
-    task = get(env)
-    if task.film is None:
-        raise ValueError(f"env {env} draws no episodes")
-    if task.build is None:  # an env of online planners: it knows its own scenarios and episodes
-        return task.film(None, None, day, policy, seed, scenario)
-    from .api import config_for
+    else:
+        from .api import config_for
 
-    config = config_for(env, scenario)
-    return task.film(task.build(config, task.load(config.scenario)), config, day, policy, seed)
+        task = get(env)
+        config = config_for(env, scenario) if task.film is not None and task.build is not None else None
+        built = None if config is None else task.build(config, task.load(config.scenario))
+    if task.film is None:
+        raise ValueError(f"env {task.name} draws no episodes")
+    return task.film(built, config, day, policy, seed, scenario)  # (an env of planners: built=None, config=None)
 
 
 def frame_steps(steps: int, frames: int | None) -> np.ndarray:
@@ -73,8 +70,9 @@ def check_output(out) -> Path:
 def write_animation(film, out, *, frames: int | None = 120, fps: float | None = None, still: str | None = None,
                     still_step: int | None = None) -> dict:
     """Write `film` to `out` (.gif, or .mp4 where ffmpeg is available), drawing `frames` of its
-    steps (default at most 120, spread over the episode) at `fps` (default the film's); with `still`, also a PNG of step
-    `still_step` (default the middle of the episode). Returns what was written."""
+    steps (default at most 120, spread over the episode) at `fps` (default the film's); with
+    `still`, also a PNG of step `still_step` (default the middle of the episode). Returns what
+    was written."""
     import matplotlib.pyplot as plt
     from matplotlib import animation
 

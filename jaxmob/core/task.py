@@ -38,9 +38,13 @@ class Built:
     training_days: tuple = ()
     day_params: Callable | None = None
 
+    def episode_name(self, name: str | None = None) -> str:
+        """`name`, or the default evaluation episode: the first test one."""
+        return name or next(iter(self.test))
+
     def episode(self, name: str | None = None):
         """Params of evaluation episode `name`, a test or validation one (default: the first test one)."""
-        name = name or next(iter(self.test))
+        name = self.episode_name(name)
         for split in (self.test, self.validation):
             if name in split:
                 return split[name]

@@ -33,7 +33,7 @@ def film(env, built, episode, policy, seed: int = 0) -> Film:
     xy = classical_mds(minutes)
     R = len(xy)
     src, dst = np.nonzero(~np.eye(R, dtype=bool))
-    day = episode or next(iter(built.test))
+    day = built.episode_name(episode)
     most_idle = max(float(rec["idle"].max()), 1.0)
     most_unmet = max(float(rec["unmet"].max()), 1.0)
 

@@ -9,6 +9,7 @@ overall and in the core.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ...core.film import Film, chosen, clock, frame_axes, marker_legend, record_episode, running_ratio
@@ -27,13 +28,13 @@ def film(env, built, episode, policy, seed: int = 0, params_for=None) -> Film:
     if callable(policy):
         params, act = built.episode(episode), chosen_policy
     else:
-        (rule, act), params = chosen_policy, None
+        rule, act = chosen_policy
         params = params_for(rule)
     scenario = built.scenario
     F = scenario.num_facilities
 
     def record(state, action, info):
-        cruising = jax.numpy.zeros((F,), jax.numpy.int32).at[state.queue.dest].add(state.queue.valid.astype(jax.numpy.int32))
+        cruising = jnp.zeros((F,), jnp.int32).at[state.queue.dest].add(state.queue.valid.astype(jnp.int32))
         return dict(free=state.free, cruising=cruising, en_route=state.en_route, parked=info["parked"],
                     failed=info["failed"], parked_core=info["parked_core"], failed_core=info["failed_core"])
 
@@ -44,7 +45,7 @@ def film(env, built, episode, policy, seed: int = 0, params_for=None) -> Film:
     xy = project_km(np.stack([scenario.lat, scenario.lon], axis=1))
     optimised = np.asarray(scenario.region) < 2
     most = max(float(np.percentile(rec["cruising"] + rec["en_route"], 99.5)), 1.0)
-    day = episode or next(iter(built.test))
+    day = built.episode_name(episode)
 
     def draw(fig):
         ax = fig.add_subplot()

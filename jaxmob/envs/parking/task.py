@@ -214,7 +214,7 @@ class ParkingTask(NpzScenarios, Task):
 
         from .film import film
 
-        name = episode or next(iter(built.test))
+        name = built.episode_name(episode)
         built.episode(name)  # a held-out day, or a clear error naming them
         day = lambda rule: self.params(replace(config.options, static_rule=rule), built.scenario,  # noqa: E731
                                        self.episodes(built.scenario, [name])[name])

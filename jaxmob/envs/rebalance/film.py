@@ -35,7 +35,7 @@ def film(built, episode, policy, seed: int = 0) -> Film:
     capacity = np.maximum(np.asarray(city.capacity), 1)
     nbr, nbr_mask = np.asarray(city.neighbors), np.asarray(city.neighbor_mask) & mask[:, None]
     src, dst = np.nonzero(nbr_mask)[0], nbr[nbr_mask]
-    day = episode or next(iter(built.test))
+    day = built.episode_name(episode)
 
     def draw(fig):
         from .plots import _cells

@@ -34,7 +34,7 @@ def film(built, episode, policy, seed: int = 0) -> Film:
     real = np.asarray(city.neighbor_mask)
     src, dst = np.nonzero(real)[0], np.asarray(city.neighbors)[real]
     minutes = 24 * 60 / city.demand_rate.shape[0]
-    day = episode or next(iter(built.test))
+    day = built.episode_name(episode)
     most_idle = max(float(np.percentile(rec["idle"], 99)), 1.0)
     most_waiting = max(float(np.percentile(rec["waiting"], 99)), 1.0)
 
