@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
 from ...core.errors import BoundNotSolved
+from ...core.lp import interior_point
 
 from .env import AREA_GROUPS, PERIODS
 
@@ -66,8 +66,8 @@ def requests_of_day(params, max_wait: int) -> dict:
 def clairvoyant_bound(params, *, max_wait: int, time_limit: float | None = None) -> dict:
     """The LP above for one replayed day of `ParkingParams`: the most requests that could park
     (success, overall and per area and period) and the least cruise and walk of such a plan.
-    `time_limit` (seconds) stops HiGHS (BoundNotSolved): a large day's interior point can end in
-    a simplex clean-up that runs for an hour."""
+    `time_limit` (seconds) stops HiGHS (BoundNotSolved). Solved by the interior point without
+    crossover (core/lp.py): with it, one weekday-peak day's clean-up ran past 20 minutes."""
     T = np.asarray(params.rate).shape[0]
     F = int(np.asarray(params.capacity).shape[0])
     req = requests_of_day(params, max_wait)
@@ -105,11 +105,10 @@ def clairvoyant_bound(params, *, max_wait: int, time_limit: float | None = None)
     upper = np.full(n, np.inf)
     upper[:n_x] = 1.0
     clock = time.perf_counter()
-    res = linprog(objective, A_ub=a_ub, b_ub=np.ones(len(req["dest"])), A_eq=a_eq, b_eq=b_eq.ravel(),
-                  bounds=np.stack([np.zeros(n), upper], 1), method="highs-ipm", options={"time_limit": time_limit})
-    if res.status != 0:
-        raise BoundNotSolved(f"not solved ({res.message.strip()}; {time.perf_counter() - clock:.0f} s, "
-                             f"{n:,} variables)")
+    res = interior_point(objective, a_ub=a_ub, b_ub=np.ones(len(req["dest"])), a_eq=a_eq, b_eq=b_eq.ravel(),
+                         upper=upper, time_limit=time_limit)
+    if not res.optimal:
+        raise BoundNotSolved(f"not solved ({res.message}; {time.perf_counter() - clock:.0f} s, {n:,} variables)")
     x = res.x[:n_x]
     walk = np.asarray(params.walk_min, np.float64)[req["dest"][r_idx], f_idx]
     area = np.asarray(params.region)[req["dest"]]  # CBD, Southbank, periphery: by the destination, as the env

@@ -27,8 +27,9 @@ is measured in tests/envs/test_taxi_bound.py.
 
 The LP holds one coefficient per (step, origin, destination): under 30,000 on an
 AMoD area (solved in about a second), 9 million on a 250-cell city over a whole
-day, which HiGHS does not solve in ten minutes on two cores (`lp_terms`; the task
-skips the bound there and says so).
+day, which HiGHS does not solve in ten minutes on two cores (`lp_terms`): there the
+task solves the zone relaxation (`zones=`), by the interior point without crossover
+(core/lp.py).
 """
 from __future__ import annotations
 
@@ -39,11 +40,12 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from ...core.errors import BoundNotSolved
+from ...core.lp import interior_point
 
 from .env import composite_index, PCR_UNIT
 
 REVENUE_WEIGHT = 1e-6  # per dollar: among plans that serve as many orders, the one with the most fares
-IPM_VARIABLES = 100_000  # above this, interior point: simplex stalls on a 250-cell city's day (> 5 min at half a day)
+IPM_VARIABLES = 100_000  # above this, interior point without crossover (core/lp.py): simplex stalls on a 250-cell city's day
 MOVE_WEIGHT = 1e-7  # per empty move: then the one that drives least empty (so its empty km mean something)
 
 
@@ -96,8 +98,7 @@ def clairvoyant_bound(params, *, horizon: int, max_wait: int, zones: np.ndarray 
     orders). Returns the bound's served orders and ORR, and the expected fares (PCR) and CI
     of the bounding plan (reported beside the policies', not bounds themselves).
 
-    time_limit: seconds HiGHS may take (BoundNotSolved past it: a large day's interior point can
-    end in a simplex clean-up that runs for an hour).
+    time_limit: seconds HiGHS may take (BoundNotSolved past it).
 
     zones: (C,) zone of each cell (`destination_zones`), default one cell per zone (exact).
     With coarser zones a trip ends anywhere in its destination's zone (the LP chooses), as
@@ -177,11 +178,16 @@ def clairvoyant_bound(params, *, horizon: int, max_wait: int, zones: np.ndarray 
     upper = np.full(n, np.inf)
     upper[u_col[~in_episode]] = 0.0
     start = time.perf_counter()
-    res = linprog(objective, A_ub=a_ub, b_ub=orders.ravel(), A_eq=a_eq, b_eq=b_eq,
-                  bounds=np.stack([np.zeros(n), upper], 1), method="highs-ipm" if n > IPM_VARIABLES else "highs",
-                  options={"time_limit": time_limit})
-    if res.status != 0:
-        raise BoundNotSolved(f"taxi fleet LP not solved ({res.message.strip()}; {time.perf_counter() - start:.0f} s, "
+    if n > IPM_VARIABLES:
+        res = interior_point(objective, a_ub=a_ub, b_ub=orders.ravel(), a_eq=a_eq, b_eq=b_eq, upper=upper,
+                             time_limit=time_limit)
+        solved, message = res.optimal, res.message
+    else:
+        res = linprog(objective, A_ub=a_ub, b_ub=orders.ravel(), A_eq=a_eq, b_eq=b_eq,
+                      bounds=np.stack([np.zeros(n), upper], 1), method="highs", options={"time_limit": time_limit})
+        solved, message = res.status == 0, res.message.strip()
+    if not solved:
+        raise BoundNotSolved(f"taxi fleet LP not solved ({message}; {time.perf_counter() - start:.0f} s, "
                              f"{n:,} variables)")
     served, total = float(res.x[u_col].sum()), float(orders.sum())
     matches = res.x[m_col]
