@@ -56,6 +56,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="one area, 4 updates, 2 seeds, 2 learners: the pipeline only")
     ap.add_argument("--out", default=None, help="default results/taxi_learners-<first scenario>")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--retrain", action="store_true", help="train the listed learners again where the JSON has their "
+                    "row (e.g. with more --updates, when the last fifth was not flat)")
     ap.add_argument("--refresh-baselines", action="store_true", help="recompute the hand rules and bound of every "
                     "city in the JSON (after a change to them), keep the learned rows; without it, only the test days "
                     "that have no bound row are computed (so an interrupted refresh resumes)")
@@ -73,6 +75,9 @@ def main(argv=None):
         for city in list(results["cities"].values()):
             run_city(results, path, city["scenario"], city["fleet"], [], args, refresh=args.refresh_baselines)
     if not args.table_only:
+        for city in results["cities"].values():  # rows trained before rows kept their own count
+            for row in city["rows"].values():
+                row.setdefault("updates", results.get("updates"))
         results.update(seeds=args.seeds, updates=args.updates, updates_per_chunk=args.updates_per_chunk,
                        machine=f"{platform.machine()} {jax.devices()[0].platform} x{jax.device_count()}")
         for scenario in scenarios:
@@ -101,13 +106,13 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
         print(f"{key} {day}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
         path.write_text(json.dumps(results, indent=1, default=float))
     for name in learners:
-        if name in city["rows"]:
+        if name in city["rows"] and not getattr(args, "retrain", False):
             continue
         cfg = replace(base, **LEARNERS[name]).validate()
         t0 = time.perf_counter()
         run = run_sweep(cfg, args.seeds, {}, out_dir=f"runs/taxi-learners-{key}-{name}", progress=not args.quick,
                         validation_curve=True)
-        row = {**summary(run), "wall_s": time.perf_counter() - t0,
+        row = {**summary(run), "wall_s": time.perf_counter() - t0, "updates": args.updates,
                "validation_curve": np.asarray(run["curves"]["validation_order_response_rate"]).tolist()}
         row["converged"], row["last_fifth_rise"] = converged(row["validation_curve"])
         city["rows"][name] = row
@@ -157,7 +162,8 @@ def table(results) -> str:
             verdict = ", ".join("above" if b else "below" for b in beats)
             lines.append(f"| {name} | {pm(s['order_response_rate'], '{:.4f}')} | {pm(a['order_response_rate'], '{:.4f}')} | "
                          f"{pm(s['pcr'], '{:.2f}')} | {pm(s['ci'], '{:.2f}')} | {pm(s['empty_km'], '{:,.0f}')} | {verdict} | "
-                         f"{'yes' if r['converged'] else 'no'} ({r['last_fifth_rise']:+.4f}) |")
+                         f"{'yes' if r['converged'] else 'no'} ({r['last_fifth_rise']:+.4f}, "
+                         f"{r.get('updates', results.get('updates'))} updates) |")
         for policy, v in hand.items():
             lines.append(f"| {policy} | {v['order_response_rate']:.4f} | | {v['pcr']:.2f} | {v['ci']:.2f} | "
                          f"{v.get('empty_km', 0.0):,.0f} | | |")

@@ -100,7 +100,7 @@ def test_taxi_learners_table_resumes_and_judges_convergence(tmp_path, monkeypatc
 
 
 def test_parking_table_rules_and_bound_from_a_clean_checkout(tmp_path):
-    """The four rules and the bound on a small overloaded city, in tables that name every row
+    """The rules and the bound on a small overloaded city, in tables that name every row
     (rules below the bound: tests/envs/test_parking_bound.py)."""
     from jaxmob.envs.parking.scenario import toy_scenario
 
@@ -111,7 +111,8 @@ def test_parking_table_rules_and_bound_from_a_clean_checkout(tmp_path):
     results = json.loads(out.with_suffix(".json").read_text())
     rows = results["scenarios"][str(toy)]["table"]
     assert list(rows) == ["FIFO (oldest first, nearest free bay)", "SIRO (random order, nearest free bay)",
-                          "longest-free facility first", "random facility", "periphery first (FIFO, core bids -1)",
+                          "longest-free facility first", "random facility", "SPT (shortest stay first, nearest free bay)",
+                          "periphery first (FIFO, core bids -1)", "periphery first (SPT, core bids -1)",
                           "bound (clairvoyant assignment LP)"]
     assert all(len(r["success_rate_core_peak"]) == 5 for r in rows.values())  # the 5 test days
     text = script.table(results)

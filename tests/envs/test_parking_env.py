@@ -163,6 +163,11 @@ def test_rules_score_and_order_as_documented(small):
     orders = [np.asarray(service_order(1, jax.random.key(i), queue)) for i in range(20)]  # SIRO: random, waiting first
     assert all(sorted(o[:4]) == [0, 1, 2, 3] and list(o[4:]) == list(range(4, C)) for o in orders)
     assert len({tuple(o) for o in orders}) >= 12  # of 24
+    stays = jnp.zeros(C, jnp.int32).at[:5].set(jnp.array([90, 30, 240, 30, 5]))  # the fifth is not waiting
+    spt = np.asarray(service_order(STATIC_RULES.index("spt"), jax.random.key(0), queue.replace(stay=stays)))
+    assert list(spt[:4]) == [1, 3, 0, 2] and sorted(spt[4:]) == list(range(4, C))  # shortest first, ties oldest first
+    p = params.replace(static_rule=jnp.int32(STATIC_RULES.index("spt")))
+    np.testing.assert_allclose(np.asarray(offer_scores(jax.random.key(1), state, action, p))[3:], 1.0)  # nearest free bay
 
 
 def test_training_starts_at_a_random_minute_with_bays_taken():

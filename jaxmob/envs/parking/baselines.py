@@ -9,10 +9,12 @@ served in its order (SIRO's random order; oldest first otherwise):
 * FIFO: oldest request first, each to its nearest free bay (every bid equal);
 * SIRO: requests in random order, each to its nearest free bay;
 * longest-free facility first: the facility that has had free bays longest bids highest;
-* random facility: a fresh uniform bid per facility and minute.
+* random facility: a fresh uniform bid per facility and minute;
+* SPT: the request with the shortest intended stay first, each to its nearest free bay
+  (a decision per request: it reads what each request states).
 
-One more row is not a rule of the whole city but a fixed core policy under FIFO:
-**periphery first**, every core bid at -1, so a request takes its nearest free
+Two more rows are not rules of the whole city but a fixed core policy under FIFO
+and under SPT: **periphery first**, every core bid at -1, so a request takes its nearest free
 bay in the periphery when one is within walking distance and a core bay only
 otherwise; it keeps the core's bays for the requests that have no other
 choice (and, under the facility-scoped reward, earns less: CONTRACT.md).
@@ -37,4 +39,5 @@ def periphery_first(key, state, params, env):
 
 # row label -> (the rule set as `static_rule`, the core's policy)
 BASELINES = {**{RULE_LABELS[rule]: (rule, rule_policy) for rule in STATIC_RULES},
-             "periphery first (FIFO, core bids -1)": ("fifo", periphery_first)}
+             "periphery first (FIFO, core bids -1)": ("fifo", periphery_first),
+             "periphery first (SPT, core bids -1)": ("spt", periphery_first)}

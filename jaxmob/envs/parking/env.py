@@ -10,10 +10,10 @@ waiting to be allocated, oldest first. One `step(action)` at minute t:
    rule's (`STATIC_RULES`): 'fifo' and 'siro', 1 (every offer equal, so a
    request takes its nearest free bay); 'longest_free', 1 - exp(-minutes free /
    30), the facility that has had free bays longest first; 'random_facility', a
-   fresh uniform draw;
+   fresh uniform draw; 'spt', 1;
 2. allocation: the queued requests are served one by one in the rule's order of
-   service: oldest first (FIFO, and every rule but SIRO), or in random order
-   (SIRO, a fresh permutation each minute). Each goes to the best offer among
+   service: oldest first (FIFO, and every rule but SIRO and SPT), in random order
+   (SIRO, a fresh permutation each minute), or shortest intended stay first (SPT). Each goes to the best offer among
    the facilities within walking distance of its destination that still have
    a free bay (ties: the nearer one). An allocated vehicle reserves its bay
    now, drives there (`drive_min` minutes) and stays;
@@ -50,9 +50,10 @@ from ...core.env import Agents, Environment, Spec, accumulate
 WALK_M_PER_MIN = 80.0
 DRIVE_M_PER_MIN = 250.0  # 15 km/h in the CBD
 
-STATIC_RULES = ("fifo", "siro", "longest_free", "random_facility")
+STATIC_RULES = ("fifo", "siro", "longest_free", "random_facility", "spt")
 RULE_LABELS = {"fifo": "FIFO (oldest first, nearest free bay)", "siro": "SIRO (random order, nearest free bay)",
-               "longest_free": "longest-free facility first", "random_facility": "random facility"}
+               "longest_free": "longest-free facility first", "random_facility": "random facility",
+               "spt": "SPT (shortest stay first, nearest free bay)"}
 MODES = ("poisson", "replay")
 REWARD_SCOPES = ("facility", "destination")  # who pays: vehicles parked in the core, or requests for the core
 FEATURES = 14  # per-facility features of one minute (the observation holds `history` of them + the action before)
@@ -212,11 +213,12 @@ def rule_scores(rule, key, state: ParkingState, params: ParkingParams) -> jax.Ar
 
 def service_order(rule, key, queue: Queue) -> jax.Array:
     """(C,) queue slots in the order they are served, the waiting requests first: the queue's
-    own (oldest first, the waiting ones at its front), or under SIRO (rule 1) the waiting ones in
-    uniformly random order."""
+    own (oldest first, the waiting ones at its front), under SIRO (rule 1) the waiting ones in
+    uniformly random order, under SPT (rule 4) shortest intended stay first (ties: oldest)."""
     slots = jnp.arange(queue.valid.shape[0])
     shuffled = jnp.argsort(jnp.where(queue.valid, jax.random.uniform(key, slots.shape), 2.0))
-    return jnp.where(rule == 1, shuffled, slots)
+    shortest = jnp.argsort(jnp.where(queue.valid, queue.stay, jnp.iinfo(jnp.int32).max), stable=True)
+    return jnp.select([rule == 1, rule == 4], [shuffled, shortest], slots)
 
 
 def offer_scores(key, state: ParkingState, action, params: ParkingParams) -> jax.Array:

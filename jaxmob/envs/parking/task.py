@@ -7,8 +7,9 @@ occupancy parked; validation (3) and test (5) days are whole seeded days
 City of Melbourne event file (the request model is then re-fitted to its
 training days). The optimised core learns (`--alg marl_gcn`, its ablations,
 `maddpg`); the periphery follows `static_rule`, as does the order the queue is
-served in. Baseline rows: the four hand rules (FIFO, SIRO, longest-free facility,
-random facility; each over the whole city) and the clairvoyant assignment bound.
+served in. Baseline rows: the five hand rules (FIFO, SIRO, longest-free facility,
+random facility, SPT; each over the whole city), periphery first under FIFO and
+under SPT, and the clairvoyant assignment bound.
 """
 from __future__ import annotations
 
@@ -162,8 +163,8 @@ class ParkingTask(NpzScenarios, Task):
         return {n: _model_day(scenario, n) for n in names}
 
     def baseline_rows(self, scenario, episodes: dict, config, *, bound: bool = True) -> dict:
-        """The four hand rules (each over the whole city: its bids and its order of service) and
-        periphery first (baselines.py), per episode, and unless `bound` is off the clairvoyant
+        """The five hand rules (each over the whole city: its bids and its order of service) and
+        periphery first under FIFO and SPT (baselines.py), per episode, and unless `bound` is off the clairvoyant
         bound (bound.py)."""
         from dataclasses import replace
 
