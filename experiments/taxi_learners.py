@@ -106,7 +106,7 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
         print(f"{key} {day}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
         path.write_text(json.dumps(results, indent=1, default=float))
     for name in learners:
-        if name in city["rows"] and not getattr(args, "retrain", False):
+        if name in city["rows"] and not args.retrain:
             continue
         cfg = replace(base, **LEARNERS[name]).validate()
         t0 = time.perf_counter()

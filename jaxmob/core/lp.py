@@ -29,7 +29,7 @@ class Solution:
 
 
 def interior_point(c, *, a_ub=None, b_ub=None, a_eq=None, b_eq=None, lower=None, upper=None,
-                   time_limit: float | None = None, threads: int = 0) -> Solution:
+                   time_limit: float | None = None) -> Solution:
     """Minimise c @ x subject to a_ub @ x <= b_ub, a_eq @ x == b_eq, lower <= x <= upper
     (None: 0 and +inf) by HiGHS's interior point, without crossover. `optimal` is False when
     it stops for any other reason (time limit, infeasible, unbounded), named in `message`."""
@@ -64,8 +64,6 @@ def interior_point(c, *, a_ub=None, b_ub=None, a_eq=None, b_eq=None, lower=None,
     h.setOptionValue("solver", "ipm")
     h.setOptionValue("run_crossover", "off")
     h.setOptionValue("ipm_optimality_tolerance", GAP)
-    if threads:
-        h.setOptionValue("threads", threads)
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
     h.passModel(lp)

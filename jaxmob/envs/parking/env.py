@@ -216,9 +216,9 @@ def service_order(rule, key, queue: Queue) -> jax.Array:
     own (oldest first, the waiting ones at its front), under SIRO (rule 1) the waiting ones in
     uniformly random order, under SPT (rule 4) shortest intended stay first (ties: oldest)."""
     slots = jnp.arange(queue.valid.shape[0])
-    shuffled = jnp.argsort(jnp.where(queue.valid, jax.random.uniform(key, slots.shape), 2.0))
-    shortest = jnp.argsort(jnp.where(queue.valid, queue.stay, jnp.iinfo(jnp.int32).max), stable=True)
-    return jnp.select([rule == 1, rule == 4], [shuffled, shortest], slots)
+    rank = jnp.select([rule == 1, rule == 4], [jax.random.uniform(key, slots.shape), queue.stay.astype(jnp.float32)],
+                      slots.astype(jnp.float32))
+    return jnp.argsort(jnp.where(queue.valid, rank, jnp.inf), stable=True)  # one sort; the waiting ones first
 
 
 def offer_scores(key, state: ParkingState, action, params: ParkingParams) -> jax.Array:
