@@ -132,6 +132,11 @@ def converged(curve) -> tuple[bool, float]:
     return abs(rise) < FLAT, rise
 
 
+def ordered(rows: dict) -> list:
+    """A city's learned rows in `LEARNERS` order, however they were trained or merged."""
+    return sorted(rows.items(), key=lambda item: list(LEARNERS).index(item[0]))
+
+
 def hand_rows(city) -> dict:
     """{policy: {metric: mean over test days}} for stay, random, greedy and the bound; a bound
     with days its LP did not solve (no numbers) is the mean of the solved ones, labelled so."""
@@ -156,7 +161,7 @@ def table(results) -> str:
         lines += [f"**{key}** (test episodes; learned: mean ± std over seeds)", "",
                   "| policy | ORR, sampled | ORR, argmax | PCR ($10k), sampled | CI, sampled | empty km, sampled | "
                   "vs greedy (ORR, CI) | flat at the end |", "|---|---|---|---|---|---|---|---|"]
-        for name, r in city["rows"].items():
+        for name, r in ordered(city["rows"]):
             s, a = r["sampled"], r["argmax"]
             beats = (np.mean(s["order_response_rate"]) > greedy["order_response_rate"], np.mean(s["ci"]) > greedy["ci"])
             verdict = ", ".join("above" if b else "below" for b in beats)
@@ -180,7 +185,7 @@ def plot(results, path):
     fig, axes = plt.subplots(1, len(cities), figsize=(4.2 * len(cities), 3.8), constrained_layout=True, squeeze=False)
     every = results.get("updates_per_chunk", 1)
     for ax, (key, city) in zip(axes[0], cities):
-        for i, (name, r) in enumerate(city["rows"].items()):
+        for i, (name, r) in enumerate(ordered(city["rows"])):
             y = np.asarray(r["validation_curve"])
             x = every * np.arange(1, y.shape[1] + 1)
             ax.plot(x, y.mean(0), color=f"C{i}", label=name)
