@@ -187,7 +187,7 @@ def worker() -> None:
 # ----------------------------------------------------------------------- the tests
 @pytest.fixture(scope="module")
 def report():
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={DEVICES}", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES}", JAX_PLATFORMS="cpu")
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "worker"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
