@@ -141,7 +141,9 @@ def worker(args) -> None:
 
 # ----------------------------------------------------------------------- driver
 def run_worker(devices: int, args) -> list[dict]:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    from jaxmob.core.sharding import cpu_devices_env
+
+    env = cpu_devices_env(devices)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--batches", *map(str, args.batches),
            "--steps", str(args.steps), "--reps", str(args.reps), "--r-max", str(args.r_max), "--pool", str(args.pool),
            "--start-hour", str(args.start_hour)]

@@ -7,7 +7,6 @@ device; the gloo collectives carry the all-reduces between them. Process 0 print
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -90,8 +89,9 @@ def _free_port() -> int:
 
 def test_two_processes_give_the_single_process_result():
     port = _free_port()
-    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)  # one device each
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
+    from jaxmob.core.sharding import cpu_devices_env
+
+    env = cpu_devices_env(1)  # one device each
     procs = [subprocess.Popen([sys.executable, __file__, "worker", str(i), str(port)], cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     try:

@@ -8,7 +8,6 @@ is imported), once per session; this file is also that subprocess's script
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -187,7 +186,9 @@ def worker() -> None:
 # ----------------------------------------------------------------------- the tests
 @pytest.fixture(scope="module")
 def report():
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES}", JAX_PLATFORMS="cpu")
+    from jaxmob.core.sharding import cpu_devices_env
+
+    env = cpu_devices_env(DEVICES)
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "worker"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -14,6 +14,7 @@ The batch size must be a multiple of the device count (`ValueError` otherwise).
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import jax
@@ -29,6 +30,15 @@ REPLICATED = PartitionSpec()
 
 
 # ----------------------------------------------------------------------- meshes and placement
+def cpu_devices_env(count: int, environ=None) -> dict:
+    """The environment for a subprocess whose JAX sees `count` CPU devices: XLA_FLAGS keeps the
+    caller's other flags and forces the device count (it must be set before JAX starts)."""
+    environ = dict(os.environ if environ is None else environ)
+    flags = [f for f in environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    return dict(environ, JAX_PLATFORMS="cpu",
+                XLA_FLAGS=" ".join(flags + [f"--xla_force_host_platform_device_count={count}"]))
+
+
 def batch_mesh(num_devices: int | None = None, devices: Sequence | None = None) -> Mesh:
     """A 1-D mesh named 'batch' over the first `num_devices` devices (default all).
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxmob.core.sharding import cpu_devices_env
 from jaxmob.envs.routing import env as E
 from jaxmob.envs.routing.demand import hotspot_demand
 from jaxmob.envs.routing.graph import bundled_graph
@@ -98,7 +99,7 @@ assert jax.device_count() == 2
 np.testing.assert_array_equal(np.asarray(one[0]), np.asarray(two[0]))
 print('same')
 """
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    env = cpu_devices_env(2)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.returncode == 0, out.stderr[-2000:]
