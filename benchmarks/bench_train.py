@@ -1,10 +1,10 @@
 """Training throughput: the fused trainer vs. its parts, measured in the same run.
 
-For one PPO update (num_envs x rollout_steps env steps, then epochs x
-minibatches gradient steps) this times
+For one update (PPO: num_envs x rollout_steps env steps, then epochs x
+minibatches gradient steps; the off-policy core: its rollout, replay and gradient steps) this times
   * the whole fused update (rollout + GAE + learning),
   * the environment alone (the same rollout with uniformly random actions),
-  * the networks alone (policy forward for every rollout step, then the same
+  * for the PPO core, the networks alone (policy forward for every rollout step, then the same
     epochs of forward+backward+Adam on a stored trajectory),
 and prints agent-steps/s and the ratios. Where the policy treats agents alike and the env
 groups agents by observation (MADARL on taxi), the fused update is also timed with its
@@ -96,6 +96,32 @@ def main(argv=None):
 
     t_env = timed(env_only, jax.random.PRNGKey(1), reps=args.reps)
 
+    parts_timed = [("full fused update", t_full), ("environment alone", t_env)]
+    if t_per_agent is not None:
+        parts_timed.insert(1, ("full update, networks per agent", t_per_agent))
+    if cfg.algorithm.core.name == "ppo":
+        parts_timed.append(("networks fwd+bwd alone, per agent", ppo_networks_alone(cfg, env, params, policy, runner, args.reps)))
+    print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} x {jax.devices()[0].platform}, "
+          f"jax {jax.__version__}")
+    print(f"{args.alg} on {args.env}/{args.scenario}: B={B} envs x {T} steps x {R} agents = {agent_steps:,} agent-steps "
+          f"per update" + (f", {cfg.epochs} epochs x {cfg.minibatches} minibatches" if cfg.algorithm.core.name == "ppo"
+                           else f" ({cfg.algorithm.core.name} core: the networks-alone split is PPO's only)"))
+    print(f"{'part':<40}{'median s/update':>16}{'agent-steps/s':>16}{'share of full':>15}")
+    for name, t in parts_timed:
+        print(f"{name:<40}{t:>16.3f}{agent_steps / t:>16,.0f}{t / t_full:>15.2f}")
+    if t_per_agent is not None:
+        print(f"networks once per distinct observation: {t_per_agent / t_full:.2f} x faster than once per agent")
+    if len(parts_timed) > 2 + (t_per_agent is not None):
+        print(f"env + nets = {(t_env + parts_timed[-1][1]) / t_full:.2f} x full "
+              "(the rest is GAE, shuffling and fusion overhead/savings)")
+
+
+def ppo_networks_alone(cfg, env, params, policy, runner, reps: int) -> float:
+    """Median seconds of one PPO update's network work alone: the policy forward for every
+    rollout step, then the epochs of forward+backward+Adam on a stored random trajectory."""
+    B, T = cfg.num_envs, cfg.rollout_steps
+    agent_mask = env.agents(params).mask
+    mask, prior = env.agents(params).action_mask, env.agents(params).logit_prior
     obs = jnp.asarray(np.random.default_rng(0).normal(size=(T, B) + runner.obs.shape[1:]), jnp.float32)
     gstate = jax.vmap(env.global_state, in_axes=(0, None))(runner.env_state, params)
     gstate = jnp.broadcast_to(gstate, (T,) + gstate.shape)
@@ -125,21 +151,7 @@ def main(argv=None):
 
         return jax.lax.scan(epoch, (p, opt_state), None, cfg.epochs)[0][0]
 
-    t_net = timed(nets_only, runner.params, runner.opt_state, jax.random.PRNGKey(2), reps=args.reps)
-
-    print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} x {jax.devices()[0].platform}, "
-          f"jax {jax.__version__}")
-    print(f"{args.alg} on {args.env}/{args.scenario}: B={B} envs x {T} steps x {R} agents = {agent_steps:,} agent-steps "
-          f"per update, {cfg.epochs} epochs x {cfg.minibatches} minibatches")
-    print(f"{'part':<40}{'median s/update':>16}{'agent-steps/s':>16}{'share of full':>15}")
-    parts_timed = [("full fused update", t_full), ("environment alone", t_env), ("networks fwd+bwd alone, per agent", t_net)]
-    if t_per_agent is not None:
-        parts_timed.insert(1, ("full update, networks per agent", t_per_agent))
-    for name, t in parts_timed:
-        print(f"{name:<40}{t:>16.3f}{agent_steps / t:>16,.0f}{t / t_full:>15.2f}")
-    if t_per_agent is not None:
-        print(f"networks once per distinct observation: {t_per_agent / t_full:.2f} x faster than once per agent")
-    print(f"env + nets = {(t_env + t_net) / t_full:.2f} x full (the rest is GAE, shuffling and fusion overhead/savings)")
+    return timed(nets_only, runner.params, runner.opt_state, jax.random.PRNGKey(2), reps=reps)
 
 
 if __name__ == "__main__":
