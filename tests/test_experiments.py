@@ -123,3 +123,18 @@ def test_parking_table_rules_and_bound_from_a_clean_checkout(tmp_path):
     again = json.loads(out.with_suffix(".json").read_text())["scenarios"][str(toy)]["table"]
     assert list(again) == list(rows)
     assert json.dumps(again["bound (clairvoyant assignment LP)"]) == json.dumps(bound)  # kept, not re-solved
+
+
+def test_bound_zone_cuts_never_fall_below_the_exact_bound(tmp_path):
+    """On a small AMoD area every zone cut (geometric and by traffic) is solved beside the
+    exact LP, and none is below it (a relaxation); the table lists every cut."""
+    out = tmp_path / "zones.json"
+    script = _script("taxi_bound_zones")
+    script.main(["--scenario", "amod-nyc-man-south", "--fleet", "0", "--zones", "2,8", "--exact", "--out", str(out)])
+    results = json.loads(out.read_text())
+    exact, *cuts = results["rows"]
+    assert exact["cut"] == "exact" and [r["cut"] for r in cuts] == [
+        "2 zones, geometric", "2 zones, by traffic", "8 zones, geometric", "8 zones, by traffic"]
+    assert all(r["order_response_rate"] >= exact["order_response_rate"] - 1e-9 for r in cuts)
+    assert all(0 < r["largest_zone_order_share"] <= 1 for r in results["rows"])
+    assert script.table(results).count("\n| ") == 6

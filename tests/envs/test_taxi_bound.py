@@ -94,6 +94,19 @@ def test_destination_zones_are_compact_and_exact_at_one_cell_each():
         assert within < 0.75 * hops.mean()
 
 
+def test_weighted_zones_are_small_where_the_weight_is():
+    """On a line of 12 cells with the weight at one end, each heavy cell gets its own zone,
+    where the geometric cut puts the three in one; equal weights are the geometric cut."""
+    params = make_params(line_city(12), num_taxis=4, replay_orders=np.ones((4, 12)))
+    weight = np.where(np.arange(12) < 3, 100.0, 1.0)
+    zones = destination_zones(params, 4, weight=weight)
+    assert sorted(set(zones.tolist())) == [0, 1, 2, 3]
+    assert len(set(zones[:3].tolist())) == 3 and len(set(destination_zones(params, 4)[:3].tolist())) == 1
+    assert (destination_zones(params, 4, weight=np.ones(12)) == destination_zones(params, 4)).all()
+    with pytest.raises(ValueError, match="weight"):
+        destination_zones(params, 4, weight=np.zeros(12))
+
+
 def test_zone_relaxation_never_lowers_the_bound():
     cfg, scenario, params = amod_episode()
     kw = dict(horizon=TASK.horizon(cfg.options, scenario), max_wait=cfg.options.max_wait)

@@ -66,18 +66,25 @@ def hop_distances(params) -> np.ndarray:
     return shortest_path(graph, unweighted=True, directed=False)
 
 
-def destination_zones(params, num_zones: int) -> np.ndarray:
+def destination_zones(params, num_zones: int, weight: np.ndarray | None = None) -> np.ndarray:
     """(C,) zone of each cell: `num_zones` compact groups of cells (farthest-point centres on
     the neighbour graph, each cell to its nearest centre). The bound relaxes a trip's end to
-    its zone (below); `num_zones` >= C gives one cell per zone, the exact LP."""
+    its zone (below); `num_zones` >= C gives one cell per zone, the exact LP.
+
+    weight: (C,) > 0, e.g. each cell's traffic: the first centre is the heaviest cell and each
+    next one the cell farthest from the centres times its weight, so zones are small where the
+    weight is (how much the bound depends on its zones: experiments/taxi_bound_zones.py)."""
     C = np.asarray(params.cell_mask).shape[-1]
     if num_zones >= C:
         return np.arange(C)
     hops = hop_distances(params)
     hops[~np.isfinite(hops)] = hops[np.isfinite(hops)].max() + 1
-    centres = [0]
+    weight = np.ones(C) if weight is None else np.asarray(weight, np.float64)
+    if weight.shape != (C,) or not (weight > 0).all():
+        raise ValueError(f"destination_zones: weight must be {C} positive numbers, one per cell")
+    centres = [int(np.argmax(weight))]
     for _ in range(num_zones - 1):
-        centres.append(int(hops[centres].min(0).argmax()))
+        centres.append(int((weight * hops[centres].min(0)).argmax()))
     return np.argmin(hops[centres], 0)
 
 
