@@ -9,8 +9,9 @@ after every chunk: the learning curve. A run has converged when the seed-mean va
 ORR moves by less than `FLAT` over the last fifth of training (a least-squares line's
 rise over that stretch). Test episodes, which choose nothing, give ORR, PCR, the paper's
 CI and empty km by argmax and sampled policy, beside stay, random, greedy and the
-clairvoyant LP bound (jaxmob/envs/taxi/bound.py). Rows already in the JSON are kept, so
-an interrupted table resumes. Writes results/taxi_learners-<scenario>.json and .png.
+clairvoyant LP bound (jaxmob/envs/taxi/bound.py). Rows already in the JSON are kept, and a
+row's sweep checkpoints after every chunk, so an interrupted table resumes where it stopped.
+Writes results/taxi_learners-<scenario>.json and .png.
 
     python experiments/taxi_learners.py                                        # 4 AMoD areas (about an hour on 2 cores)
     python experiments/taxi_learners.py --scenarios nyc-jan2016 --fleets 6000,8000,10000
@@ -111,7 +112,7 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
         cfg = replace(base, **LEARNERS[name]).validate()
         t0 = time.perf_counter()
         run = run_sweep(cfg, args.seeds, {}, out_dir=f"runs/taxi-learners-{key}-{name}", progress=not args.quick,
-                        validation_curve=True)
+                        validation_curve=True, resume=True)  # a row cut short by a killed session goes on
         row = {**summary(run), "wall_s": time.perf_counter() - t0, "updates": args.updates,
                "validation_curve": np.asarray(run["curves"]["validation_order_response_rate"]).tolist()}
         row["converged"], row["last_fifth_rise"] = converged(row["validation_curve"])

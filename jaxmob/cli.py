@@ -122,7 +122,8 @@ def _sweep(args) -> int:
             text = getattr(args, f"sweep_{name}", None)
             if text:
                 grid[name] = [float(x) for x in text.split(",") if x.strip()]
-        result = run_sweep(config, args.seeds, grid, out_dir=args.sweep_out, progress=config.progress)
+        result = run_sweep(config, args.seeds, grid, out_dir=args.sweep_out, progress=config.progress,
+                           resume=args.resume)
     except (ConfigError, ValueError, TypeError) as e:
         return _fail(e)
     print(format_rows(result["rows"]))
@@ -274,6 +275,8 @@ def build_parser(env: str = "rebalance", alg: str | None = None) -> argparse.Arg
     add_config_arguments(p, skip=traced, env=env, alg=alg)
     p.add_argument("--seeds", type=int, default=3, help="seeds per hyperparameter setting")
     p.add_argument("--sweep-out", help="output folder (default runs/sweep-<alg>-<scenario>)")
+    p.add_argument("--resume", action="store_true", help="go on from the checkpoint an interrupted sweep of the same "
+                   "config, seeds and grid left in the output folder")
     for name in traced:
         p.add_argument(f"--{name.replace('_', '-')}", dest=f"sweep_{name}",
                        help=f"comma-separated values of {name} to sweep (default: the train default)")

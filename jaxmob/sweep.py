@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -45,10 +46,17 @@ def grid_runs(config: TrainConfig, seeds: int, grid: dict) -> list[dict]:
 
 
 def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | None = None, progress: bool = True,
-              validation_curve: bool = False) -> dict:
+              validation_curve: bool = False, resume: bool = False, max_chunks: int | None = None) -> dict:
     """Train all runs as one vmapped program; write results.json, results.md and curves.png.
     With `validation_curve`, every run is also scored on the validation days after each chunk
-    (the deployed policy's headline): the curve that shows whether training has converged."""
+    (the deployed policy's headline): the curve that shows whether training has converged.
+
+    After every chunk the vmapped state and the curves so far are saved in
+    `<out_dir>/checkpoint`; with `resume`, a sweep of the same config, seeds and grid goes on
+    from there and ends as the uninterrupted sweep would (a long table survives a killed
+    session); a finished sweep removes its checkpoint once its results are written.
+    `max_chunks` stops early, leaving the checkpoint (returns None)."""
+    import orbax.checkpoint as ocp
     from tqdm.auto import tqdm
 
     config = config.validate()
@@ -65,9 +73,28 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     evaluate, deployed = validation_scorer(parts, config)  # validation scores the policy that is deployed
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
     member = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
-    curves, validation = {}, []
-    bar = tqdm(total=config.total_updates, disable=not progress, desc=f"sweep {config.alg} x{len(runs)}", unit="upd")
-    for _ in range(config.total_updates // config.updates_per_chunk):
+    out = Path(out_dir or f"runs/sweep-{config.alg}-{config.scenario}")
+    identity = {"config": json.loads(json.dumps(asdict(config), default=str)), "seeds": seeds,
+                "grid": json.loads(json.dumps(grid, default=str)), "validation_curve": validation_curve}
+    if not resume:  # a fresh sweep never continues an older one
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    saved = ocp.CheckpointManager(out.resolve() / "checkpoint", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+    curves, validation, start = {}, [], 0
+    if resume and saved.latest_step() is not None:
+        step = saved.latest_step()
+        restored = saved.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        if restored["identity"] != identity:
+            raise ValueError(f"cannot resume the sweep in {out}: its checkpoint is of a different config, seeds or grid "
+                             f"(remove {out / 'checkpoint'} to start afresh)")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, runner)
+        runner = saved.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+        start, validation = restored["chunk"], restored["validation"]
+        curves = {k: [np.asarray(v)] for k, v in restored["curves"].items()}
+    n_chunks = config.total_updates // config.updates_per_chunk
+    stop = n_chunks if max_chunks is None else min(n_chunks, start + max_chunks)
+    bar = tqdm(total=config.total_updates, initial=start * config.updates_per_chunk, disable=not progress,
+               desc=f"sweep {config.alg} x{len(runs)}", unit="upd")
+    for c in range(start, stop):
         runner, m = chunk(runner, config.updates_per_chunk)
         m = jax.device_get(m)
         for k, v in m.items():
@@ -75,9 +102,16 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
         if validation_curve:
             validation.append([deployed(evaluate(member(runner.params, i), member(runner.groups, i), eval_key))
                                for i in range(len(runs))])
+        meta = {"identity": identity, "chunk": c + 1, "validation": np.asarray(validation).tolist(),
+                "curves": {k: np.concatenate(v, axis=1).tolist() for k, v in curves.items()}}
+        saved.save(c + 1, args=ocp.args.Composite(state=ocp.args.StandardSave(runner), meta=ocp.args.JsonSave(meta)),
+                   force=True)
         bar.update(config.updates_per_chunk)
         bar.set_postfix(train=f"{np.mean(m[headline][:, -1]):.3f}")
+    saved.wait_until_finished()
     bar.close()
+    if stop < n_chunks:
+        return None
     curves = {k: np.concatenate(v, axis=1) for k, v in curves.items()}
     if validation_curve:  # (N, chunks), scored after updates updates_per_chunk, 2 x updates_per_chunk, ...
         curves["validation_" + headline] = np.asarray(validation).T
@@ -88,7 +122,6 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
         evals.append(evaluate(p, g, eval_key))
         tests.append(test(p, g, jax.random.PRNGKey(20_000 + config.seed)))
     rows = summarise(runs, curves, evals, tests, parts["task"].headline)
-    out = Path(out_dir or f"runs/sweep-{config.alg}-{config.scenario}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"config": json.loads(json.dumps(asdict(config))),
                                                   "headline": parts["task"].headline,
@@ -101,6 +134,7 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     if config.logger == "tensorboard":
         _tensorboard(out / "tb", config, runs, curves, tests)
     plot_curves(runs, curves, out / "curves.png", title=f"{config.alg} on {config.scenario}", headline=parts["task"].headline)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # results written: nothing left to resume
     return {"rows": rows, "out_dir": str(out), "curves": curves, "evals": evals, "tests": tests}
 
 

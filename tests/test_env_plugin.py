@@ -173,6 +173,31 @@ def test_the_sweep_ranks_a_second_environment_by_its_headline(tmp_path):
     assert "hit rate" in (tmp_path / "sw" / "results.md").read_text()
 
 
+def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
+    """Stopped after one chunk of three and resumed twice from its checkpoint, a sweep ends with the
+    same curves, validation and test scores as one run straight through; a resume under another
+    grid is refused, and a finished sweep leaves no checkpoint behind."""
+    from jaxmob.sweep import run_sweep
+
+    cfg = ring_config(tmp_path, total_updates=6, updates_per_chunk=2)
+    kw = dict(progress=False, validation_curve=True)
+    whole = run_sweep(cfg, 2, {"lr": [1e-3, 3e-3]}, out_dir=str(tmp_path / "whole"), **kw)
+    assert not (tmp_path / "whole" / "checkpoint").exists()
+    assert run_sweep(cfg, 2, {"lr": [1e-3, 3e-3]}, out_dir=str(tmp_path / "cut"), max_chunks=1, **kw) is None
+    assert (tmp_path / "cut" / "checkpoint").exists()
+    with pytest.raises(ValueError, match="different config, seeds or grid"):
+        run_sweep(cfg, 2, {"lr": [1e-3]}, out_dir=str(tmp_path / "cut"), resume=True, **kw)
+    steps = lambda: sorted(d.name for d in (tmp_path / "cut" / "checkpoint").iterdir() if d.name.isdigit())  # noqa: E731
+    assert steps() == ["1"]
+    run_sweep(cfg, 2, {"lr": [1e-3, 3e-3]}, out_dir=str(tmp_path / "cut"), resume=True, max_chunks=1, **kw)
+    assert steps() == ["2"]  # went on from chunk 1, not from the start
+    resumed = run_sweep(cfg, 2, {"lr": [1e-3, 3e-3]}, out_dir=str(tmp_path / "cut"), resume=True, **kw)
+    assert set(resumed["curves"]) == set(whole["curves"])
+    for k, v in whole["curves"].items():
+        np.testing.assert_allclose(resumed["curves"][k], v, rtol=1e-6, err_msg=k)
+    assert resumed["evals"] == whole["evals"] and resumed["rows"] == whole["rows"]
+
+
 # ----------------------------------------------------------------------- the bike numbers did not move
 FIXED = json.loads((REPO / "tests" / "data" / "trainer_fixed_seed.json").read_text())
 
