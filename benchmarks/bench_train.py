@@ -96,23 +96,25 @@ def main(argv=None):
 
     t_env = timed(env_only, jax.random.PRNGKey(1), reps=args.reps)
 
+    ppo = cfg.algorithm.core.name == "ppo"
+    t_net = ppo_networks_alone(cfg, env, params, policy, runner, args.reps) if ppo else None
     parts_timed = [("full fused update", t_full), ("environment alone", t_env)]
     if t_per_agent is not None:
         parts_timed.insert(1, ("full update, networks per agent", t_per_agent))
-    if cfg.algorithm.core.name == "ppo":
-        parts_timed.append(("networks fwd+bwd alone, per agent", ppo_networks_alone(cfg, env, params, policy, runner, args.reps)))
+    if t_net is not None:
+        parts_timed.append(("networks fwd+bwd alone, per agent", t_net))
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} x {jax.devices()[0].platform}, "
           f"jax {jax.__version__}")
     print(f"{args.alg} on {args.env}/{args.scenario}: B={B} envs x {T} steps x {R} agents = {agent_steps:,} agent-steps "
-          f"per update" + (f", {cfg.epochs} epochs x {cfg.minibatches} minibatches" if cfg.algorithm.core.name == "ppo"
+          f"per update" + (f", {cfg.epochs} epochs x {cfg.minibatches} minibatches" if ppo
                            else f" ({cfg.algorithm.core.name} core: the networks-alone split is PPO's only)"))
     print(f"{'part':<40}{'median s/update':>16}{'agent-steps/s':>16}{'share of full':>15}")
     for name, t in parts_timed:
         print(f"{name:<40}{t:>16.3f}{agent_steps / t:>16,.0f}{t / t_full:>15.2f}")
     if t_per_agent is not None:
         print(f"networks once per distinct observation: {t_per_agent / t_full:.2f} x faster than once per agent")
-    if len(parts_timed) > 2 + (t_per_agent is not None):
-        print(f"env + nets = {(t_env + parts_timed[-1][1]) / t_full:.2f} x full "
+    if t_net is not None:
+        print(f"env + nets = {(t_env + t_net) / t_full:.2f} x full "
               "(the rest is GAE, shuffling and fusion overhead/savings)")
 
 

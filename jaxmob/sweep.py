@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import TrainConfig
-from .train import build, hyper_of, make_evaluator, validation_scorer
+from .train import _jsonable_config, build, hyper_of, make_evaluator, validation_scorer
 
 def sweepable(config: TrainConfig) -> tuple:
     """The traced hyperparameters of a run: its learner core's, its algorithm's traced
@@ -74,7 +74,7 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     eval_key = jax.random.PRNGKey(10_000 + config.seed)
     member = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
     out = Path(out_dir or f"runs/sweep-{config.alg}-{config.scenario}")
-    identity = {"config": json.loads(json.dumps(asdict(config), default=str)), "seeds": seeds,
+    identity = {"config": _jsonable_config(config), "seeds": seeds,
                 "grid": json.loads(json.dumps(grid, default=str)), "validation_curve": validation_curve}
     if not resume:  # a fresh sweep never continues an older one
         shutil.rmtree(out / "checkpoint", ignore_errors=True)
