@@ -42,7 +42,9 @@ LEARNERS = {"madarl": dict(alg="madarl", attention="both"), "madarl-local": dict
             "madarl-global": dict(alg="madarl", attention="global"), "madarl-none": dict(alg="madarl", attention="none"),
             "mappo": dict(alg="mappo"),
             # off-policy, from the paper's list: a replay of 4 updates' transitions (every taxi of 2 x 36 steps each)
-            "ddpg": dict(alg="ddpg_discrete", buffer_size=288, batch_size=16, gradient_steps=10)}
+            "ddpg": dict(alg="ddpg_discrete", buffer_size=288, batch_size=16, gradient_steps=10),
+            # the same, the action being the distribution a cell's idle taxis draw from
+            "ddpg-dist": dict(alg="ddpg_dist", buffer_size=288, batch_size=16, gradient_steps=10)}
 FLAT = 0.005  # half a point of ORR over the last fifth of training
 
 

@@ -7,7 +7,12 @@ observation) with Gaussian exploration noise. For discrete actions
 relaxed one-hot, the softmax of its logits: the critic Q(o_i, p_i) reads it,
 the actor ascends Q through it, the env gets a draw from it (mixed with the
 uniform by the exploration rate) and the replay keeps the one-hot of the action
-taken. A replay buffer of fixed size
+taken. Its critic only ever sees one-hots, so the actor's softmax is driven to a
+corner: agents that share an observation (idle taxis in one cell) all make the
+same choice. `ddpg_dist` makes the distribution itself the action: agents that
+share an observation (`Environment.distinct_observations`) draw from one explored
+distribution, which the replay keeps as their action, so Q(o_i, p) learns what
+spreading a group by p earns each of its agents. A replay buffer of fixed size
 living in the runner state (so a chunk of updates is one `lax.scan` and a
 checkpoint holds the buffer: resuming is exact), target networks moved by
 Polyak averaging, and a critic that is
@@ -38,7 +43,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from ..core.env import select_tree
+from ..core.env import select_tree, shares_observations
 from ..nets import MLP
 from ..core.algorithm import Algorithm, LearnerCore
 from ..core.errors import check_fields
@@ -75,12 +80,16 @@ class DPGPolicy:
     hidden: tuple = (64, 64)
     noise: float = 0.2  # the sampled (behaviour) policy's exploration in evaluation: Gaussian std, or uniform share
     num_actions: int = 0
+    # discrete: the action is the distribution that the agents sharing an observation draw from
+    shared: bool = False
 
     def __post_init__(self):
         if self.critic not in ("independent", "central"):
             raise ValueError(f"unknown critic {self.critic!r}; choose independent or central")
         if self.num_actions and self.critic != "independent":
             raise ValueError("discrete actions need the independent critic: a joint one-hot of every agent is too wide")
+        if self.shared and not self.num_actions:
+            raise ValueError("a shared distribution needs discrete actions")
 
     @property
     def action_width(self) -> int:
@@ -127,10 +136,23 @@ class DPGPolicy:
         policy (mu + Gaussian noise, or a draw from mu mixed with `noise` of the uniform)."""
         a = self.action(params, obs)
         noise = self.noise if noise is None else noise
+        if self.shared:  # the distribution is the action: the deployed policy draws from it as it is
+            return jax.random.categorical(key, jnp.log(a)) if sample else jnp.argmax(a, -1)
         if self.num_actions:
             mixed = (1.0 - noise) * a + noise / self.num_actions
             return jax.random.categorical(key, jnp.log(mixed)) if sample else jnp.argmax(a, -1)
         return jnp.clip(a + noise * jax.random.normal(key, a.shape), -1.0, 1.0) if sample else a
+
+    def explore_shared(self, params, table, index, key, noise):
+        """Training's behaviour of the shared variant: each distinct observation's distribution
+        mu(o) mixed with `noise` of a random one (Dirichlet(1), so exploration covers the simplex
+        around mu), and every agent a draw from its row's. Returns (actions (..., R), each agent's
+        distribution (..., R, A)): what the replay keeps as the action."""
+        k_mix, k_draw = jax.random.split(key)
+        mu = self.action(params, table)  # (..., U, A)
+        other = jax.random.dirichlet(k_mix, jnp.ones(self.num_actions), mu.shape[:-1])
+        p = jnp.take_along_axis((1.0 - noise) * mu + noise * other, index[..., None], axis=-2)
+        return jax.random.categorical(k_draw, jnp.log(p)), p
 
 
 @struct.dataclass
@@ -200,6 +222,11 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     global_state = jax.vmap(env.global_state, in_axes=(0, None))
     agent_mask = env.agents(env_params).mask.astype(jnp.float32)
     n_agents = jnp.maximum(agent_mask.sum(), 1.0)
+    shared = getattr(policy, "shared", False)
+    if shared and shares_observations(env):
+        distinct = lambda state, obs: jax.vmap(env.distinct_observations, in_axes=(0, None))(state, env_params)  # noqa: E731
+    else:  # every agent its own row
+        distinct = lambda state, obs: (obs, jnp.broadcast_to(jnp.arange(obs.shape[-2]), obs.shape[:-1]))  # noqa: E731
 
     def init(key, hyper: Hyper) -> RunnerState:
         k_env, k_pol, k_run = jax.random.split(key, 3)
@@ -218,12 +245,17 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         key, k_act, k_env = jax.random.split(runner.key, 3)
         gstate = global_state(runner.env_state, env_params)
         noise = annealed(runner.hyper.algo["noise"], config.noise_final, runner.update, config.noise_updates)
-        action = policy.act(runner.params, runner.groups, runner.obs, gstate, k_act, True, noise)
+        if shared:
+            table, index = distinct(runner.env_state, runner.obs)
+            action, stored = policy.explore_shared(runner.params, table, index, k_act, noise)
+        else:
+            action = policy.act(runner.params, runner.groups, runner.obs, gstate, k_act, True, noise)
+            stored = replay_action(action)
         next_obs, reached, reward, done, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(k_env, B), runner.env_state, action, env_params)
         learn = jax.vmap(env.learning_reward, in_axes=(0, 0, 0, 0, None, None))(
             runner.env_state, action, reward, info, env_params, runner.hyper.shaping) * config.reward_scale
-        replay = runner.extra.replay.add(dict(obs=runner.obs, gstate=gstate, action=replay_action(action), reward=learn,
+        replay = runner.extra.replay.add(dict(obs=runner.obs, gstate=gstate, action=stored, reward=learn,
                                               next_obs=next_obs, next_gstate=global_state(reached, env_params),
                                               done=done))
         # finished episodes continue from the reset drawn for this update (as `step_auto_reset`)
@@ -333,11 +365,11 @@ DPG = LearnerCore(name="dpg", action_kind="continuous", traced=("lr", "gamma", "
 DPG_DISCRETE = replace(DPG, name="dpg-discrete", action_kind="discrete")
 
 
-def _dpg(name: str, critic: str, summary: str, core: LearnerCore = DPG) -> Algorithm:
+def _dpg(name: str, critic: str, summary: str, core: LearnerCore = DPG, shared: bool = False) -> Algorithm:
     def make_policy(env, env_params, config):
         discrete = env.action_spec(env_params).num_values or 0
         return DPGPolicy(critic, env.num_agents(env_params), tuple(config.hidden), noise=config.exploration_noise,
-                         num_actions=discrete if core is DPG_DISCRETE else 0)
+                         num_actions=discrete if core is DPG_DISCRETE else 0, shared=shared)
 
     return Algorithm(name=name, summary=summary, core=core, make_policy=make_policy)
 
@@ -346,5 +378,7 @@ DDPG = _dpg("ddpg", "independent", "deterministic policy gradient, shared actor,
 MADDPG = _dpg("maddpg", "central", "DDPG with a central critic on the global state and every agent's action")
 DDPG_DISCRETE = _dpg("ddpg_discrete", "independent", "DDPG over discrete actions: the critic reads the actor's softmax "
                      "(a relaxed one-hot), the env gets a draw from it", core=DPG_DISCRETE)
+DDPG_DIST = _dpg("ddpg_dist", "independent", "DDPG on a distribution action: agents that share an observation draw "
+                 "from one explored distribution, which the critic reads", core=DPG_DISCRETE, shared=True)
 META = _dpg("meta", "independent", "META's region layer: DDPG ratios in [-1, 1], matched by the env's Kuhn-Munkres layer "
             "(env amod, action meta)")

@@ -26,6 +26,7 @@ ALGORITHMS = {
     "madarl": "jaxmob.algos.madarl:ALGORITHM",
     "ddpg": "jaxmob.algos.dpg:DDPG",
     "ddpg_discrete": "jaxmob.algos.dpg:DDPG_DISCRETE",
+    "ddpg_dist": "jaxmob.algos.dpg:DDPG_DIST",
     "maddpg": "jaxmob.algos.dpg:MADDPG",
     "meta": "jaxmob.algos.dpg:META",
     "marl_gcn": "jaxmob.algos.marl_gcn:MARL_GCN",

@@ -116,6 +116,55 @@ def test_discrete_ddpg_learns_the_known_best_action_through_its_relaxed_one_hot(
     assert float(m["err"][-10:].mean()) < 0.5 * float(m["err"][:10].mean())  # starts near 3/4 wrong
 
 
+class Rooms(Track):
+    """Two groups of G agents, each agent seeing only its group; each picks one of two rooms of
+    its group, and a room of capacity c chosen by n agents pays each min(1, c / n). Group 0's
+    rooms hold (3/4, 1/4) of it, group 1's (1/4, 3/4): the group's best spread is its rooms'
+    shares, while every agent's own best room is whichever the others crowd less."""
+
+    G, A = 16, 2
+    R = 2 * G
+    CAP = np.array([[12.0, 4.0], [4.0, 12.0]])
+
+    def reset(self, key, params):
+        return self.observe(None, params), jnp.zeros(())
+
+    def step(self, key, state, action, params):
+        group = jnp.repeat(jnp.arange(2), self.G)
+        chosen = jax.nn.one_hot(action, self.A)  # (R, A)
+        crowd = jnp.stack([chosen[:self.G].sum(0), chosen[self.G:].sum(0)])  # (2, A) agents per room
+        pay = jnp.minimum(1.0, jnp.asarray(self.CAP) / jnp.maximum(crowd, 1.0))
+        reward = pay[group, action]
+        return self.observe(None, params), state, reward, jnp.bool_(True), {"err": 1.0 - reward.mean()}
+
+    def observe(self, state, params):
+        return jnp.repeat(jnp.eye(2), self.G, axis=0)
+
+    def distinct_observations(self, state, params):
+        return jnp.eye(2), jnp.repeat(jnp.arange(2), self.G)
+
+    def action_spec(self, params):
+        return Spec((self.R,), jnp.int32, self.A)
+
+
+def test_ddpg_on_a_shared_distribution_learns_the_groups_best_spread():
+    env = Rooms()
+    policy = DPGPolicy("independent", env.R, (32, 32), num_actions=env.A, shared=True)
+    init, chunk = make_train(env, None, policy, DPGConfig(num_envs=16, rollout_steps=1, buffer_size=512,
+                                                         batch_size=64, gradient_steps=8))
+    runner = jax.jit(init)(jax.random.key(0), dpg_hyper(lr=3e-3, gamma=0.0, tau=0.05, noise=0.3))
+    runner, m = jax.jit(chunk, static_argnums=1)(runner, 150)
+    # the replay keeps each agent's group distribution: one per group and transition, not one-hots
+    stored = np.asarray(runner.extra.replay.action[:int(runner.extra.replay.size)])  # (N, R, A)
+    np.testing.assert_allclose(stored.sum(-1), 1.0, atol=1e-5)
+    for g in (slice(0, env.G), slice(env.G, env.R)):
+        np.testing.assert_allclose(stored[:, g], np.broadcast_to(stored[:, g][:, :1], stored[:, g].shape))
+    assert np.all(stored.max(-1) < 1.0 - 1e-4)
+    mu = np.asarray(policy.action(runner.params, jnp.eye(2)))
+    np.testing.assert_allclose(mu, env.CAP / env.G, atol=0.1)
+    assert float(m["err"][-10:].mean()) < float(m["err"][:10].mean())
+
+
 def test_exploration_noise_anneals_linearly_then_stays():
     from jaxmob.algos.dpg import annealed
     from jaxmob.config import ConfigError, TrainConfig
@@ -130,6 +179,8 @@ def test_exploration_noise_anneals_linearly_then_stays():
 def test_discrete_actions_need_the_independent_critic():
     with pytest.raises(ValueError, match="independent critic"):
         DPGPolicy("central", 3, num_actions=4)
+    with pytest.raises(ValueError, match="shared distribution needs discrete"):
+        DPGPolicy("independent", 3, shared=True)
 
 
 def test_continuous_core_refuses_discrete_envs():
