@@ -103,7 +103,8 @@ def test_ddpg_on_a_cells_distribution_trains_and_taxis_of_a_cell_share_it(tmp_pa
     result = train(cfg, log=lambda *_: None)
     assert 0 < result["test"]["order_response_rate"] <= 1
     replay = result["runner"].extra.replay
-    obs, stored = np.asarray(replay.obs[:int(replay.size)]), np.asarray(replay.action[:int(replay.size)])
+    obs, kept = np.asarray(replay.obs[:int(replay.size)]), np.asarray(replay.action[:int(replay.size)])
+    stored = kept[..., kept.shape[-1] // 2:]  # beside each taxi's own one-hot, its cell's distribution
     np.testing.assert_allclose(stored.sum(-1), 1.0, atol=1e-5)
     assert np.all(stored.max(-1) < 1.0 - 1e-4)  # distributions, not one-hots
     shared = 0

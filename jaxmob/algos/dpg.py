@@ -11,8 +11,9 @@ taken. Its critic only ever sees one-hots, so the actor's softmax is driven to a
 corner: agents that share an observation (idle taxis in one cell) all make the
 same choice. `ddpg_dist` makes the distribution itself the action: agents that
 share an observation (`Environment.distinct_observations`) draw from one explored
-distribution, which the replay keeps as their action, so Q(o_i, p) learns what
-spreading a group by p earns each of its agents. A replay buffer of fixed size
+distribution p, and a mean-field critic Q(o_i, a_i, p) reads each agent's own
+action beside its group's p, so it learns both which move pays and what crowding
+a group into it costs; the actor ascends sum_a p_a Q(o_i, a, p). A replay buffer of fixed size
 living in the runner state (so a chunk of updates is one `lax.scan` and a
 checkpoint holds the buffer: resuming is exact), target networks moved by
 Polyak averaging, and a critic that is
@@ -93,8 +94,14 @@ class DPGPolicy:
 
     @property
     def action_width(self) -> int:
-        """Numbers per agent's action in the replay and the critic: 1, or the one-hot's width."""
+        """Numbers per agent's action from the actor: 1, or the one-hot's width."""
         return self.num_actions or 1
+
+    @property
+    def stored_width(self) -> int:
+        """Numbers per agent's action in the replay and the critic: the action, or with a shared
+        distribution the agent's one-hot and its group's distribution."""
+        return 2 * self.num_actions if self.shared else self.action_width
 
     def _nets(self):
         return MLP(self.hidden, self.action_width, out_scale=0.01), MLP(self.hidden, 1, out_scale=1.0)
@@ -115,7 +122,7 @@ class DPGPolicy:
         actor, critic = self._nets()
         k_a, k_c = jax.random.split(key)
         R = self.num_agents
-        c_in = obs_dim + self.action_width if self.critic == "independent" else state_dim + R + obs_dim
+        c_in = obs_dim + self.stored_width if self.critic == "independent" else state_dim + R + obs_dim
         return {"actor": actor.init(k_a, jnp.zeros((obs_dim,))), "critic": critic.init(k_c, jnp.zeros((c_in,)))}
 
     def groups(self):
@@ -130,6 +137,18 @@ class DPGPolicy:
     def q(self, params, obs, gstate, actions):
         _, critic = self._nets()
         return critic.apply(params["critic"], self.critic_input(obs, gstate, actions))[..., 0]
+
+    def value(self, params, obs, gstate, actions):
+        """What the critic says `actions` (from the actor) are worth: Q itself, or with a shared
+        distribution p the mean-field expectation sum_a p_a Q(o, a, p) over the agent's own draw."""
+        if not self.shared:
+            return self.q(params, obs, gstate, actions)
+        A = self.num_actions
+        own = jnp.broadcast_to(jnp.eye(A), actions.shape[:-1] + (A, A))
+        group = jnp.broadcast_to(actions[..., None, :], own.shape)
+        q_each = self.q(params, jnp.broadcast_to(obs[..., None, :], own.shape[:-1] + obs.shape[-1:]), gstate,
+                        jnp.concatenate([own, group], -1))  # (..., R, A): each own move beside p
+        return (actions * q_each).sum(-1)
 
     def act(self, params, groups, obs, gstate, key, sample: bool, noise=None):
         """The deployed policy (mu, or its most likely action), or with `sample` the behaviour
@@ -147,12 +166,13 @@ class DPGPolicy:
         """Training's behaviour of the shared variant: each distinct observation's distribution
         mu(o) mixed with `noise` of a random one (Dirichlet(1), so exploration covers the simplex
         around mu), and every agent a draw from its row's. Returns (actions (..., R), each agent's
-        distribution (..., R, A)): what the replay keeps as the action."""
+        one-hot beside its row's distribution (..., R, 2A)): what the replay keeps as the action."""
         k_mix, k_draw = jax.random.split(key)
         mu = self.action(params, table)  # (..., U, A)
         other = jax.random.dirichlet(k_mix, jnp.ones(self.num_actions), mu.shape[:-1])
         p = jnp.take_along_axis((1.0 - noise) * mu + noise * other, index[..., None], axis=-2)
-        return jax.random.categorical(k_draw, jnp.log(p)), p
+        action = jax.random.categorical(k_draw, jnp.log(p))
+        return action, jnp.concatenate([jax.nn.one_hot(action, self.num_actions), p], -1)
 
 
 @struct.dataclass
@@ -235,7 +255,8 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         params = policy.init(k_pol, obs.shape[-1], gstate.shape[-1])
         opt_state = {"actor": set_lr(actor_opt.init(params["actor"]), hyper.lr),
                      "critic": set_lr(critic_opt.init(params["critic"]), hyper.algo["critic_lr"])}
-        replay = Replay.empty(config.buffer_size, obs.shape[1:], gstate.shape[-1], num_actions or 1)
+        replay = Replay.empty(config.buffer_size, obs.shape[1:], gstate.shape[-1],
+                              getattr(policy, "stored_width", num_actions or 1))
         return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=k_run,
                            update=jnp.zeros((), jnp.int32), groups=policy.groups(), hyper=hyper,
                            extra=DPGExtra(target=params, replay=replay))
@@ -265,10 +286,11 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         return (runner, reset_state, reset_obs), stats
 
     aux_loss = getattr(policy, "aux_loss", None)
+    value = getattr(policy, "value", policy.q)  # what Q says the actor's actions are worth (a policy may average it)
 
     def losses(params, target, batch, hyper, key):
         next_a = policy.action(target, batch["next_obs"])
-        q_next = policy.q(target, batch["next_obs"], batch["next_gstate"], next_a)
+        q_next = value(target, batch["next_obs"], batch["next_gstate"], next_a)
         not_done = 1.0 - batch["done"].astype(jnp.float32)[:, None]
         y = jax.lax.stop_gradient(batch["reward"] + hyper.gamma * not_done * q_next)
         q = policy.q(params, batch["obs"], batch["gstate"], batch["action"])
@@ -288,7 +310,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
             actions = jnp.where(agent_mask > 0, mine, batch["action"])
         else:
             actions = mine
-        q = policy.q(full, batch["obs"], batch["gstate"], actions)
+        q = value(full, batch["obs"], batch["gstate"], actions)
         return -((q * agent_mask).sum() / (n_agents * q.shape[0]))
 
     def gradient_step(carry, key):

@@ -154,8 +154,10 @@ def test_ddpg_on_a_shared_distribution_learns_the_groups_best_spread():
                                                          batch_size=64, gradient_steps=8))
     runner = jax.jit(init)(jax.random.key(0), dpg_hyper(lr=3e-3, gamma=0.0, tau=0.05, noise=0.3))
     runner, m = jax.jit(chunk, static_argnums=1)(runner, 150)
-    # the replay keeps each agent's group distribution: one per group and transition, not one-hots
-    stored = np.asarray(runner.extra.replay.action[:int(runner.extra.replay.size)])  # (N, R, A)
+    # the replay keeps each agent's own one-hot beside its group's distribution: one per group and transition
+    kept = np.asarray(runner.extra.replay.action[:int(runner.extra.replay.size)])  # (N, R, 2A)
+    own, stored = kept[..., :env.A], kept[..., env.A:]
+    assert set(np.unique(own)) == {0.0, 1.0} and np.all(own.sum(-1) == 1.0)
     np.testing.assert_allclose(stored.sum(-1), 1.0, atol=1e-5)
     for g in (slice(0, env.G), slice(env.G, env.R)):
         np.testing.assert_allclose(stored[:, g], np.broadcast_to(stored[:, g][:, :1], stored[:, g].shape))
