@@ -138,3 +138,23 @@ def test_bound_zone_cuts_never_fall_below_the_exact_bound(tmp_path):
     assert all(r["order_response_rate"] >= exact["order_response_rate"] - 1e-9 for r in cuts)
     assert all(0 < r["largest_zone_order_share"] <= 1 for r in results["rows"])
     assert script.table(results).count("\n| ") == 6
+
+
+def test_actor_spread_reads_a_running_sweeps_checkpoint(tmp_path, capsys):
+    """A sweep stopped after one chunk leaves its checkpoint; the spread script reads the
+    actor from it and prints the idle taxis' mean distribution (it sums to 1)."""
+    from jaxmob.config import TrainConfig
+    from jaxmob.sweep import run_sweep
+
+    cfg = TrainConfig(env="taxi", alg="ddpg_dist", scenario="amod-nyc-brooklyn", num_taxis=300, total_updates=2,
+                      updates_per_chunk=1, num_envs=1, rollout_steps=6, buffer_size=8, batch_size=2, gradient_steps=1,
+                      hidden=(8,), progress=False)
+    assert run_sweep(cfg, 2, {}, out_dir=str(tmp_path / "run"), progress=False, max_chunks=1) is None
+    script = _script("taxi_actor_spread")
+    script.main([str(tmp_path / "run"), "--seed-index", "1", "--steps", "3"])
+    out = capsys.readouterr().out
+    assert "(ddpg_dist on amod-nyc-brooklyn), chunk 1, seed index 1" in out
+    dist = [float(x) for x in out.split("neighbours):")[1].split("\n")[0].split()]
+    assert len(dist) == 7 and sum(dist) == pytest.approx(1.0, abs=0.01)
+    with pytest.raises(SystemExit, match="holds no checkpoint"):
+        script.main([str(tmp_path / "nothing")])
