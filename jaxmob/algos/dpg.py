@@ -243,10 +243,12 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     agent_mask = env.agents(env_params).mask.astype(jnp.float32)
     n_agents = jnp.maximum(agent_mask.sum(), 1.0)
     shared = getattr(policy, "shared", False)
-    if shared and shares_observations(env):
-        distinct = lambda state, obs: jax.vmap(env.distinct_observations, in_axes=(0, None))(state, env_params)  # noqa: E731
-    else:  # every agent its own row
-        distinct = lambda state, obs: (obs, jnp.broadcast_to(jnp.arange(obs.shape[-2]), obs.shape[:-1]))  # noqa: E731
+
+    def distinct(env_state, obs):
+        """(rows, each agent's row): the env's distinct observations, or every agent its own."""
+        if shares_observations(env):
+            return jax.vmap(env.distinct_observations, in_axes=(0, None))(env_state, env_params)
+        return obs, jnp.broadcast_to(jnp.arange(obs.shape[-2]), obs.shape[:-1])
 
     def init(key, hyper: Hyper) -> RunnerState:
         k_env, k_pol, k_run = jax.random.split(key, 3)
