@@ -2,8 +2,8 @@
 
 For each city (the four real AMoD NYC areas; the January-2016 city at 6,000 / 8,000 /
 10,000 taxis with `--scenario nyc-jan2016 --fleets ...`) and each learner (MADARL with
-each attention ablation, MAPPO, and DDPG over relaxed one-hot actions through the off-policy
-core), the one trainer runs `--seeds` seeds as one vmapped
+each attention ablation, MAPPO, and DDPG through the off-policy core, over relaxed one-hot
+actions and on the distribution a cell's idle taxis draw from), the one trainer runs `--seeds` seeds as one vmapped
 program and scores every seed's deployed (sampled) policy on the validation episodes
 after every chunk: the learning curve. A run has converged when the seed-mean validation
 ORR moves by less than `FLAT` over the last fifth of training (a least-squares line's
