@@ -141,8 +141,12 @@ def test_bound_zone_cuts_never_fall_below_the_exact_bound(tmp_path):
 
 
 def test_actor_spread_reads_a_running_sweeps_checkpoint(tmp_path, capsys):
-    """A sweep stopped after one chunk leaves its checkpoint; the spread script reads the
-    actor from it and prints the idle taxis' mean distribution (it sums to 1)."""
+    """A `ddpg_dist` sweep on taxis stopped after one chunk leaves its checkpoint: there the
+    idle taxis of one cell (one observation) share one stored distribution; the spread script
+    reads the actor from it and prints the idle taxis' mean distribution (it sums to 1)."""
+    import numpy as np
+    import orbax.checkpoint as ocp
+
     from jaxmob.config import TrainConfig
     from jaxmob.sweep import run_sweep
 
@@ -150,6 +154,20 @@ def test_actor_spread_reads_a_running_sweeps_checkpoint(tmp_path, capsys):
                       updates_per_chunk=1, num_envs=1, rollout_steps=6, buffer_size=8, batch_size=2, gradient_steps=1,
                       hidden=(8,), progress=False)
     assert run_sweep(cfg, 2, {}, out_dir=str(tmp_path / "run"), progress=False, max_chunks=1) is None
+    replay = ocp.StandardCheckpointer().restore(tmp_path / "run" / "checkpoint" / "1" / "state")["extra"]["replay"]
+    n = int(replay["size"][0])
+    obs, kept = np.asarray(replay["obs"][0, :n]), np.asarray(replay["action"][0, :n])  # seed 0
+    stored = kept[..., kept.shape[-1] // 2:]  # beside each taxi's own one-hot, its cell's distribution
+    np.testing.assert_allclose(stored.sum(-1), 1.0, atol=1e-5)
+    assert np.all(stored.max(-1) < 1.0 - 1e-4)  # distributions, not one-hots
+    shared = 0
+    for o, a in zip(obs, stored):  # per transition: one observation, one distribution
+        rows, inverse = np.unique(o, axis=0, return_inverse=True)
+        for r in range(len(rows)):
+            same = a[inverse.reshape(-1) == r]
+            np.testing.assert_array_equal(same, np.broadcast_to(same[:1], same.shape))
+            shared += len(same) > 1
+    assert shared > 0  # some cells held several taxis
     script = _script("taxi_actor_spread")
     script.main([str(tmp_path / "run"), "--seed-index", "1", "--steps", "3"])
     out = capsys.readouterr().out

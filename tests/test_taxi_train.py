@@ -93,26 +93,3 @@ def test_madarl_per_distinct_observation_trains_as_per_taxi(tmp_path):
                  fast["runner"].params, slow["runner"].params)
     assert fast["test"]["order_response_rate"] == slow["test"]["order_response_rate"]
 
-
-def test_ddpg_on_a_cells_distribution_trains_and_taxis_of_a_cell_share_it(tmp_path):
-    """`ddpg_dist`: idle taxis of one cell (one observation) draw from one explored
-    distribution, which the replay keeps as each one's action; the run reports test days."""
-    cfg = TrainConfig(env="taxi", alg="ddpg_dist", scenario="amod-nyc-brooklyn", num_taxis=300, total_updates=2,
-                      updates_per_chunk=1, num_envs=2, rollout_steps=12, buffer_size=16, batch_size=4,
-                      gradient_steps=2, hidden=(16,), eval_episodes=1, out_dir=str(tmp_path), progress=False)
-    result = train(cfg, log=lambda *_: None)
-    assert 0 < result["test"]["order_response_rate"] <= 1
-    replay = result["runner"].extra.replay
-    obs, kept = np.asarray(replay.obs[:int(replay.size)]), np.asarray(replay.action[:int(replay.size)])
-    stored = kept[..., kept.shape[-1] // 2:]  # beside each taxi's own one-hot, its cell's distribution
-    np.testing.assert_allclose(stored.sum(-1), 1.0, atol=1e-5)
-    assert np.all(stored.max(-1) < 1.0 - 1e-4)  # distributions, not one-hots
-    shared = 0
-    for o, a in zip(obs, stored):  # per transition: one observation, one distribution
-        rows, inverse = np.unique(o, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        for r in range(len(rows)):
-            same = a[inverse == r]
-            np.testing.assert_array_equal(same, np.broadcast_to(same[:1], same.shape))
-            shared += len(same) > 1
-    assert shared > 0  # some cells held several taxis
