@@ -29,16 +29,16 @@ def main(argv=None):
     args = ap.parse_args(argv)
     import orbax.checkpoint as ocp
 
-    saved = ocp.CheckpointManager(Path(args.run_dir).resolve() / "checkpoint")
+    where = Path(args.run_dir).resolve() / "checkpoint"
+    saved = ocp.CheckpointManager(where)
     step = saved.latest_step()
     if step is None:
         raise SystemExit(f"{args.run_dir}/checkpoint holds no checkpoint (a finished sweep removes its own)")
-    folder = Path(args.run_dir).resolve() / "checkpoint" / str(step)
-    state = ocp.StandardCheckpointer().restore(folder / "state")
+    state = ocp.StandardCheckpointer().restore(where / str(step) / "state")
     params = jax.tree.map(lambda x: x[args.seed_index], state["params"])
-    # the sweep's own config, as its checkpoint names it (JSON lists back to tuples)
+    # the sweep's own config, as its checkpoint names it (read back as `report.run_config` reads a run's)
     saved_config = saved.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]["identity"]["config"]
-    config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved_config.items()}).validate()
+    config = TrainConfig(**saved_config).validate()
     if config.env != "taxi":
         raise SystemExit(f"{args.run_dir} is a sweep of env {config.env!r}, not taxi")
     parts = build(config)

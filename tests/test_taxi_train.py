@@ -92,4 +92,3 @@ def test_madarl_per_distinct_observation_trains_as_per_taxi(tmp_path):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5),
                  fast["runner"].params, slow["runner"].params)
     assert fast["test"]["order_response_rate"] == slow["test"]["order_response_rate"]
-
