@@ -13,7 +13,11 @@ same choice. `ddpg_dist` makes the distribution itself the action: agents that
 share an observation (`Environment.distinct_observations`) draw from one explored
 distribution p, and a mean-field critic Q(o_i, a_i, p) reads each agent's own
 action beside its group's p, so it learns both which move pays and what crowding
-a group into it costs; the actor ascends sum_a p_a Q(o_i, a, p). A replay buffer of fixed size
+a group into it costs; the actor ascends sum_a p_a Q(o_i, a, p). `sac_discrete` is the
+soft actor-critic over discrete actions: the critic reads only o_i and gives every move's
+Q(o_i, a) at once (learnt on the moves taken), the actor maximises sum_a pi_a Q(o_i, a) +
+alpha H(pi) and the target adds alpha H of the next state's policy, so the best policy is
+softmax(Q / alpha): a spread, not a corner, and every agent draws from pi. A replay buffer of fixed size
 living in the runner state (so a chunk of updates is one `lax.scan` and a
 checkpoint holds the buffer: resuming is exact), target networks moved by
 Polyak averaging, and a critic that is
@@ -48,6 +52,7 @@ from ..core.env import select_tree, shares_observations
 from ..nets import MLP
 from ..core.algorithm import Algorithm, LearnerCore
 from ..core.errors import check_fields
+from ..core.task import option
 from .ppo import Hyper, RunnerState, make_optimizer, set_lr
 
 @dataclass(frozen=True)
@@ -83,14 +88,18 @@ class DPGPolicy:
     num_actions: int = 0
     # discrete: the action is the distribution that the agents sharing an observation draw from
     shared: bool = False
+    # discrete: soft actor-critic, the critic Q(o) gives every move's value, the agents draw from pi
+    soft: bool = False
 
     def __post_init__(self):
         if self.critic not in ("independent", "central"):
             raise ValueError(f"unknown critic {self.critic!r}; choose independent or central")
         if self.num_actions and self.critic != "independent":
             raise ValueError("discrete actions need the independent critic: a joint one-hot of every agent is too wide")
-        if self.shared and not self.num_actions:
-            raise ValueError("a shared distribution needs discrete actions")
+        if (self.shared or self.soft) and not self.num_actions:
+            raise ValueError("a shared distribution or a soft actor needs discrete actions")
+        if self.shared and self.soft:
+            raise ValueError("choose a shared distribution or a soft actor, not both")
 
     @property
     def action_width(self) -> int:
@@ -104,11 +113,14 @@ class DPGPolicy:
         return 2 * self.num_actions if self.shared else self.action_width
 
     def _nets(self):
-        return MLP(self.hidden, self.action_width, out_scale=0.01), MLP(self.hidden, 1, out_scale=1.0)
+        return (MLP(self.hidden, self.action_width, out_scale=0.01),
+                MLP(self.hidden, self.num_actions if self.soft else 1, out_scale=1.0))
 
     def critic_input(self, obs, gstate, actions):
         """Per-agent critic inputs (..., R, D) for actions (..., R), one-hots (..., R, A) or joint
-        actions (..., R, R)."""
+        actions (..., R, R); the soft critic reads the observation alone."""
+        if self.soft:
+            return obs
         if self.num_actions:
             return jnp.concatenate([obs, actions], -1)
         if self.critic == "independent":
@@ -122,7 +134,8 @@ class DPGPolicy:
         actor, critic = self._nets()
         k_a, k_c = jax.random.split(key)
         R = self.num_agents
-        c_in = obs_dim + self.stored_width if self.critic == "independent" else state_dim + R + obs_dim
+        c_in = (obs_dim + (0 if self.soft else self.stored_width) if self.critic == "independent"
+                else state_dim + R + obs_dim)
         return {"actor": actor.init(k_a, jnp.zeros((obs_dim,))), "critic": critic.init(k_c, jnp.zeros((c_in,)))}
 
     def groups(self):
@@ -136,12 +149,20 @@ class DPGPolicy:
 
     def q(self, params, obs, gstate, actions):
         _, critic = self._nets()
-        return critic.apply(params["critic"], self.critic_input(obs, gstate, actions))[..., 0]
+        out = critic.apply(params["critic"], self.critic_input(obs, gstate, actions))
+        return (out * actions).sum(-1) if self.soft else out[..., 0]  # soft: the one-hot picks its move's Q
+
+    def entropy(self, params, obs):
+        """H(pi(o)) per agent, from the actor's logits (no log of a rounded-off zero)."""
+        actor, _ = self._nets()
+        logp = jax.nn.log_softmax(actor.apply(params["actor"], obs), -1)
+        return -(jnp.exp(logp) * logp).sum(-1)
 
     def value(self, params, obs, gstate, actions):
         """What the critic says `actions` (from the actor) are worth: Q itself, or with a shared
-        distribution p the mean-field expectation sum_a p_a Q(o, a, p) over the agent's own draw."""
-        if not self.shared:
+        distribution p the mean-field expectation sum_a p_a Q(o, a, p) over the agent's own draw,
+        or with a soft critic sum_a p_a Q(o, a)."""
+        if not self.shared:  # (soft: the probabilities weigh every move's Q)
             return self.q(params, obs, gstate, actions)
         A = self.num_actions
         own = jnp.broadcast_to(jnp.eye(A), actions.shape[:-1] + (A, A))
@@ -155,7 +176,7 @@ class DPGPolicy:
         policy (mu + Gaussian noise, or a draw from mu mixed with `noise` of the uniform)."""
         a = self.action(params, obs)
         noise = self.noise if noise is None else noise
-        if self.shared:  # the distribution is the action: the deployed policy draws from it as it is
+        if self.shared or self.soft:  # the distribution is the policy: the deployed one draws from it as it is
             return jax.random.categorical(key, jnp.log(a)) if sample else jnp.argmax(a, -1)
         if self.num_actions:
             mixed = (1.0 - noise) * a + noise / self.num_actions
@@ -289,10 +310,15 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
 
     aux_loss = getattr(policy, "aux_loss", None)
     value = getattr(policy, "value", policy.q)  # what Q says the actor's actions are worth (a policy may average it)
+    soft = getattr(policy, "soft", False)
+
+    def bonus(params, obs, hyper):
+        """The soft actor's entropy bonus alpha H(pi(o)) per agent; 0 for the others."""
+        return hyper.algo["entropy"] * policy.entropy(params, obs) if soft else 0.0
 
     def losses(params, target, batch, hyper, key):
         next_a = policy.action(target, batch["next_obs"])
-        q_next = value(target, batch["next_obs"], batch["next_gstate"], next_a)
+        q_next = value(target, batch["next_obs"], batch["next_gstate"], next_a) + bonus(target, batch["next_obs"], hyper)
         not_done = 1.0 - batch["done"].astype(jnp.float32)[:, None]
         y = jax.lax.stop_gradient(batch["reward"] + hyper.gamma * not_done * q_next)
         q = policy.q(params, batch["obs"], batch["gstate"], batch["action"])
@@ -301,7 +327,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
             critic_loss = critic_loss + aux_loss(params["critic"], batch, key)
         return critic_loss, q
 
-    def actor_loss(actor_params, params, batch):
+    def actor_loss(actor_params, params, batch, hyper):
         full = {**params, "actor": actor_params}
         mine = policy.action(full, batch["obs"])  # (N, R)
         if policy.critic == "central":  # agent i's own action replaced, the others' as stored
@@ -312,7 +338,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
             actions = jnp.where(agent_mask > 0, mine, batch["action"])
         else:
             actions = mine
-        q = value(full, batch["obs"], batch["gstate"], actions)
+        q = value(full, batch["obs"], batch["gstate"], actions) + bonus(full, batch["obs"], hyper)
         return -((q * agent_mask).sum() / (n_agents * q.shape[0]))
 
     def gradient_step(carry, key):
@@ -324,7 +350,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
                                                   has_aux=True)(params["critic"])
         c_updates, c_state = critic_opt.update(c_grads, opt_state["critic"], params["critic"])
         params = {**params, "critic": optax.apply_updates(params["critic"], c_updates)}
-        a_loss, a_grads = jax.value_and_grad(actor_loss)(params["actor"], params, batch)
+        a_loss, a_grads = jax.value_and_grad(actor_loss)(params["actor"], params, batch, hyper)
         a_updates, a_state = actor_opt.update(a_grads, opt_state["actor"], params["actor"])
         params = {**params, "actor": optax.apply_updates(params["actor"], a_updates)}
         tau = hyper.algo["tau"]
@@ -389,12 +415,28 @@ DPG = LearnerCore(name="dpg", action_kind="continuous", traced=("lr", "gamma", "
 DPG_DISCRETE = replace(DPG, name="dpg-discrete", action_kind="discrete")
 
 
-def _dpg(name: str, critic: str, summary: str, core: LearnerCore = DPG, shared: bool = False) -> Algorithm:
+@dataclass(frozen=True)
+class SoftOptions:
+    """The soft actor-critic's own option (`--alg sac_discrete`)."""
+
+    entropy: float = option(0.05, "alpha, the entropy bonus's weight in reward units (traced: a sweep over it "
+                                  "is one program); the best policy is softmax(Q / alpha)")
+
+
+def _validate_soft(config) -> None:
+    check_fields([(config.entropy >= 0, "entropy", f"must be >= 0, got {config.entropy}")])
+
+
+def _dpg(name: str, critic: str, summary: str, core: LearnerCore = DPG, shared: bool = False,
+         soft: bool = False) -> Algorithm:
     def make_policy(env, env_params, config):
         discrete = env.action_spec(env_params).num_values or 0
         return DPGPolicy(critic, env.num_agents(env_params), tuple(config.hidden), noise=config.exploration_noise,
-                         num_actions=discrete if core is DPG_DISCRETE else 0, shared=shared)
+                         num_actions=discrete if core is DPG_DISCRETE else 0, shared=shared, soft=soft)
 
+    if soft:
+        return Algorithm(name=name, summary=summary, core=core, make_policy=make_policy, Options=SoftOptions,
+                         traced=("entropy",), validate=_validate_soft)
     return Algorithm(name=name, summary=summary, core=core, make_policy=make_policy)
 
 
@@ -404,5 +446,8 @@ DDPG_DISCRETE = _dpg("ddpg_discrete", "independent", "DDPG over discrete actions
                      "(a relaxed one-hot), the env gets a draw from it", core=DPG_DISCRETE)
 DDPG_DIST = _dpg("ddpg_dist", "independent", "DDPG on a distribution action: agents that share an observation draw "
                  "from one explored distribution, which the critic reads", core=DPG_DISCRETE, shared=True)
+SAC_DISCRETE = _dpg("sac_discrete", "independent", "soft actor-critic over discrete actions: critic Q(o_i, .) "
+                    "for every move, actor softmax(Q / alpha)-seeking, every agent draws from it", core=DPG_DISCRETE,
+                    soft=True)
 META = _dpg("meta", "independent", "META's region layer: DDPG ratios in [-1, 1], matched by the env's Kuhn-Munkres layer "
             "(env amod, action meta)")

@@ -28,6 +28,7 @@ ALGORITHMS = {
     "ddpg_discrete": "jaxmob.algos.dpg:DDPG_DISCRETE",
     "ddpg_dist": "jaxmob.algos.dpg:DDPG_DIST",
     "maddpg": "jaxmob.algos.dpg:MADDPG",
+    "sac_discrete": "jaxmob.algos.dpg:SAC_DISCRETE",
     "meta": "jaxmob.algos.dpg:META",
     "marl_gcn": "jaxmob.algos.marl_gcn:MARL_GCN",
     "marl_gcn_no_gat": "jaxmob.algos.marl_gcn:NO_GAT",

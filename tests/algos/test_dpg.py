@@ -116,6 +116,29 @@ def test_discrete_ddpg_learns_the_known_best_action_through_its_relaxed_one_hot(
     assert float(m["err"][-10:].mean()) < 0.5 * float(m["err"][:10].mean())  # starts near 3/4 wrong
 
 
+def test_soft_actor_critic_learns_the_known_softmax_of_its_q():
+    """On Pick with no discount every move's Q is 1 for the paying move and 0 for the others, so the
+    soft actor's best policy is softmax(Q / alpha): the paying move gets e^(1/alpha) / (e^(1/alpha) + 3),
+    0.711 at alpha = 0.5 and 0.475 at alpha = 1 (one compiled program: alpha is traced)."""
+    env = Pick()
+    policy = DPGPolicy("independent", env.R, (32, 32), num_actions=env.A, soft=True)
+    init, chunk = make_train(env, None, policy, DPGConfig(num_envs=16, rollout_steps=1, buffer_size=512,
+                                                         batch_size=64, gradient_steps=8))
+    init, chunk = jax.jit(init), jax.jit(chunk, static_argnums=1)
+    obs = jax.vmap(lambda t: env.observe(jnp.full(env.R, t), None))(jnp.arange(env.A))  # (A, R, O)
+    paying = np.eye(env.A)[:, None, :]
+    for alpha in (0.5, 1.0):
+        runner = init(jax.random.key(0), dpg_hyper(lr=3e-3, gamma=0.0, tau=0.05, noise=0.3, entropy=alpha))
+        runner, _ = chunk(runner, 150)
+        best = np.exp(1 / alpha) / (np.exp(1 / alpha) + env.A - 1)
+        pi = np.asarray(policy.action(runner.params, obs))
+        np.testing.assert_allclose((pi * paying).sum(-1), best, atol=0.01)
+        q = np.asarray(jax.vmap(lambda a: policy.q(runner.params, obs, None, jax.nn.one_hot(jnp.full(obs.shape[:2], a),
+                                                                                           env.A)))(jnp.arange(env.A)))
+        np.testing.assert_allclose(q.transpose(1, 2, 0), np.broadcast_to(paying, q.transpose(1, 2, 0).shape), atol=0.1)
+    assert chunk._cache_size() == 1
+
+
 class Rooms(Track):
     """Two groups of G agents, each agent seeing only its group; each picks one of two rooms of
     its group, and a room of capacity c chosen by n agents pays each min(1, c / n). Group 0's
@@ -186,10 +209,16 @@ def test_exploration_noise_anneals_linearly_then_stays():
 
 
 def test_discrete_actions_need_the_independent_critic():
+    from jaxmob.config import ConfigError, TrainConfig
     with pytest.raises(ValueError, match="independent critic"):
         DPGPolicy("central", 3, num_actions=4)
-    with pytest.raises(ValueError, match="shared distribution needs discrete"):
-        DPGPolicy("independent", 3, shared=True)
+    for kind in ("shared", "soft"):
+        with pytest.raises(ValueError, match="needs discrete actions"):
+            DPGPolicy("independent", 3, **{kind: True})
+    with pytest.raises(ValueError, match="not both"):
+        DPGPolicy("independent", 3, num_actions=4, shared=True, soft=True)
+    with pytest.raises((ConfigError, ValueError), match="entropy"):
+        TrainConfig(env="taxi", alg="sac_discrete", entropy=-0.1).validate()
 
 
 def test_continuous_core_refuses_discrete_envs():
