@@ -3,7 +3,7 @@
 For each city (the four real AMoD NYC areas; the January-2016 city at 6,000 / 8,000 /
 10,000 taxis with `--scenario nyc-jan2016 --fleets ...`) and each learner (MADARL with
 each attention ablation, MAPPO, and DDPG through the off-policy core, over relaxed one-hot
-actions and on the distribution a cell's idle taxis draw from), the one trainer runs `--seeds` seeds as one vmapped
+actions, on the distribution a cell's idle taxis draw from, and the soft actor-critic), the one trainer runs `--seeds` seeds as one vmapped
 program and scores every seed's deployed (sampled) policy on the validation episodes
 after every chunk: the learning curve. A run has converged when the seed-mean validation
 ORR moves by less than `FLAT` over the last fifth of training (a least-squares line's
@@ -44,7 +44,9 @@ LEARNERS = {"madarl": dict(alg="madarl", attention="both"), "madarl-local": dict
             # off-policy, from the paper's list: a replay of 4 updates' transitions (every taxi of 2 x 36 steps each)
             "ddpg": dict(alg="ddpg_discrete", buffer_size=288, batch_size=16, gradient_steps=10),
             # the same, the action being the distribution a cell's idle taxis draw from
-            "ddpg-dist": dict(alg="ddpg_dist", buffer_size=288, batch_size=16, gradient_steps=10)}
+            "ddpg-dist": dict(alg="ddpg_dist", buffer_size=288, batch_size=16, gradient_steps=10),
+            # the soft actor-critic on the same replay; alpha chosen on validation days (docs/taxi.md)
+            "sac": dict(alg="sac_discrete", buffer_size=288, batch_size=16, gradient_steps=10, entropy=0.03)}
 FLAT = 0.005  # half a point of ORR over the last fifth of training
 
 
