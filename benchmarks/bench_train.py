@@ -7,12 +7,15 @@ minibatches gradient steps; the off-policy core: its rollout, replay and gradien
   * for the PPO core, the networks alone (policy forward for every rollout step, then the same
     epochs of forward+backward+Adam on a stored trajectory),
 and prints agent-steps/s and the ratios. Where the policy treats agents alike and the env
-groups agents by observation (MADARL on taxi), the fused update is also timed with its
+groups agents by observation (MADARL, or the soft actor-critic whose replay then keeps the
+distinct rows, on taxi), the fused update is also timed with its
 networks run once per agent instead of once per distinct observation, in the same run.
 Everything compiles first; the table reports medians over repetitions.
 
     python benchmarks/bench_train.py --alg mappo --scenario manhattan-citibike
     python benchmarks/bench_train.py --env taxi --alg madarl --scenario nyc-hex-synthetic --set num_taxis=10000
+    python benchmarks/bench_train.py --env taxi --alg sac_discrete --scenario nyc-jan2016 --set num_taxis=6000 \
+        --set buffer_size=288 --set batch_size=16 --set gradient_steps=10
 """
 from __future__ import annotations
 
@@ -79,8 +82,10 @@ def main(argv=None):
     t_full = timed(lambda r: full(r, 1)[1], runner, reps=args.reps)
     t_per_agent = None
     if runs_per_distinct_observation(policy, env) and cfg.distinct_observations:
-        per_agent = jax.jit(build(replace(cfg, distinct_observations=False))["update_chunk"], static_argnums=1)
-        t_per_agent = timed(lambda r: per_agent(r, 1)[1], runner, reps=args.reps)
+        slow = build(replace(cfg, distinct_observations=False))  # its own runner: an off-policy replay's shape differs
+        per_agent = jax.jit(slow["update_chunk"], static_argnums=1)
+        t_per_agent = timed(lambda r: per_agent(r, 1)[1], jax.jit(slow["init"])(jax.random.PRNGKey(0), hyper_of(cfg)),
+                            reps=args.reps)
 
     @jax.jit
     def env_only(key):

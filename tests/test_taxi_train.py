@@ -68,15 +68,19 @@ def test_madarl_trains_on_a_real_amod_area_resumes_exactly_and_reports_test_epis
     assert resumed["test"]["order_response_rate"] == test["order_response_rate"]
 
 
-def test_madarl_per_distinct_observation_trains_as_per_taxi(tmp_path):
-    """MADARL runs its networks once per (cell, status) row, not once per taxi; the maths
-    says that gives the same actions, losses and gradients, so a fixed-seed run matches the
-    per-taxi run to float rounding (the gather sums a row's gradients in another order)."""
+@pytest.mark.parametrize("alg, losses, settings", [
+    ("madarl", ("pg_loss", "vf_loss", "entropy"), dict(epochs=1, minibatches=2)),
+    ("sac_discrete", ("critic_loss", "actor_loss", "q_mean"), dict(buffer_size=8, batch_size=4, gradient_steps=3))])
+def test_per_distinct_observation_trains_as_per_taxi(tmp_path, alg, losses, settings):
+    """MADARL and the soft actor-critic run their networks once per (cell, status) row, not once
+    per taxi (the soft one's replay keeps the rows); the maths says that gives the same actions,
+    losses and gradients, so a fixed-seed run matches the per-taxi run to float rounding (the
+    gather sums a row's gradients in another order)."""
     import jax
 
     def run(distinct):
-        cfg = TrainConfig(env="taxi", alg="madarl", scenario="amod-nyc-brooklyn", num_taxis=300, total_updates=2,
-                          updates_per_chunk=1, num_envs=2, rollout_steps=12, epochs=1, minibatches=2, hidden=(16,),
+        cfg = TrainConfig(env="taxi", alg=alg, scenario="amod-nyc-brooklyn", num_taxis=300, total_updates=2,
+                          updates_per_chunk=1, num_envs=2, rollout_steps=12, hidden=(16,), **settings,
                           eval_episodes=1, distinct_observations=distinct, out_dir=str(tmp_path / str(distinct)),
                           progress=False)
         result = train(cfg, log=lambda *_: None)
@@ -84,10 +88,14 @@ def test_madarl_per_distinct_observation_trains_as_per_taxi(tmp_path):
         return result, rows
 
     (fast, fast_rows), (slow, slow_rows) = run(True), run(False)
+    if alg == "sac_discrete":  # the replay keeps 2C + 1 distinct rows per transition, not every taxi
+        kept, every = fast["runner"].extra.replay, slow["runner"].extra.replay
+        assert kept.index.shape == every.reward.shape and every.index is None
+        assert kept.obs.shape[1] < every.obs.shape[1]
     for a, b in zip(fast_rows, slow_rows):
         for k in ("order_response_rate", "revenue", "empty_moves"):  # the rollouts: same actions
             assert a[k] == b[k], k
-        for k in ("pg_loss", "vf_loss", "entropy"):
+        for k in losses:
             np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6)
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5),
                  fast["runner"].params, slow["runner"].params)

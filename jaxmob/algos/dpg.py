@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from ..core.env import select_tree, shares_observations
+from ..core.env import runs_per_distinct_observation, select_tree, shares_observations
 from ..nets import MLP
 from ..core.algorithm import Algorithm, LearnerCore
 from ..core.errors import check_fields
@@ -70,6 +70,9 @@ class DPGConfig:
     # updates, then stays there (1.0: constant noise)
     noise_final: float = 1.0
     noise_updates: int = 1
+    # a policy whose networks read only the observation (`agent_symmetric`) on an env whose agents share
+    # observations runs once per distinct observation, and the replay keeps the distinct rows
+    distinct_observations: bool = True
 
     def __post_init__(self):
         if self.batch_size > self.buffer_size:
@@ -105,6 +108,12 @@ class DPGPolicy:
     def action_width(self) -> int:
         """Numbers per agent's action from the actor: 1, or the one-hot's width."""
         return self.num_actions or 1
+
+    @property
+    def agent_symmetric(self) -> bool:
+        """Whether actor and critic read an agent's observation alone (the soft actor-critic), so
+        agents that share an observation share every network output."""
+        return self.soft
 
     @property
     def stored_width(self) -> int:
@@ -147,9 +156,13 @@ class DPGPolicy:
         out = actor.apply(params["actor"], obs)
         return jax.nn.softmax(out, -1) if self.num_actions else jnp.tanh(out[..., 0])
 
-    def q(self, params, obs, gstate, actions):
+    def q(self, params, obs, gstate, actions, index=None):
+        """Q of `actions`; with `index` (soft critic only) `obs` holds distinct observations, the
+        critic runs once per row and each agent reads its row's Q of every move."""
         _, critic = self._nets()
         out = critic.apply(params["critic"], self.critic_input(obs, gstate, actions))
+        if index is not None:
+            out = jnp.take_along_axis(out, index[..., None], axis=-2)
         return (out * actions).sum(-1) if self.soft else out[..., 0]  # soft: the one-hot picks its move's Q
 
     def entropy(self, params, obs):
@@ -171,10 +184,13 @@ class DPGPolicy:
                         jnp.concatenate([own, group], -1))  # (..., R, A): each own move beside p
         return (actions * q_each).sum(-1)
 
-    def act(self, params, groups, obs, gstate, key, sample: bool, noise=None):
+    def act(self, params, groups, obs, gstate, key, sample: bool, noise=None, index=None):
         """The deployed policy (mu, or its most likely action), or with `sample` the behaviour
-        policy (mu + Gaussian noise, or a draw from mu mixed with `noise` of the uniform)."""
+        policy (mu + Gaussian noise, or a draw from mu mixed with `noise` of the uniform). With
+        `index`, `obs` holds distinct observations and each agent acts on its row."""
         a = self.action(params, obs)
+        if index is not None:
+            a = jnp.take_along_axis(a, index[..., None], axis=-2)
         noise = self.noise if noise is None else noise
         if self.shared or self.soft:  # the distribution is the policy: the deployed one draws from it as it is
             return jax.random.categorical(key, jnp.log(a)) if sample else jnp.argmax(a, -1)
@@ -198,7 +214,7 @@ class DPGPolicy:
 
 @struct.dataclass
 class Replay:
-    obs: jax.Array  # (N, R, O)
+    obs: jax.Array  # (N, R, O), or with `index` the distinct observations (N, U, O)
     gstate: jax.Array  # (N, S)
     action: jax.Array  # (N, R)
     reward: jax.Array  # (N, R)
@@ -207,14 +223,20 @@ class Replay:
     done: jax.Array  # (N,)
     insert: jax.Array  # () next slot
     size: jax.Array  # () filled slots
+    index: Any = None  # (N, R): each agent's row of `obs` where the replay keeps distinct observations
+    next_index: Any = None
 
     @classmethod
-    def empty(cls, n: int, obs_shape, state_dim: int, action_width: int = 1):
+    def empty(cls, n: int, obs_shape, state_dim: int, action_width: int = 1, num_agents: int = 0):
+        """`num_agents` > 0: `obs_shape` is the distinct observations' (U, O), and each of the
+        agents' rows is kept beside them (10,000 taxis on 250 cells: 501 rows, not 10,000)."""
         z = lambda *s: jnp.zeros((n,) + tuple(s), jnp.float32)  # noqa: E731
-        R, O = obs_shape
+        rows, O = obs_shape
+        R = num_agents or rows
         action = z(R) if action_width == 1 else z(R, action_width)
-        return cls(z(R, O), z(state_dim), action, z(R), z(R, O), z(state_dim), jnp.zeros((n,), bool),
-                   jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+        index = jnp.zeros((n, R), jnp.int32) if num_agents else None
+        return cls(z(rows, O), z(state_dim), action, z(R), z(rows, O), z(state_dim), jnp.zeros((n,), bool),
+                   jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), index, index)
 
     def add(self, batch: dict) -> "Replay":
         """Append a batch of B transitions, overwriting the oldest when full."""
@@ -226,7 +248,8 @@ class Replay:
 
     def sample(self, key, batch_size: int) -> dict:
         idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(self.size, 1))
-        return {k: getattr(self, k)[idx] for k in ("obs", "gstate", "action", "reward", "next_obs", "next_gstate", "done")}
+        kept = ("obs", "gstate", "action", "reward", "next_obs", "next_gstate", "done", "index", "next_index")
+        return {k: getattr(self, k)[idx] for k in kept if getattr(self, k) is not None}
 
 
 @struct.dataclass
@@ -264,6 +287,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     agent_mask = env.agents(env_params).mask.astype(jnp.float32)
     n_agents = jnp.maximum(agent_mask.sum(), 1.0)
     shared = getattr(policy, "shared", False)
+    rows = config.distinct_observations and runs_per_distinct_observation(policy, env)  # replay keeps distinct rows
 
     def distinct(env_state, obs):
         """(rows, each agent's row): the env's distinct observations, or every agent its own."""
@@ -278,8 +302,9 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         params = policy.init(k_pol, obs.shape[-1], gstate.shape[-1])
         opt_state = {"actor": set_lr(actor_opt.init(params["actor"]), hyper.lr),
                      "critic": set_lr(critic_opt.init(params["critic"]), hyper.algo["critic_lr"])}
-        replay = Replay.empty(config.buffer_size, obs.shape[1:], gstate.shape[-1],
-                              getattr(policy, "stored_width", num_actions or 1))
+        table = distinct(env_state, obs)[0] if rows else obs
+        replay = Replay.empty(config.buffer_size, table.shape[1:], gstate.shape[-1],
+                              getattr(policy, "stored_width", num_actions or 1), obs.shape[1] if rows else 0)
         return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs, key=k_run,
                            update=jnp.zeros((), jnp.int32), groups=policy.groups(), hyper=hyper,
                            extra=DPGExtra(target=params, replay=replay))
@@ -292,6 +317,10 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         if shared:
             table, index = distinct(runner.env_state, runner.obs)
             action, stored = policy.explore_shared(runner.params, table, index, k_act, noise)
+        elif rows:
+            table, index = distinct(runner.env_state, runner.obs)
+            action = policy.act(runner.params, runner.groups, table, gstate, k_act, True, noise, index=index)
+            stored = replay_action(action)
         else:
             action = policy.act(runner.params, runner.groups, runner.obs, gstate, k_act, True, noise)
             stored = replay_action(action)
@@ -299,9 +328,12 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
             jax.random.split(k_env, B), runner.env_state, action, env_params)
         learn = jax.vmap(env.learning_reward, in_axes=(0, 0, 0, 0, None, None))(
             runner.env_state, action, reward, info, env_params, runner.hyper.shaping) * config.reward_scale
-        replay = runner.extra.replay.add(dict(obs=runner.obs, gstate=gstate, action=stored, reward=learn,
-                                              next_obs=next_obs, next_gstate=global_state(reached, env_params),
-                                              done=done))
+        seen = dict(obs=runner.obs, next_obs=next_obs)
+        if rows:  # the distinct rows before and after the step, and each agent's row in them
+            next_table, next_index = distinct(reached, next_obs)
+            seen = dict(obs=table, index=index, next_obs=next_table, next_index=next_index)
+        replay = runner.extra.replay.add(dict(**seen, gstate=gstate, action=stored, reward=learn,
+                                              next_gstate=global_state(reached, env_params), done=done))
         # finished episodes continue from the reset drawn for this update (as `step_auto_reset`)
         obs, env_state = jax.vmap(select_tree)(done, (reset_obs, reset_state), (next_obs, reached))
         stats = env.step_stats(info, reward, env_params)
@@ -316,12 +348,25 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         """The soft actor's entropy bonus alpha H(pi(o)) per agent; 0 for the others."""
         return hyper.algo["entropy"] * policy.entropy(params, obs) if soft else 0.0
 
+    def per_agent(x, index):
+        """Each agent's entry of a per-row quantity (N, U), or the quantity itself without rows."""
+        return x if index is None else jnp.take_along_axis(x, index, axis=-1)
+
+    def weights(batch):
+        """The agent mask, or with rows how many (masked) agents read each row: a sum over agents
+        of a per-row quantity is its weighted sum over rows."""
+        if not rows:
+            return agent_mask
+        return jax.vmap(lambda idx: jnp.zeros(batch["obs"].shape[1]).at[idx].add(agent_mask))(batch["index"])
+
     def losses(params, target, batch, hyper, key):
         next_a = policy.action(target, batch["next_obs"])
         q_next = value(target, batch["next_obs"], batch["next_gstate"], next_a) + bonus(target, batch["next_obs"], hyper)
+        q_next = per_agent(q_next, batch.get("next_index"))
         not_done = 1.0 - batch["done"].astype(jnp.float32)[:, None]
         y = jax.lax.stop_gradient(batch["reward"] + hyper.gamma * not_done * q_next)
-        q = policy.q(params, batch["obs"], batch["gstate"], batch["action"])
+        q = (policy.q(params, batch["obs"], batch["gstate"], batch["action"], index=batch["index"]) if rows
+             else policy.q(params, batch["obs"], batch["gstate"], batch["action"]))
         critic_loss = (((q - y) ** 2) * agent_mask).sum() / (n_agents * q.shape[0])
         if aux_loss is not None:
             critic_loss = critic_loss + aux_loss(params["critic"], batch, key)
@@ -339,7 +384,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         else:
             actions = mine
         q = value(full, batch["obs"], batch["gstate"], actions) + bonus(full, batch["obs"], hyper)
-        return -((q * agent_mask).sum() / (n_agents * q.shape[0]))
+        return -((q * weights(batch)).sum() / (n_agents * q.shape[0]))
 
     def gradient_step(carry, key):
         params, opt_state, target, replay, hyper = carry
@@ -391,7 +436,8 @@ def _train_fns(env, env_params, policy, config):
     return make_train(env, env_params, policy, DPGConfig(
         num_envs=config.num_envs, rollout_steps=config.rollout_steps, buffer_size=config.buffer_size,
         batch_size=config.batch_size, gradient_steps=config.gradient_steps, max_grad_norm=config.max_grad_norm,
-        reward_scale=config.reward_scale, noise_final=config.exploration_final, noise_updates=config.total_updates))
+        reward_scale=config.reward_scale, noise_final=config.exploration_final, noise_updates=config.total_updates,
+        distinct_observations=config.distinct_observations))
 
 
 def _hyper(config, shaping: dict, algo: dict) -> Hyper:
