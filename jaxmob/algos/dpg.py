@@ -348,7 +348,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         """The soft actor's entropy bonus alpha H(pi(o)) per agent; 0 for the others."""
         return hyper.algo["entropy"] * policy.entropy(params, obs) if soft else 0.0
 
-    def per_agent(x, index):
+    def agents_of(x, index):
         """Each agent's entry of a per-row quantity (N, U), or the quantity itself without rows."""
         return x if index is None else jnp.take_along_axis(x, index, axis=-1)
 
@@ -362,7 +362,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     def losses(params, target, batch, hyper, key):
         next_a = policy.action(target, batch["next_obs"])
         q_next = value(target, batch["next_obs"], batch["next_gstate"], next_a) + bonus(target, batch["next_obs"], hyper)
-        q_next = per_agent(q_next, batch.get("next_index"))
+        q_next = agents_of(q_next, batch.get("next_index"))
         not_done = 1.0 - batch["done"].astype(jnp.float32)[:, None]
         y = jax.lax.stop_gradient(batch["reward"] + hyper.gamma * not_done * q_next)
         q = (policy.q(params, batch["obs"], batch["gstate"], batch["action"], index=batch["index"]) if rows
