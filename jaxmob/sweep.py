@@ -190,13 +190,17 @@ def summarise(runs, curves, evals, tests, headline: str = "service_ratio") -> li
 
 
 def format_rows(rows) -> str:
+    """The sweep's table; where the env deploys the sampled policy, its validation score (the one to
+    choose a setting by) stands beside the argmax one."""
     name = (rows[0].get("headline", "service_ratio") if rows else "service_ratio").replace("_", " ")
-    lines = [f"| setting | seeds | validation {name} (argmax) | test {name} (argmax) | test {name} (sampled) "
-             f"| final training {name} |", "|---|---|---|---|---|---|"]
-    pm = lambda r, k: f"{r[k + '_mean']:.4f} ± {r[k + '_std']:.4f}"
+    sampled = bool(rows) and all("validation_sampled_mean" in r for r in rows)
+    pm = lambda r, k: f"{r[k + '_mean']:.4f} ± {r[k + '_std']:.4f}"  # noqa: E731
+    columns = [("validation", "validation {} (argmax)")] + [("validation_sampled", "validation {} (sampled)")] * sampled \
+        + [("test", "test {} (argmax)"), ("test_sampled", "test {} (sampled)"), ("train", "final training {}")]
+    lines = ["| setting | seeds | " + " | ".join(h.format(name) for _, h in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['seeds']} | {pm(r, 'validation')} | {pm(r, 'test')} "
-                     f"| {pm(r, 'test_sampled')} | {pm(r, 'train')} |")
+        lines.append(f"| {r['setting']} | {r['seeds']} | " + " | ".join(pm(r, k) for k, _ in columns) + " |")
     return "\n".join(lines)
 
 

@@ -147,3 +147,22 @@ def test_sweep_runs_from_the_command_line(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((tmp_path / "sw" / "results.json").read_text())["rows"]
     assert [r["setting"] for r in rows] == ["lr=0.001", "lr=0.003"] and all(r["seeds"] == 2 for r in rows)
+
+
+def test_the_sweep_table_shows_the_deployed_policys_validation_score():
+    """Where the env deploys the sampled policy, the score to choose a setting by is its validation
+    score, not the argmax one: the table shows both, each number where its header says."""
+    from jaxmob.sweep import format_rows
+
+    row = {"setting": "ent_coef=0", "seeds": 3, "headline": "order_response_rate"}
+    for i, k in enumerate(("validation", "test", "test_sampled", "train")):
+        row.update({k + "_mean": 0.1 * (i + 1), k + "_std": 0.01})
+    argmax_only = format_rows([row]).splitlines()
+    assert "(sampled) | test" not in argmax_only[0] and argmax_only[2].count("±") == 4
+    sampled = format_rows([{**row, "validation_sampled_mean": 0.9, "validation_sampled_std": 0.02}]).splitlines()
+    header = [h.strip() for h in sampled[0].strip("|").split("|")]
+    cells = [c.strip() for c in sampled[2].strip("|").split("|")]
+    assert cells[header.index("validation order response rate (sampled)")] == "0.9000 ± 0.0200"
+    assert cells[header.index("validation order response rate (argmax)")] == "0.1000 ± 0.0100"
+    assert cells[header.index("test order response rate (sampled)")] == "0.3000 ± 0.0100"
+    assert len(header) == len(cells) == 7 and sampled[1].count("---") == 7
