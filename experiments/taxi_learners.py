@@ -38,8 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experime
 from taxi_rewards import METRICS, summary  # noqa: E402
 
 AMOD = ("amod-nyc-brooklyn", "amod-nyc-man-south", "amod-nyc-man-middle", "amod-nyc-man-north")
-LEARNERS = {"madarl": dict(alg="madarl", attention="both"), "madarl-local": dict(alg="madarl", attention="local"),
-            "madarl-global": dict(alg="madarl", attention="global"), "madarl-none": dict(alg="madarl", attention="none"),
+MADARL_LR = 0.003  # chosen on the AMoD areas' validation days (docs/taxi.md); each row keeps the lr it trained at
+LEARNERS = {"madarl": dict(alg="madarl", attention="both", lr=MADARL_LR),
+            "madarl-local": dict(alg="madarl", attention="local", lr=MADARL_LR),
+            "madarl-global": dict(alg="madarl", attention="global", lr=MADARL_LR),
+            "madarl-none": dict(alg="madarl", attention="none", lr=MADARL_LR),
             "mappo": dict(alg="mappo"),
             # off-policy, from the paper's list: a replay of 4 updates' transitions (every taxi of 2 x 36 steps each)
             "ddpg": dict(alg="ddpg_discrete", buffer_size=288, batch_size=16, gradient_steps=10),
@@ -117,7 +120,7 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
         t0 = time.perf_counter()
         run = run_sweep(cfg, args.seeds, {}, out_dir=f"runs/taxi-learners-{key}-{name}", progress=not args.quick,
                         validation_curve=True, resume=True)  # a row cut short by a killed session goes on
-        row = {**summary(run), "wall_s": time.perf_counter() - t0, "updates": args.updates,
+        row = {**summary(run), "wall_s": time.perf_counter() - t0, "updates": args.updates, "lr": cfg.lr,
                "validation_curve": np.asarray(run["curves"]["validation_order_response_rate"]).tolist()}
         row["converged"], row["last_fifth_rise"] = converged(row["validation_curve"])
         city["rows"][name] = row
@@ -173,7 +176,8 @@ def table(results) -> str:
             lines.append(f"| {name} | {pm(s['order_response_rate'], '{:.4f}')} | {pm(a['order_response_rate'], '{:.4f}')} | "
                          f"{pm(s['pcr'], '{:.2f}')} | {pm(s['ci'], '{:.2f}')} | {pm(s['empty_km'], '{:,.0f}')} | {verdict} | "
                          f"{'yes' if r['converged'] else 'no'} ({r['last_fifth_rise']:+.4f}, "
-                         f"{r.get('updates', results.get('updates'))} updates) |")
+                         # a row from before rows kept their lr was trained at the city's base lr
+                         f"{r.get('updates', results.get('updates'))} updates, lr {r.get('lr', city['config']['lr']):g}) |")
         for policy, v in hand.items():
             lines.append(f"| {policy} | {v['order_response_rate']:.4f} | | {v['pcr']:.2f} | {v['ci']:.2f} | "
                          f"{v.get('empty_km', 0.0):,.0f} | | |")
