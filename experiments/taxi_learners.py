@@ -49,7 +49,10 @@ LEARNERS = {"madarl": dict(alg="madarl", attention="both", lr=MADARL_LR),
             # the same, the action being the distribution a cell's idle taxis draw from
             "ddpg-dist": dict(alg="ddpg_dist", buffer_size=288, batch_size=16, gradient_steps=10),
             # the soft actor-critic on the same replay; alpha chosen on validation days (docs/taxi.md)
-            "sac": dict(alg="sac_discrete", buffer_size=288, batch_size=16, gradient_steps=10, entropy=0.03)}
+            "sac": dict(alg="sac_discrete", buffer_size=288, batch_size=16, gradient_steps=10, entropy=0.03),
+            # the same with one critic and the target actor (the first sac_discrete; not SAC as published)
+            "sac-one-critic": dict(alg="sac_discrete", buffer_size=288, batch_size=16, gradient_steps=10, entropy=0.03,
+                                   as_published=False)}
 FLAT = 0.005  # half a point of ORR over the last fifth of training
 
 

@@ -15,9 +15,12 @@ distribution p, and a mean-field critic Q(o_i, a_i, p) reads each agent's own
 action beside its group's p, so it learns both which move pays and what crowding
 a group into it costs; the actor ascends sum_a p_a Q(o_i, a, p). `sac_discrete` is the
 soft actor-critic over discrete actions: the critic reads only o_i and gives every move's
-Q(o_i, a) at once (learnt on the moves taken), the actor maximises sum_a pi_a Q(o_i, a) +
-alpha H(pi) and the target adds alpha H of the next state's policy, so the best policy is
-softmax(Q / alpha): a spread, not a corner, and every agent draws from pi. A replay buffer of fixed size
+Q(o_i, a) at once (learnt on the moves taken); the actor maximises sum_a pi_a Q(o_i, a) +
+alpha H(pi), and the target is the next state's sum_a pi_a Q'(o', a) + alpha H(pi(o')), so the
+best policy is softmax(Q / alpha): a spread, not a corner, and every agent draws from pi. As SAC
+is published (`as_published`, the default) the critics are twins whose minimum per move the
+actor and the target read (clipped double-Q: one critic's overestimate is not what the actor
+chases) and the target's pi is the online policy's; without it, one critic and the target actor. A replay buffer of fixed size
 living in the runner state (so a chunk of updates is one `lax.scan` and a
 checkpoint holds the buffer: resuming is exact), target networks moved by
 Polyak averaging, and a critic that is
@@ -53,6 +56,7 @@ from ..nets import MLP
 from ..core.algorithm import Algorithm, LearnerCore
 from ..core.errors import check_fields
 from ..core.task import option
+from .policies import stacked_init
 from .ppo import Hyper, RunnerState, make_optimizer, set_lr
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class DPGPolicy:
     shared: bool = False
     # discrete: soft actor-critic, the critic Q(o) gives every move's value, the agents draw from pi
     soft: bool = False
+    # soft: SAC as published, twin critics (clipped double-Q) and the target's next action from the online policy
+    twin: bool = False
 
     def __post_init__(self):
         if self.critic not in ("independent", "central"):
@@ -103,6 +109,8 @@ class DPGPolicy:
             raise ValueError("a shared distribution or a soft actor needs discrete actions")
         if self.shared and self.soft:
             raise ValueError("choose a shared distribution or a soft actor, not both")
+        if self.twin and not self.soft:
+            raise ValueError("twin critics belong to the soft actor-critic")
 
     @property
     def action_width(self) -> int:
@@ -145,7 +153,9 @@ class DPGPolicy:
         R = self.num_agents
         c_in = (obs_dim + (0 if self.soft else self.stored_width) if self.critic == "independent"
                 else state_dim + R + obs_dim)
-        return {"actor": actor.init(k_a, jnp.zeros((obs_dim,))), "critic": critic.init(k_c, jnp.zeros((c_in,)))}
+        critic_params = (stacked_init(critic, k_c, 2, jnp.zeros((c_in,))) if self.twin
+                         else critic.init(k_c, jnp.zeros((c_in,))))
+        return {"actor": actor.init(k_a, jnp.zeros((obs_dim,))), "critic": critic_params}
 
     def groups(self):
         return jnp.zeros(self.num_agents, jnp.int32)
@@ -156,13 +166,20 @@ class DPGPolicy:
         out = actor.apply(params["actor"], obs)
         return jax.nn.softmax(out, -1) if self.num_actions else jnp.tanh(out[..., 0])
 
-    def q(self, params, obs, gstate, actions, index=None):
-        """Q of `actions`; with `index` (soft critic only) `obs` holds distinct observations, the
-        critic runs once per row and each agent reads its row's Q of every move."""
+    def _critic(self, params, x):
+        """The critic's outputs; twin critics' stacked on a leading axis of 2."""
         _, critic = self._nets()
-        out = critic.apply(params["critic"], self.critic_input(obs, gstate, actions))
+        if self.twin:
+            return jax.vmap(critic.apply, in_axes=(0, None))(params["critic"], x)
+        return critic.apply(params["critic"], x)
+
+    def q(self, params, obs, gstate, actions, index=None):
+        """Q of `actions` ((2, ...) with twin critics); with `index` (soft critic only) `obs` holds
+        distinct observations, the critics run once per row and each agent reads its row's Q of
+        every move."""
+        out = self._critic(params, self.critic_input(obs, gstate, actions))
         if index is not None:
-            out = jnp.take_along_axis(out, index[..., None], axis=-2)
+            out = jnp.take_along_axis(out, index[None, ..., None], axis=-2)
         return (out * actions).sum(-1) if self.soft else out[..., 0]  # soft: the one-hot picks its move's Q
 
     def entropy(self, params, obs):
@@ -174,8 +191,11 @@ class DPGPolicy:
     def value(self, params, obs, gstate, actions):
         """What the critic says `actions` (from the actor) are worth: Q itself, or with a shared
         distribution p the mean-field expectation sum_a p_a Q(o, a, p) over the agent's own draw,
-        or with a soft critic sum_a p_a Q(o, a)."""
-        if not self.shared:  # (soft: the probabilities weigh every move's Q)
+        or with a soft critic sum_a p_a Q(o, a) (twin critics: their minimum per move)."""
+        if self.soft:
+            out = self._critic(params, obs)
+            return (actions * (out.min(0) if self.twin else out)).sum(-1)
+        if not self.shared:
             return self.q(params, obs, gstate, actions)
         A = self.num_actions
         own = jnp.broadcast_to(jnp.eye(A), actions.shape[:-1] + (A, A))
@@ -343,6 +363,7 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
     aux_loss = getattr(policy, "aux_loss", None)
     value = getattr(policy, "value", policy.q)  # what Q says the actor's actions are worth (a policy may average it)
     soft = getattr(policy, "soft", False)
+    twin = getattr(policy, "twin", False)
 
     def bonus(params, obs, hyper):
         """The soft actor's entropy bonus alpha H(pi(o)) per agent; 0 for the others."""
@@ -360,17 +381,19 @@ def make_train(env, env_params, policy: DPGPolicy, config: DPGConfig):
         return jax.vmap(lambda idx: jnp.zeros(batch["obs"].shape[1]).at[idx].add(agent_mask))(batch["index"])
 
     def losses(params, target, batch, hyper, key):
-        next_a = policy.action(target, batch["next_obs"])
-        q_next = value(target, batch["next_obs"], batch["next_gstate"], next_a) + bonus(target, batch["next_obs"], hyper)
+        # the next action from the target actor (DDPG), or as SAC is published from the online policy
+        behind = {**target, "actor": params["actor"]} if twin else target
+        next_a = policy.action(behind, batch["next_obs"])
+        q_next = value(behind, batch["next_obs"], batch["next_gstate"], next_a) + bonus(behind, batch["next_obs"], hyper)
         q_next = agents_of(q_next, batch.get("next_index"))
         not_done = 1.0 - batch["done"].astype(jnp.float32)[:, None]
         y = jax.lax.stop_gradient(batch["reward"] + hyper.gamma * not_done * q_next)
         q = (policy.q(params, batch["obs"], batch["gstate"], batch["action"], index=batch["index"]) if rows
              else policy.q(params, batch["obs"], batch["gstate"], batch["action"]))
-        critic_loss = (((q - y) ** 2) * agent_mask).sum() / (n_agents * q.shape[0])
+        critic_loss = (((q - y) ** 2) * agent_mask).sum() / (n_agents * y.shape[0])  # twin: both critics' errors
         if aux_loss is not None:
             critic_loss = critic_loss + aux_loss(params["critic"], batch, key)
-        return critic_loss, q
+        return critic_loss, q.mean(0) if twin else q
 
     def actor_loss(actor_params, params, batch, hyper):
         full = {**params, "actor": actor_params}
@@ -468,6 +491,9 @@ class SoftOptions:
     # 0.03: the best mean validation ORR (sampled) of 0.01 / 0.03 / 0.1 / 0.3 on two taxi areas (docs/taxi.md)
     entropy: float = option(0.03, "alpha, the entropy bonus's weight in reward units (traced: a sweep over it "
                                   "is one program); the best policy is softmax(Q / alpha)")
+    as_published: bool = option(True, "SAC as published: twin critics whose minimum per move the actor and the "
+                                      "target read, the target's next move from the online policy; off: one critic "
+                                      "and the target actor (the first sac_discrete, kept in the taxi tables)")
 
 
 def _validate_soft(config) -> None:
@@ -479,7 +505,8 @@ def _dpg(name: str, critic: str, summary: str, core: LearnerCore = DPG, shared: 
     def make_policy(env, env_params, config):
         discrete = env.action_spec(env_params).num_values or 0
         return DPGPolicy(critic, env.num_agents(env_params), tuple(config.hidden), noise=config.exploration_noise,
-                         num_actions=discrete if core is DPG_DISCRETE else 0, shared=shared, soft=soft)
+                         num_actions=discrete if core is DPG_DISCRETE else 0, shared=shared, soft=soft,
+                         twin=soft and config.as_published)
 
     if soft:
         return Algorithm(name=name, summary=summary, core=core, make_policy=make_policy, Options=SoftOptions,
@@ -493,7 +520,7 @@ DDPG_DISCRETE = _dpg("ddpg_discrete", "independent", "DDPG over discrete actions
                      "(a relaxed one-hot), the env gets a draw from it", core=DPG_DISCRETE)
 DDPG_DIST = _dpg("ddpg_dist", "independent", "DDPG on a distribution action: agents that share an observation draw "
                  "from one explored distribution, which the critic reads", core=DPG_DISCRETE, shared=True)
-SAC_DISCRETE = _dpg("sac_discrete", "independent", "soft actor-critic over discrete actions: critic Q(o_i, .) "
+SAC_DISCRETE = _dpg("sac_discrete", "independent", "soft actor-critic over discrete actions: twin critics Q(o_i, .) "
                     "for every move, actor softmax(Q / alpha)-seeking, every agent draws from it", core=DPG_DISCRETE,
                     soft=True)
 META = _dpg("meta", "independent", "META's region layer: DDPG ratios in [-1, 1], matched by the env's Kuhn-Munkres layer "

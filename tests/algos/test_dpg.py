@@ -6,6 +6,7 @@ import pytest
 
 from jaxmob.algos.dpg import DPGConfig, DPGPolicy, Replay, dpg_hyper, make_train
 from jaxmob.core.env import Agents, Environment, Spec
+from jaxmob.nets import MLP
 
 
 class Track(Environment):
@@ -116,12 +117,14 @@ def test_discrete_ddpg_learns_the_known_best_action_through_its_relaxed_one_hot(
     assert float(m["err"][-10:].mean()) < 0.5 * float(m["err"][:10].mean())  # starts near 3/4 wrong
 
 
-def test_soft_actor_critic_learns_the_known_softmax_of_its_q():
+@pytest.mark.parametrize("twin", [True, False], ids=["as-published", "one-critic"])
+def test_soft_actor_critic_learns_the_known_softmax_of_its_q(twin):
     """On Pick with no discount every move's Q is 1 for the paying move and 0 for the others, so the
     soft actor's best policy is softmax(Q / alpha): the paying move gets e^(1/alpha) / (e^(1/alpha) + 3),
-    0.711 at alpha = 0.5 and 0.475 at alpha = 1 (one compiled program: alpha is traced)."""
+    0.711 at alpha = 0.5 and 0.475 at alpha = 1 (one compiled program: alpha is traced), and each of
+    the twin critics learns Q."""
     env = Pick()
-    policy = DPGPolicy("independent", env.R, (32, 32), num_actions=env.A, soft=True)
+    policy = DPGPolicy("independent", env.R, (32, 32), num_actions=env.A, soft=True, twin=twin)
     init, chunk = make_train(env, None, policy, DPGConfig(num_envs=16, rollout_steps=1, buffer_size=512,
                                                          batch_size=64, gradient_steps=8))
     init, chunk = jax.jit(init), jax.jit(chunk, static_argnums=1)
@@ -135,7 +138,10 @@ def test_soft_actor_critic_learns_the_known_softmax_of_its_q():
         np.testing.assert_allclose((pi * paying).sum(-1), best, atol=0.01)
         q = np.asarray(jax.vmap(lambda a: policy.q(runner.params, obs, None, jax.nn.one_hot(jnp.full(obs.shape[:2], a),
                                                                                            env.A)))(jnp.arange(env.A)))
-        np.testing.assert_allclose(q.transpose(1, 2, 0), np.broadcast_to(paying, q.transpose(1, 2, 0).shape), atol=0.1)
+        q = q if twin else q[:, None]
+        assert q.shape == (env.A, 2 if twin else 1, env.A, env.R)  # (move, critic, paying move, agent)
+        q = q.transpose(1, 2, 3, 0)
+        np.testing.assert_allclose(q, np.broadcast_to(paying, q.shape), atol=0.1)  # each critic learns Q
     assert chunk._cache_size() == 1
 
 
@@ -208,6 +214,28 @@ def test_exploration_noise_anneals_linearly_then_stays():
         TrainConfig(env="amod", alg="ddpg", exploration_final=1.5).validate()
 
 
+def test_the_soft_critics_are_twins_and_the_actor_reads_their_minimum():
+    """Clipped double-Q: each critic's Q of a stored move (one per critic, also when the critics run
+    once per distinct row), and the value the actor and the target read is sum_a p_a min(Q1, Q2)(o, a),
+    the smaller critic per move, not either critic alone."""
+    policy = DPGPolicy("independent", 6, (16,), num_actions=4, soft=True, twin=True)
+    params = policy.init(jax.random.key(1), 5, 2)
+    k_obs, k_p, k_a = jax.random.split(jax.random.key(2), 3)
+    rows = jax.random.normal(k_obs, (3, 2, 5))  # 3 transitions, 2 distinct rows
+    index = jnp.array([[0, 1, 1, 0, 1, 0]] * 3)
+    obs = jnp.take_along_axis(rows, index[..., None], axis=1)  # (3, 6, 5): every agent its row
+    both = np.asarray(jax.vmap(lambda c: MLP((16,), 4, out_scale=1.0).apply(c, obs))(params["critic"]))  # (2, 3, 6, 4)
+    assert both.shape == (2, 3, 6, 4) and np.abs(both[0] - both[1]).max() > 1e-3  # two critics, apart
+    one_hot = jax.nn.one_hot(jax.random.randint(k_a, (3, 6), 0, 4), 4)
+    q = np.asarray(policy.q(params, obs, None, one_hot))
+    np.testing.assert_allclose(q, (both * np.asarray(one_hot)).sum(-1), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(policy.q(params, rows, None, one_hot, index=index)), q, rtol=1e-6)
+    p = jax.nn.softmax(jax.random.normal(k_p, (3, 6, 4)), -1)
+    value = np.asarray(policy.value(params, obs, None, p))
+    np.testing.assert_allclose(value, (np.asarray(p) * both.min(0)).sum(-1), rtol=1e-5)
+    assert np.abs(value - (np.asarray(p) * both[0]).sum(-1)).max() > 1e-4
+
+
 def test_discrete_actions_need_the_independent_critic():
     from jaxmob.config import ConfigError, TrainConfig
     with pytest.raises(ValueError, match="independent critic"):
@@ -217,6 +245,8 @@ def test_discrete_actions_need_the_independent_critic():
             DPGPolicy("independent", 3, **{kind: True})
     with pytest.raises(ValueError, match="not both"):
         DPGPolicy("independent", 3, num_actions=4, shared=True, soft=True)
+    with pytest.raises(ValueError, match="twin critics"):
+        DPGPolicy("independent", 3, num_actions=4, twin=True)
     with pytest.raises((ConfigError, ValueError), match="entropy"):
         TrainConfig(env="taxi", alg="sac_discrete", entropy=-0.1).validate()
 
