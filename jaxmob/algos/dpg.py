@@ -179,7 +179,8 @@ class DPGPolicy:
         every move."""
         out = self._critic(params, self.critic_input(obs, gstate, actions))
         if index is not None:
-            out = jnp.take_along_axis(out, index[None, ..., None], axis=-2)
+            row = index[..., None]
+            out = jnp.take_along_axis(out, row[None] if self.twin else row, axis=-2)
         return (out * actions).sum(-1) if self.soft else out[..., 0]  # soft: the one-hot picks its move's Q
 
     def entropy(self, params, obs):

@@ -234,6 +234,10 @@ def test_the_soft_critics_are_twins_and_the_actor_reads_their_minimum():
     value = np.asarray(policy.value(params, obs, None, p))
     np.testing.assert_allclose(value, (np.asarray(p) * both.min(0)).sum(-1), rtol=1e-5)
     assert np.abs(value - (np.asarray(p) * both[0]).sum(-1)).max() > 1e-4
+    one = DPGPolicy("independent", 6, (16,), num_actions=4, soft=True)  # the one-critic form reads its rows alike
+    params = one.init(jax.random.key(1), 5, 2)
+    np.testing.assert_allclose(np.asarray(one.q(params, rows, None, one_hot, index=index)),
+                               np.asarray(one.q(params, obs, None, one_hot)), rtol=1e-6)
 
 
 def test_discrete_actions_need_the_independent_critic():
