@@ -39,20 +39,20 @@ from taxi_rewards import METRICS, summary  # noqa: E402
 
 AMOD = ("amod-nyc-brooklyn", "amod-nyc-man-south", "amod-nyc-man-middle", "amod-nyc-man-north")
 MADARL_LR = 0.003  # chosen on the AMoD areas' validation days (docs/taxi.md); each row keeps the lr it trained at
-LEARNERS = {"madarl": dict(alg="madarl", attention="both", lr=MADARL_LR),
-            "madarl-local": dict(alg="madarl", attention="local", lr=MADARL_LR),
-            "madarl-global": dict(alg="madarl", attention="global", lr=MADARL_LR),
-            "madarl-none": dict(alg="madarl", attention="none", lr=MADARL_LR),
+# off-policy, from the paper's list: a replay of 4 updates' transitions (every taxi of 2 x 36 steps each)
+REPLAY = dict(buffer_size=288, batch_size=16, gradient_steps=10)
+# the soft actor-critic on that replay; alpha chosen on validation days (docs/taxi.md)
+SAC = dict(alg="sac_discrete", entropy=0.03, **REPLAY)
+LEARNERS = {**{name: dict(alg="madarl", attention=attention, lr=MADARL_LR)
+               for name, attention in (("madarl", "both"), ("madarl-local", "local"), ("madarl-global", "global"),
+                                       ("madarl-none", "none"))},
             "mappo": dict(alg="mappo"),
-            # off-policy, from the paper's list: a replay of 4 updates' transitions (every taxi of 2 x 36 steps each)
-            "ddpg": dict(alg="ddpg_discrete", buffer_size=288, batch_size=16, gradient_steps=10),
+            "ddpg": dict(alg="ddpg_discrete", **REPLAY),
             # the same, the action being the distribution a cell's idle taxis draw from
-            "ddpg-dist": dict(alg="ddpg_dist", buffer_size=288, batch_size=16, gradient_steps=10),
-            # the soft actor-critic on the same replay; alpha chosen on validation days (docs/taxi.md)
-            "sac": dict(alg="sac_discrete", buffer_size=288, batch_size=16, gradient_steps=10, entropy=0.03),
-            # the same with one critic and the target actor (the first sac_discrete; not SAC as published)
-            "sac-one-critic": dict(alg="sac_discrete", buffer_size=288, batch_size=16, gradient_steps=10, entropy=0.03,
-                                   as_published=False)}
+            "ddpg-dist": dict(alg="ddpg_dist", **REPLAY),
+            "sac": SAC,
+            # one critic and the target actor (the first sac_discrete; not SAC as published)
+            "sac-one-critic": dict(SAC, as_published=False)}
 FLAT = 0.005  # half a point of ORR over the last fifth of training
 
 
