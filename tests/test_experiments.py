@@ -99,6 +99,27 @@ def test_taxi_learners_table_resumes_and_judges_convergence(tmp_path, monkeypatc
     assert not flat and rise == pytest.approx(0.02)
 
 
+def test_taxi_lr_scores_each_rate_on_validation_and_chooses_by_the_reward_rule(tmp_path, monkeypatch):
+    """Every rate of the grid gets each seed's validation ORR and CI; the chosen rate has the best
+    ORR averaged over the areas, and the CI decides only between rates within a seed std of it."""
+    monkeypatch.chdir(tmp_path)  # its runs/ folder
+    script = _script("taxi_lr")
+    out = tmp_path / "lr.json"
+    script.main(["--learner", "madarl", "--quick", "--lrs", "0.001,0.01", "--out", str(out)])
+    scores = json.loads(out.read_text())["validation"]["amod-nyc-brooklyn"]
+    assert set(scores) == {"0.001", "0.01"}
+    assert all(len(v["order_response_rate"]) == len(v["ci"]) == 2 for v in scores.values())
+    assert scores["0.001"]["order_response_rate"] != scores["0.01"]["order_response_rate"]
+
+    def results(orr, ci):  # two areas, two seeds; per area and rate the seeds' ORR and CI
+        return {"validation": {area: {lr: {"order_response_rate": [orr[lr] + d, orr[lr] - d], "ci": [ci[lr]] * 2}
+                                      for lr in orr} for area, d in (("a", 0.001), ("b", 0.002))}}
+    clear = results({"0.001": 0.95, "0.003": 0.97}, {"0.001": 30.0, "0.003": 10.0})
+    assert "| **0.003** (chosen) |" in script.table(clear)  # better ORR wins whatever the CI
+    tied = results({"0.001": 0.9695, "0.003": 0.97}, {"0.001": 30.0, "0.003": 10.0})
+    assert "| **0.001** (chosen) |" in script.table(tied)  # 0.0005 apart, inside the 0.0015 seed std: CI decides
+
+
 def test_parking_table_rules_and_bound_from_a_clean_checkout(tmp_path):
     """The rules and the bound on a small overloaded city, in tables that name every row
     (rules below the bound: tests/envs/test_parking_bound.py)."""
