@@ -8,8 +8,9 @@ program and scores every seed's deployed (sampled) policy on the validation epis
 after every chunk: the learning curve. A run has converged when the seed-mean validation
 ORR moves by less than `FLAT` over the last fifth of training (a least-squares line's
 rise over that stretch). Test episodes, which choose nothing, give ORR, PCR, the paper's
-CI and empty km by argmax and sampled policy, beside stay, random, greedy and the
-clairvoyant LP bound (jaxmob/envs/taxi/bound.py). Rows already in the JSON are kept, and a
+CI and empty km by argmax and sampled policy (the final parameters, and the sampled ORR of each
+seed's best-on-validation parameters, the checkpoint `train` deploys), beside stay, random, greedy
+and the clairvoyant LP bound (jaxmob/envs/taxi/bound.py). Rows already in the JSON are kept, and a
 row's sweep checkpoints after every chunk, so an interrupted table resumes where it stopped.
 Writes results/taxi_learners-<scenario>.json and .png.
 
@@ -126,6 +127,10 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
         row = {**summary(run), "wall_s": time.perf_counter() - t0, "updates": args.updates, "lr": cfg.lr,
                "validation_curve": np.asarray(run["curves"]["validation_order_response_rate"]).tolist()}
         row["converged"], row["last_fifth_rise"] = converged(row["validation_curve"])
+        best = run["best"]  # each seed's best-on-validation parameters, the checkpoint `train` deploys
+        row["best"] = {"update": best["update"], "validation": best["validation"],
+                       "sampled": {m: [t["sampled"]["mean"][m]["mean"] for t in best["tests"]] for m in METRICS},
+                       "argmax": {m: [t[m] for t in best["tests"]] for m in METRICS}}
         city["rows"][name] = row
         print(f"{key} {name}: {row['wall_s']:.0f} s, validation rise over the last fifth "
               f"{row['last_fifth_rise']:+.4f}, test ORR sampled {np.mean(row['sampled']['order_response_rate']):.4f}",
@@ -169,9 +174,11 @@ def table(results) -> str:
     for key, city in results["cities"].items():
         hand = hand_rows(city)
         greedy = next(v for p, v in hand.items() if p.startswith("greedy"))
+        kept = any("best" in r for r in city["rows"].values())  # rows trained since the sweep kept them
         lines += [f"**{key}** (test episodes; learned: mean ± std over seeds)", "",
                   "| policy | ORR, sampled | ORR, argmax | PCR ($10k), sampled | CI, sampled | empty km, sampled | "
-                  "vs greedy (ORR, CI) | flat at the end |", "|---|---|---|---|---|---|---|---|"]
+                  "vs greedy (ORR, CI) | flat at the end |" + " ORR, sampled, best-on-validation parameters (kept at update) |" * kept,
+                  "|---|---|---|---|---|---|---|---|" + "---|" * kept]
         for name, r in ordered(city["rows"]):
             s, a = r["sampled"], r["argmax"]
             beats = (np.mean(s["order_response_rate"]) > greedy["order_response_rate"], np.mean(s["ci"]) > greedy["ci"])
@@ -180,12 +187,22 @@ def table(results) -> str:
                          f"{pm(s['pcr'], '{:.2f}')} | {pm(s['ci'], '{:.2f}')} | {pm(s['empty_km'], '{:,.0f}')} | {verdict} | "
                          f"{'yes' if r['converged'] else 'no'} ({r['last_fifth_rise']:+.4f}, "
                          # a row from before rows kept their lr was trained at the city's base lr
-                         f"{r.get('updates', results.get('updates'))} updates, lr {r.get('lr', city['config']['lr']):g}) |")
+                         f"{r.get('updates', results.get('updates'))} updates, lr {r.get('lr', city['config']['lr']):g}) |"
+                         + f" {at_best(r)} |" * kept)
         for policy, v in hand.items():
             lines.append(f"| {policy} | {v['order_response_rate']:.4f} | | {v['pcr']:.2f} | {v['ci']:.2f} | "
-                         f"{v.get('empty_km', 0.0):,.0f} | | |")
+                         f"{v.get('empty_km', 0.0):,.0f} | | |" + " |" * kept)
         lines.append("")
     return "\n".join(lines)
+
+
+def at_best(row) -> str:
+    """The test ORR of each seed's best-on-validation parameters and the update each was kept
+    at; '-' for a row trained before the sweep kept them."""
+    if "best" not in row:
+        return "-"
+    orr, update = row["best"]["sampled"]["order_response_rate"], row["best"]["update"]
+    return f"{np.mean(orr):.4f} ± {np.std(orr):.4f} ({', '.join(str(u) for u in update)})"
 
 
 def plot(results, path):

@@ -49,7 +49,10 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
               validation_curve: bool = False, resume: bool = False, max_chunks: int | None = None) -> dict:
     """Train all runs as one vmapped program; write results.json, results.md and curves.png.
     With `validation_curve`, every run is also scored on the validation days after each chunk
-    (the deployed policy's headline): the curve that shows whether training has converged.
+    (the deployed policy's headline): the curve that shows whether training has converged. Each
+    run's best-scoring parameters are kept as well (the checkpoint `train` deploys), and the test
+    days score them beside the final ones: a learner whose curve dips at its last chunk is not
+    judged by the dip alone.
 
     After every chunk the vmapped state and the curves so far are saved in
     `<out_dir>/checkpoint`; with `resume`, a sweep of the same config, seeds and grid goes on
@@ -75,20 +78,27 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
     member = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
     out = Path(out_dir or f"runs/sweep-{config.alg}-{config.scenario}")
     identity = {"config": _jsonable_config(config), "seeds": seeds,
-                "grid": json.loads(json.dumps(grid, default=str)), "validation_curve": validation_curve}
+                "grid": json.loads(json.dumps(grid, default=str)), "validation_curve": validation_curve,
+                **({"keeps_best": True} if validation_curve else {})}  # older checkpoints kept no best: not resumed
     if not resume:  # a fresh sweep never continues an older one
         shutil.rmtree(out / "checkpoint", ignore_errors=True)
     saved = ocp.CheckpointManager(out.resolve() / "checkpoint", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
     curves, validation, start = {}, [], 0
+    best = {"params": runner.params, "groups": runner.groups} if validation_curve else None
+    best_score, best_chunk = [-np.inf] * len(runs), [0] * len(runs)
     if resume and saved.latest_step() is not None:
         step = saved.latest_step()
         restored = saved.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         if restored["identity"] != identity:
-            raise ValueError(f"cannot resume the sweep in {out}: its checkpoint is of a different config, seeds or grid "
+            raise ValueError(f"cannot resume the sweep in {out}: its checkpoint is of a different config, seeds or grid, "
+                             f"or from a jaxmob that kept no best-on-validation parameters "
                              f"(remove {out / 'checkpoint'} to start afresh)")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, runner)
-        runner = saved.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": runner, "best": best})
+        items = saved.restore(step, args=ocp.args.Composite(**{k: ocp.args.StandardRestore(v) for k, v in abstract.items()
+                                                                 if v is not None}))
+        runner, best = items["state"], items.get("best")
         start, validation = restored["chunk"], restored["validation"]
+        best_score, best_chunk = restored.get("best_score", best_score), restored.get("best_chunk", best_chunk)
         curves = {k: [np.asarray(v)] for k, v in restored["curves"].items()}
     n_chunks = config.total_updates // config.updates_per_chunk
     stop = n_chunks if max_chunks is None else min(n_chunks, start + max_chunks)
@@ -102,10 +112,16 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
         if validation_curve:
             validation.append([deployed(evaluate(member(runner.params, i), member(runner.groups, i), eval_key))
                                for i in range(len(runs))])
+            better = np.asarray(validation[-1]) > np.asarray(best_score)  # the first of equal scores stays
+            best = keep_better(best, {"params": runner.params, "groups": runner.groups}, better)
+            best_score = np.where(better, validation[-1], best_score).tolist()
+            best_chunk = np.where(better, c + 1, best_chunk).tolist()
         meta = {"identity": identity, "chunk": c + 1, "validation": np.asarray(validation).tolist(),
-                "curves": {k: np.concatenate(v, axis=1).tolist() for k, v in curves.items()}}
-        saved.save(c + 1, args=ocp.args.Composite(state=ocp.args.StandardSave(runner), meta=ocp.args.JsonSave(meta)),
-                   force=True)
+                "curves": {k: np.concatenate(v, axis=1).tolist() for k, v in curves.items()},
+                **({"best_score": best_score, "best_chunk": best_chunk} if validation_curve else {})}
+        state = {"state": runner, **({"best": best} if validation_curve else {})}
+        saved.save(c + 1, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta),
+                                                  **{k: ocp.args.StandardSave(v) for k, v in state.items()}), force=True)
         bar.update(config.updates_per_chunk)
         bar.set_postfix(train=f"{np.mean(m[headline][:, -1]):.3f}")
     saved.wait_until_finished()
@@ -121,6 +137,11 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
         p, g = member(runner.params, i), member(runner.groups, i)
         evals.append(evaluate(p, g, eval_key))
         tests.append(test(p, g, jax.random.PRNGKey(20_000 + config.seed)))
+    chosen = None
+    if validation_curve:  # each run's best-on-validation parameters on the same test episodes
+        chosen = {"update": [k * config.updates_per_chunk for k in best_chunk], "validation": best_score,
+                  "tests": [test(member(best["params"], i), member(best["groups"], i), jax.random.PRNGKey(20_000 + config.seed))
+                            for i in range(len(runs))]}
     rows = summarise(runs, curves, evals, tests, parts["task"].headline)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"config": json.loads(json.dumps(asdict(config))),
@@ -128,14 +149,23 @@ def run_sweep(config: TrainConfig, seeds: int, grid: dict, *, out_dir: str | Non
                                                   "grid": grid, "seeds": seeds, "rows": rows,
                                                   "validation_days": list(parts["eval_params"]),
                                                   "test_days": list(parts["test_params"]),
-                                                  "runs": [{**r, "eval": e, "test": t}
-                                                           for r, e, t in zip(runs, evals, tests)]}, indent=1))
+                                                  "runs": [{**r, "eval": e, "test": t,
+                                                            **({"best": {k: v[i] for k, v in chosen.items()}} if chosen else {})}
+                                                           for i, (r, e, t) in enumerate(zip(runs, evals, tests))]},
+                                                 indent=1))
     (out / "results.md").write_text(format_rows(rows) + "\n")
     if config.logger == "tensorboard":
         _tensorboard(out / "tb", config, runs, curves, tests)
     plot_curves(runs, curves, out / "curves.png", title=f"{config.alg} on {config.scenario}", headline=parts["task"].headline)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # results written: nothing left to resume
-    return {"rows": rows, "out_dir": str(out), "curves": curves, "evals": evals, "tests": tests}
+    return {"rows": rows, "out_dir": str(out), "curves": curves, "evals": evals, "tests": tests,
+            **({"best": chosen, "best_params": best} if chosen else {})}
+
+
+def keep_better(kept, new, better):
+    """Per run (the leading axis), `new` where `better` else `kept`."""
+    mask = jnp.asarray(better)
+    return jax.tree.map(lambda k, n: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, k), kept, new)
 
 
 def _tensorboard(folder: Path, config: TrainConfig, runs, curves: dict, tests) -> None:

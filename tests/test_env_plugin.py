@@ -196,6 +196,35 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     for k, v in whole["curves"].items():
         np.testing.assert_allclose(resumed["curves"][k], v, rtol=1e-6, err_msg=k)
     assert resumed["evals"] == whole["evals"] and resumed["rows"] == whole["rows"]
+    assert resumed["best"] == whole["best"]  # the best-on-validation parameters survive the checkpoint too
+
+
+def test_the_sweep_keeps_each_runs_best_on_validation_parameters(tmp_path):
+    """With a validation curve each run keeps the parameters of its best chunk (the first of equal
+    scores): scored on the validation days again they give that chunk's score, the test days score
+    them, and they are the final parameters where the last chunk was the best."""
+    from jaxmob.sweep import keep_better, run_sweep
+    from jaxmob.train import build, validation_scorer
+
+    cfg = ring_config(tmp_path, total_updates=8, updates_per_chunk=2)
+    out = run_sweep(cfg, 3, {"lr": [1e-1]}, out_dir=str(tmp_path / "sw"), progress=False, validation_curve=True)
+    curve, best = out["curves"]["validation_hit_rate"], out["best"]
+    assert any(c.max() > c[-1] for c in curve)  # a run whose best is not its last: the test can tell them apart
+    assert best["update"] == [2 * (int(np.argmax(c)) + 1) for c in curve]
+    np.testing.assert_allclose(best["validation"], curve.max(1))
+    evaluate, deployed = validation_scorer(build(cfg), cfg)
+    for i in range(3):
+        kept = jax.tree.map(lambda x: x[i], out["best_params"])
+        again = deployed(evaluate(kept["params"], kept["groups"], jax.random.PRNGKey(10_000 + cfg.seed)))
+        assert again == pytest.approx(best["validation"][i], abs=1e-6)
+        if best["update"][i] == 8:
+            assert best["tests"][i] == out["tests"][i]
+    runs = json.loads((tmp_path / "sw" / "results.json").read_text())["runs"]
+    assert [r["best"]["update"] for r in runs] == best["update"]
+    kept = keep_better({"w": jnp.zeros((3, 2)), "b": jnp.zeros(3)}, {"w": jnp.ones((3, 2)), "b": jnp.ones(3)},
+                       np.array([True, False, True]))
+    np.testing.assert_array_equal(kept["w"], [[1, 1], [0, 0], [1, 1]])
+    np.testing.assert_array_equal(kept["b"], [1, 0, 1])
 
 
 # ----------------------------------------------------------------------- the bike numbers did not move

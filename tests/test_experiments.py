@@ -88,8 +88,11 @@ def test_taxi_learners_table_resumes_and_judges_convergence(tmp_path, monkeypatc
     city = json.loads(out.with_suffix(".json").read_text())["cities"]["amod-nyc-man-north"]
     row = city["rows"]["madarl"]
     assert len(row["validation_curve"]) == 2 and len(row["validation_curve"][0]) == 2  # 2 seeds x 2 chunks
+    assert [u in (2, 4) for u in row["best"]["update"]] == [True, True]  # each seed's best-on-validation chunk
+    assert len(row["best"]["sampled"]["order_response_rate"]) == 2
     assert any(r["policy"].startswith("bound") for r in next(iter(city["baselines"].values())))
-    assert "| bound (clairvoyant LP) |" in script.table(json.loads(out.with_suffix(".json").read_text()))
+    table = script.table(json.loads(out.with_suffix(".json").read_text()))
+    assert "| bound (clairvoyant LP) |" in table and "best-on-validation parameters (kept at update) |" in table
     stamp = out.with_suffix(".json").stat().st_mtime_ns
     script.main(args)  # nothing left to train: the JSON is only read
     assert out.with_suffix(".json").stat().st_mtime_ns == stamp
