@@ -146,6 +146,29 @@ def test_episode_metrics_report_pcr_ci_and_both_kinds_of_km():
     np.testing.assert_allclose(m["orr_x_occupied_share"], orr * share, rtol=1e-5)
 
 
+def test_ci_is_infinite_exactly_when_every_order_is_served_never_negative():
+    """CI's lost share comes from the counts: +inf for an episode that served every order, finite
+    and positive for one that lost a single order, at any order count (compiled and vmapped, as
+    the evaluator runs it)."""
+    from types import SimpleNamespace
+
+    from jaxmob.envs.taxi.env import TaxiMetrics, TaxiState
+
+    env, _ = small(num_taxis=4, slots=4, orders=10.0)
+    orders = jnp.arange(1000, 200_000, 7, dtype=jnp.int32)
+
+    def ci(served, orders):
+        m = TaxiMetrics.zeros().replace(orders=orders, served=served, revenue=1e5 + orders.astype(jnp.float32))
+        state = TaxiState(cell=jnp.zeros(2, jnp.int32), busy=jnp.zeros(2, jnp.int32),
+                          waiting=jnp.zeros((2, 2), jnp.int32), t=jnp.int32(36), metrics=m)
+        return env.episode_metrics(state, SimpleNamespace(move_km=jnp.float32(1.0)))["ci"]
+
+    every = np.asarray(jax.jit(jax.vmap(ci))(orders, orders))
+    assert np.all(np.isposinf(every))
+    one_lost = np.asarray(jax.jit(jax.vmap(ci))(orders - 1, orders))
+    assert np.all(np.isfinite(one_lost) & (one_lost > 0))
+
+
 def test_distinct_observations_are_each_taxis_observation_built_taxi_by_taxi():
     env, params = small(num_taxis=40, slots=48, orders=3000.0)
     state = env.initial_state(params)

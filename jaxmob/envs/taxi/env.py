@@ -332,7 +332,10 @@ class TaxiEnv(Environment):
         empty_km = m.moves * params.move_km
         efficiency = jnp.where(m.occupied_km + empty_km > 0, m.occupied_km / jnp.maximum(m.occupied_km + empty_km, 1e-9), 1.0)
         pcr = m.revenue / PCR_UNIT
-        return {"order_response_rate": orr, "revenue": m.revenue, "pcr": pcr, "ci": composite_index(orr, pcr),
+        # the share lost from the counts: exactly 0 when every order is served (a compiled 1 - ORR
+        # once came out a hair below 0 there, and CI a huge negative number instead of inf)
+        lost = jnp.where(m.served >= m.orders, 0.0, (m.orders - m.served) / jnp.maximum(m.orders, 1))
+        return {"order_response_rate": orr, "revenue": m.revenue, "pcr": pcr, "ci": composite_index(orr, pcr, lost),
                 "orr_x_occupied_share": orr * efficiency, "empty_km": empty_km, "occupied_km": m.occupied_km,
                 "orders": m.orders, "served": m.served, "expired": m.expired,
                 "invalid_moves": m.invalid_moves, "mean_balance": m.balance / jnp.maximum(m.steps, 1)}
@@ -341,14 +344,15 @@ class TaxiEnv(Environment):
 PCR_UNIT = 1e4  # PCR, platform cumulative revenue, in units of $10,000 (see composite_index)
 
 
-def composite_index(orr, pcr):
+def composite_index(orr, pcr, lost=None):
     """The TDEVR paper's composite index, CI = 0.01 x PCR / (1 - ORR): revenue per share of
     orders lost. Recovered from the paper's own (ORR, PCR, CI) triples, which it reproduces
     to +/- 0.01 (tests/envs/test_taxi.py). The paper's tables do not state PCR's unit; we
     report fares in $10,000 (`PCR_UNIT`), which puts our PCR at the paper's order of
     magnitude (its 130-145). CI scales with that unit: compare CIs between policies here,
-    not with the paper's. Infinite when every order is served. NumPy or JAX arrays."""
-    lost = 1.0 - orr
+    not with the paper's. Infinite when every order is served. NumPy or JAX arrays; `lost`
+    (1 - ORR) where the caller has it exactly, from counts."""
+    lost = 1.0 - orr if lost is None else lost
     return 0.01 * pcr / lost
 
 
