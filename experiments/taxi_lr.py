@@ -27,7 +27,7 @@ from jaxmob.sweep import grid_runs, run_sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiments, also when doc_tables loads this file
 from taxi_learners import AMOD, LEARNERS  # noqa: E402
-from taxi_rewards import choose  # noqa: E402
+from taxi_rewards import choose, summary  # noqa: E402
 
 
 def main(argv=None):
@@ -61,12 +61,12 @@ def main(argv=None):
             t0 = time.perf_counter()
             run = run_sweep(cfg, args.seeds, {"lr": lrs}, out_dir=f"runs/taxi-lr-{args.learner}-{area}",
                             progress=not args.quick, resume=True)
+            validation, runs = summary(run)["validation"], grid_runs(cfg, args.seeds, {"lr": lrs})
             scores = results["validation"].setdefault(area, {})
             for lr in lrs:
-                idx = [i for i, r in enumerate(grid_runs(cfg, args.seeds, {"lr": lrs})) if r["setting"]["lr"] == lr]
+                idx = [i for i, r in enumerate(runs) if r["setting"]["lr"] == lr]
                 scores[f"{lr:g}"] = {"seed": [cfg.seed + s for s in range(args.seeds)],
-                                     **{m: [run["evals"][i]["sampled"]["mean"][m]["mean"] for i in idx]
-                                        for m in ("order_response_rate", "ci")}}
+                                     **{m: [v[i] for i in idx] for m, v in validation.items()}}
             print(f"{area}: {time.perf_counter() - t0:.0f} s", flush=True)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(results, indent=1, default=float))

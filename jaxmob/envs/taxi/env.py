@@ -332,9 +332,9 @@ class TaxiEnv(Environment):
         empty_km = m.moves * params.move_km
         efficiency = jnp.where(m.occupied_km + empty_km > 0, m.occupied_km / jnp.maximum(m.occupied_km + empty_km, 1e-9), 1.0)
         pcr = m.revenue / PCR_UNIT
-        # the share lost from the counts: exactly 0 when every order is served (a compiled 1 - ORR
-        # once came out a hair below 0 there, and CI a huge negative number instead of inf)
-        lost = jnp.where(m.served >= m.orders, 0.0, (m.orders - m.served) / jnp.maximum(m.orders, 1))
+        # the share lost from the integer counts: exactly 0 when every order is served (a compiled
+        # 1 - ORR once came out a hair below 0 there, and CI a huge negative number instead of inf)
+        lost = (m.orders - m.served) / jnp.maximum(m.orders, 1)
         return {"order_response_rate": orr, "revenue": m.revenue, "pcr": pcr, "ci": composite_index(orr, pcr, lost),
                 "orr_x_occupied_share": orr * efficiency, "empty_km": empty_km, "occupied_km": m.occupied_km,
                 "orders": m.orders, "served": m.served, "expired": m.expired,
