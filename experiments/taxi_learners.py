@@ -36,7 +36,7 @@ from jaxmob.report import baseline_rows
 from jaxmob.sweep import run_sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiment, also when doc_tables loads this file
-from taxi_rewards import METRICS, summary  # noqa: E402
+from taxi_rewards import footnote, hand_rows, older, summary  # noqa: E402
 
 AMOD = ("amod-nyc-brooklyn", "amod-nyc-man-south", "amod-nyc-man-middle", "amod-nyc-man-north")
 MADARL_LR = 0.003  # chosen on the AMoD areas' validation days (docs/taxi.md); each row keeps the lr it trained at
@@ -128,9 +128,9 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
                "validation_curve": np.asarray(run["curves"]["validation_order_response_rate"]).tolist()}
         row["converged"], row["last_fifth_rise"] = converged(row["validation_curve"])
         best = run["best"]  # each seed's best-on-validation parameters, the checkpoint `train` deploys
+        kept = summary({**run, "tests": best["tests"]})
         row["best"] = {"update": best["update"], "validation": best["validation"],
-                       "sampled": {m: [t["sampled"]["mean"][m]["mean"] for t in best["tests"]] for m in METRICS},
-                       "argmax": {m: [t[m] for t in best["tests"]] for m in METRICS}}
+                       "sampled": kept["sampled"], "argmax": kept["argmax"]}
         city["rows"][name] = row
         print(f"{key} {name}: {row['wall_s']:.0f} s, validation rise over the last fifth "
               f"{row['last_fifth_rise']:+.4f}, test ORR sampled {np.mean(row['sampled']['order_response_rate']):.4f}",
@@ -153,46 +153,32 @@ def ordered(rows: dict) -> list:
     return sorted(rows.items(), key=lambda item: list(LEARNERS).index(item[0]))
 
 
-def hand_rows(city) -> dict:
-    """{policy: {metric: mean over test days}} for stay, random, greedy and the bound; a bound
-    with days its LP did not solve (no numbers) is the mean of the solved ones, labelled so."""
-    days = city["test_days"]
-    out = {}
-    policies = dict.fromkeys(r["policy"] for d in days for r in city["baselines"][d])
-    for p in policies:
-        rows = [r for d in days for r in city["baselines"][d] if r["policy"] == p]
-        solved = [r for r in rows if "order_response_rate" in r]
-        label = p if len(solved) == len(days) else f"{p}, {len(solved)} of {len(days)} days solved"
-        if solved:
-            out[label] = {m: float(np.mean([r[m] for r in solved])) for m in METRICS if m in solved[0]}
-    return out
-
-
 def table(results) -> str:
     pm = lambda v, f: f"{f.format(np.mean(v))} ± {f.format(np.std(v))}"
     lines = []
     for key, city in results["cities"].items():
-        hand = hand_rows(city)
+        hand = hand_rows(city["baselines"], city["test_days"])
         greedy = next(v for p, v in hand.items() if p.startswith("greedy"))
         kept = any("best" in r for r in city["rows"].values())  # rows trained since the sweep kept them
         lines += [f"**{key}** (test episodes; learned: mean ± std over seeds)", "",
-                  "| policy | ORR, sampled | ORR, argmax | PCR ($10k), sampled | CI, sampled | empty km, sampled | "
+                  "| policy | ORR, sampled | ORR, argmax | PCR ($10k a day), sampled | CI, sampled | empty km, sampled | "
                   "vs greedy (ORR, CI) | flat at the end |" + " ORR, sampled, best-on-validation parameters (kept at update) |" * kept,
                   "|---|---|---|---|---|---|---|---|" + "---|" * kept]
         for name, r in ordered(city["rows"]):
-            s, a = r["sampled"], r["argmax"]
-            beats = (np.mean(s["order_response_rate"]) > greedy["order_response_rate"], np.mean(s["ci"]) > greedy["ci"])
+            s, a, o = r["sampled"], r["argmax"], older(r)
+            like = greedy["daily"] if o else greedy  # a marked row against greedy's mean of days
+            beats = (np.mean(s["order_response_rate"]) > like["order_response_rate"], np.mean(s["ci"]) > like["ci"])
             verdict = ", ".join("above" if b else "below" for b in beats)
-            lines.append(f"| {name} | {pm(s['order_response_rate'], '{:.4f}')} | {pm(a['order_response_rate'], '{:.4f}')} | "
-                         f"{pm(s['pcr'], '{:.2f}')} | {pm(s['ci'], '{:.2f}')} | {pm(s['empty_km'], '{:,.0f}')} | {verdict} | "
+            lines.append(f"| {name} | {pm(s['order_response_rate'], '{:.4f}')}{o} | {pm(a['order_response_rate'], '{:.4f}')}{o} | "
+                         f"{pm(s['pcr'], '{:.2f}')} | {pm(s['ci'], '{:.2f}')}{o} | {pm(s['empty_km'], '{:,.0f}')} | {verdict} | "
                          f"{'yes' if r['converged'] else 'no'} ({r['last_fifth_rise']:+.4f}, "
                          # a row from before rows kept their lr was trained at the city's base lr
                          f"{r.get('updates', results.get('updates'))} updates, lr {r.get('lr', city['config']['lr']):g}) |"
                          + f" {at_best(r)} |" * kept)
         for policy, v in hand.items():
             lines.append(f"| {policy} | {v['order_response_rate']:.4f} | | {v['pcr']:.2f} | {v['ci']:.2f} | "
-                         f"{v.get('empty_km', 0.0):,.0f} | | |" + " |" * kept)
-        lines.append("")
+                         f"{v['empty_km']:,.0f} | | |" + " |" * kept)
+        lines += footnote(city["rows"].values(), city["baselines"], city["test_days"]) + [""]
     return "\n".join(lines)
 
 
@@ -202,7 +188,7 @@ def at_best(row) -> str:
     if "best" not in row:
         return "-"
     orr, update = row["best"]["sampled"]["order_response_rate"], row["best"]["update"]
-    return f"{np.mean(orr):.4f} ± {np.std(orr):.4f} ({', '.join(str(u) for u in update)})"
+    return f"{np.mean(orr):.4f} ± {np.std(orr):.4f}{older(row)} ({', '.join(str(u) for u in update)})"
 
 
 def plot(results, path):
@@ -219,7 +205,7 @@ def plot(results, path):
             x = every * np.arange(1, y.shape[1] + 1)
             ax.plot(x, y.mean(0), color=f"C{i}", label=name)
             ax.fill_between(x, y.mean(0) - y.std(0), y.mean(0) + y.std(0), color=f"C{i}", alpha=0.2)
-        for policy, v in hand_rows(city).items():
+        for policy, v in hand_rows(city["baselines"], city["test_days"]).items():
             if not policy.startswith("stay"):
                 ax.axhline(v["order_response_rate"], color="k", ls=":" if policy.startswith("bound") else "--", lw=0.8)
                 ax.text(0.99, v["order_response_rate"], policy.split(" (")[0], transform=ax.get_yaxis_transform(),

@@ -27,7 +27,7 @@ from jaxmob.sweep import grid_runs, run_sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiments, also when doc_tables loads this file
 from taxi_learners import AMOD, LEARNERS  # noqa: E402
-from taxi_rewards import choose, summary  # noqa: E402
+from taxi_rewards import choose, older, summary  # noqa: E402
 
 
 def main(argv=None):
@@ -65,7 +65,7 @@ def main(argv=None):
             scores = results["validation"].setdefault(area, {})
             for lr in lrs:
                 idx = [i for i, r in enumerate(runs) if r["setting"]["lr"] == lr]
-                scores[f"{lr:g}"] = {"seed": [cfg.seed + s for s in range(args.seeds)],
+                scores[f"{lr:g}"] = {"seed": [cfg.seed + s for s in range(args.seeds)], "over": "period",
                                      **{m: [v[i] for i in idx] for m, v in validation.items()}}
             print(f"{area}: {time.perf_counter() - t0:.0f} s", flush=True)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +94,8 @@ def table(results) -> str:
         name = f"**{lr}** (chosen)" if lr == chosen else lr
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {np.mean(r['validation']['order_response_rate']):.5f} | "
                      f"{np.mean(r['validation']['ci']):.2f} |")
+    if any(older(a[lr]) for a in areas.values() for lr in rows):
+        lines += ["", "ORR and CI: the mean of each validation day's (scored before they were taken over the period)."]
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from jaxmob.config import TrainConfig
+from jaxmob.envs.taxi.env import period_metrics
 from jaxmob.report import baseline_rows
 from jaxmob.sweep import run_sweep
 
@@ -78,15 +79,47 @@ def main(argv=None):
 
 
 def summary(run) -> dict:
-    """Per seed: validation ORR and CI of the sampled policy; test metrics by argmax and sampled."""
+    """Per seed: validation ORR and CI of the sampled policy; test metrics by argmax and sampled,
+    each over its period (`over_period`)."""
     n = len(run["tests"])
-    sampled = lambda out, m: out["sampled"]["mean"][m]["mean"]
+    sampled = lambda out: {k: v["mean"] for k, v in out["sampled"]["mean"].items()}
+    per_seed = lambda outs, keys: {m: [o[m] for o in outs] for m in keys}
     return {
-        "validation": {m: [sampled(run["evals"][i], m) for i in range(n)] for m in ("order_response_rate", "ci")},
-        "argmax": {m: [run["tests"][i][m] for i in range(n)] for m in METRICS},
-        "sampled": {m: [sampled(run["tests"][i], m) for i in range(n)] for m in METRICS},
+        "over": "period",
+        "validation": per_seed([over_period(sampled(run["evals"][i])) for i in range(n)], ("order_response_rate", "ci")),
+        "argmax": per_seed([over_period(run["tests"][i]) for i in range(n)], METRICS),
+        "sampled": per_seed([over_period(sampled(run["tests"][i])) for i in range(n)], METRICS),
         "curve": np.asarray(run["curves"]["order_response_rate"]).mean(0).tolist(),
     }
+
+
+def over_period(means: dict) -> dict:
+    """METRICS of a policy over its test (or validation) days from its per-day means: ORR and the
+    paper's CI of the period's totals, PCR and empty km a day (`period_metrics`)."""
+    p = period_metrics(means["served"], means["orders"], means["revenue"])
+    return {**{k: float(v) for k, v in p.items()}, "empty_km": float(means["empty_km"])}
+
+
+def hand_rows(baselines: dict, days: list) -> dict:
+    """{policy: METRICS over the test days} for each hand rule and bound in `baselines`
+    ({day: rows}), and under "daily" the mean of each day's ORR and CI (what rows trained
+    before `over_period` report). A bound with days its LP did not solve (no numbers) is
+    taken over the solved ones, labelled so."""
+    out = {}
+    for p in dict.fromkeys(r["policy"] for d in days for r in baselines[d]):
+        solved = [r for d in days for r in baselines[d] if r["policy"] == p and "order_response_rate" in r]
+        if solved:
+            label = p if len(solved) == len(days) else f"{p}, {len(solved)} of {len(days)} days solved"
+            total = lambda m: sum(r[m] for r in solved)
+            out[label] = {**over_period({m: total(m) / len(solved) for m in ("served", "orders", "revenue", "empty_km")}),
+                          "daily": {m: float(np.mean([r[m] for r in solved])) for m in ("order_response_rate", "ci")}}
+    return out
+
+
+def older(row) -> str:
+    """'*' after a learned row's ORR and CI when they are means of each day's (trained before
+    tables were computed over the period), '' otherwise."""
+    return "" if row.get("over") == "period" else "*"
 
 
 def choose(rows: dict) -> str:
@@ -101,20 +134,28 @@ def choose(rows: dict) -> str:
 def table(results) -> str:
     pm = lambda v, f="{:.4f}": f"{f.format(np.mean(v))} ± {f.format(np.std(v))}"
     lines = ["| reward | validation ORR (sampled) | validation CI | test ORR, sampled | test ORR, argmax | "
-             "test PCR ($10k), sampled | test CI, sampled | empty km, sampled |", "|---|---|---|---|---|---|---|---|"]
+             "test PCR ($10k a day), sampled | test CI, sampled | empty km, sampled |", "|---|---|---|---|---|---|---|---|"]
     for reward, r in results["rows"].items():
         name = f"**{reward}** (chosen)" if reward == results.get("chosen") else reward
-        v, s, a = r["validation"], r["sampled"], r["argmax"]
-        lines.append(f"| {name} | {pm(v['order_response_rate'])} | {pm(v['ci'], '{:.2f}')} | "
-                     f"{pm(s['order_response_rate'])} | {pm(a['order_response_rate'])} | {pm(s['pcr'], '{:.2f}')} | "
-                     f"{pm(s['ci'], '{:.2f}')} | {pm(s['empty_km'], '{:,.0f}')} |")
-    days = results["test_days"]
-    for policy in [r["policy"] for r in results["baselines"][days[0]]]:
-        rows = [next(r for r in results["baselines"][d] if r["policy"] == policy) for d in days]
-        mean = lambda m: float(np.mean([r[m] for r in rows]))
-        lines.append(f"| {policy} | | | {mean('order_response_rate'):.4f} | | {mean('pcr'):.2f} | {mean('ci'):.2f} | "
-                     f"{mean('empty_km'):,.0f} |")
-    return "\n".join(lines)
+        v, s, a, o = r["validation"], r["sampled"], r["argmax"], older(r)
+        lines.append(f"| {name} | {pm(v['order_response_rate'])}{o} | {pm(v['ci'], '{:.2f}')}{o} | "
+                     f"{pm(s['order_response_rate'])}{o} | {pm(a['order_response_rate'])}{o} | {pm(s['pcr'], '{:.2f}')} | "
+                     f"{pm(s['ci'], '{:.2f}')}{o} | {pm(s['empty_km'], '{:,.0f}')} |")
+    for policy, v in hand_rows(results["baselines"], results["test_days"]).items():
+        lines.append(f"| {policy} | | | {v['order_response_rate']:.4f} | | {v['pcr']:.2f} | {v['ci']:.2f} | "
+                     f"{v['empty_km']:,.0f} |")
+    return "\n".join(lines + footnote(results["rows"].values(), results["baselines"], results["test_days"]))
+
+
+def footnote(rows, baselines, days) -> list:
+    """The note under a table with rows marked by `older`: what they report, and the gap on greedy."""
+    if not any(older(r) for r in rows):
+        return []
+    greedy = next(v for p, v in hand_rows(baselines, days).items() if p.startswith("greedy"))
+    return ["", "ORR and CI are over the test period (the period's served / ordered; CI = 0.01 x PCR / (1 - ORR) "
+            "of it), except where marked *: rows trained before, the mean of each test day's ORR and CI. "
+            f"On greedy those read {greedy['daily']['order_response_rate']:.4f} and {greedy['daily']['ci']:.2f} "
+            f"against the period's {greedy['order_response_rate']:.4f} and {greedy['ci']:.2f}."]
 
 
 def plot(results, path):

@@ -93,6 +93,7 @@ def test_taxi_learners_table_resumes_and_judges_convergence(tmp_path, monkeypatc
     assert any(r["policy"].startswith("bound") for r in next(iter(city["baselines"].values())))
     table = script.table(json.loads(out.with_suffix(".json").read_text()))
     assert "| bound (clairvoyant LP) |" in table and "best-on-validation parameters (kept at update) |" in table
+    assert row["over"] == "period" and "* |" not in table  # every row over the test period: none marked
     stamp = out.with_suffix(".json").stat().st_mtime_ns
     script.main(args)  # nothing left to train: the JSON is only read
     assert out.with_suffix(".json").stat().st_mtime_ns == stamp
@@ -100,6 +101,40 @@ def test_taxi_learners_table_resumes_and_judges_convergence(tmp_path, monkeypatc
     assert flat and abs(rise) < 1e-9
     flat, rise = script.converged([[0.5, 0.6, 0.7, 0.8, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0]])
     assert not flat and rise == pytest.approx(0.02)
+
+
+def test_taxi_summaries_are_over_the_period_and_older_rows_are_marked():
+    """A learned row's ORR and CI are the period's: summed served over summed orders of every
+    test day's sampled episodes (a NumPy reference), not the mean of each day's rate; a row
+    without `over` (trained before) is marked and compared with greedy's mean of days."""
+    import numpy as np
+    from jaxmob.train import sampled_summary
+
+    rewards, learners = _script("taxi_rewards"), _script("taxi_learners")
+    rng = np.random.default_rng(0)
+    orders = {"d1": np.array([1000.0, 1010.0]), "d2": np.array([50.0, 52.0])}  # a busy day, a quiet one
+    served = {"d1": orders["d1"] * [0.80, 0.82], "d2": orders["d2"]}  # the quiet day serves every order
+    runs = {d: {"orders": orders[d], "served": served[d], "revenue": rng.uniform(1e4, 2e4, 2), "empty_km": np.ones(2),
+                "order_response_rate": served[d] / orders[d]} for d in orders}
+    test = {"sampled": sampled_summary(runs), **{k: float(np.mean([runs[d][k].mean() for d in runs])) for k in runs["d1"]}}
+    run = {"tests": [test], "evals": [test], "curves": {"order_response_rate": [[0.5]]}}
+    row = rewards.summary(run)
+    total = lambda k: sum(runs[d][k].mean() for d in runs)
+    assert row["over"] == "period"
+    assert row["sampled"]["order_response_rate"] == [pytest.approx(total("served") / total("orders"))]  # 0.819, not 0.9
+    assert np.isfinite(row["sampled"]["ci"][0])  # each day's CI would be infinite on the quiet day
+    assert row["sampled"]["pcr"] == [pytest.approx(total("revenue") / 2 / 1e4)]
+    greedy = {"policy": "greedy (demand gap)", "served": 80.0, "orders": 100.0, "revenue": 1e4, "empty_km": 0.0,
+              "order_response_rate": 0.8, "ci": 0.05}
+    quiet = {**greedy, "served": 10.0, "orders": 10.0, "order_response_rate": 1.0, "ci": float("inf")}
+    city = {"test_days": ["d1", "d2"], "baselines": {"d1": [greedy], "d2": [quiet]}, "config": {"lr": 0.001},
+            "rows": {"madarl": {**row, "converged": True, "last_fifth_rise": 0.0, "updates": 1}}}
+    hand = rewards.hand_rows(city["baselines"], city["test_days"])["greedy (demand gap)"]
+    assert hand["order_response_rate"] == pytest.approx(90 / 110) and hand["daily"]["order_response_rate"] == 0.9
+    assert "* |" not in learners.table({"cities": {"c": city}})
+    old = {k: v for k, v in row.items() if k != "over"}
+    text = learners.table({"cities": {"c": {**city, "rows": {"madarl": {**old, "converged": True, "last_fifth_rise": 0.0}}}}})
+    assert "| 0.8192 ± 0.0000* |" in text and "On greedy those read 0.9000 and inf" in text
 
 
 def test_taxi_lr_scores_each_rate_on_validation_and_chooses_by_the_reward_rule(tmp_path, monkeypatch):

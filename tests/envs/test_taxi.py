@@ -129,6 +129,27 @@ def test_composite_index_reproduces_the_papers_triples(orr, pcr, ci):
     assert abs(float(composite_index(jnp.float32(orr), jnp.float32(pcr))) - ci) <= 0.011
 
 
+def test_period_metrics_take_orr_and_ci_from_the_periods_totals():
+    """The paper's ORR and CI over a test period are those of its totals: a quiet day that served
+    every order makes each day's mean CI infinite (and lifts the mean of daily ORRs), not the
+    period's; CI x days is the paper's CI with PCR cumulative over the period."""
+    from jaxmob.envs.taxi.env import PCR_UNIT, composite_index, period_metrics
+
+    served, orders, revenue = np.array([90.0, 10.0]), np.array([100.0, 10.0]), np.array([3e5, 4e4])
+    p = period_metrics(served.sum(), orders.sum(), revenue.sum(), days=2)
+    assert p["order_response_rate"] == pytest.approx(100 / 110)  # the daily rates' mean is 0.95
+    assert p["pcr"] == pytest.approx(3.4e5 / 2 / PCR_UNIT)
+    assert p["ci"] * 2 == pytest.approx(0.01 * (3.4e5 / PCR_UNIT) / (10 / 110))
+    with np.errstate(divide="ignore"):
+        assert np.isinf(np.mean(composite_index(served / orders, revenue / PCR_UNIT)))  # the daily mean
+    assert np.isinf(period_metrics(10.0, 10.0, 1e4)["ci"])  # every order of the period served
+    for orr, pcr, ci in PAPER_TRIPLES:  # one day: the paper's triples
+        assert abs(period_metrics(orr * 1e4, 1e4, pcr * PCR_UNIT)["ci"] - ci) <= 0.01 + 1e-9
+    for bad in ((11.0, 10.0, 1.0), (1.0, 0.0, 1.0), (-1.0, 10.0, 1.0)):
+        with pytest.raises(ValueError, match="period_metrics"):
+            period_metrics(*bad)
+
+
 def test_episode_metrics_report_pcr_ci_and_both_kinds_of_km():
     from jaxmob.core.rollout import run_episode
     from jaxmob.envs.taxi.baselines import demand_gap
