@@ -36,7 +36,7 @@ from jaxmob.report import baseline_rows
 from jaxmob.sweep import run_sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiment, also when doc_tables loads this file
-from taxi_rewards import footnote, hand_rows, older, summary  # noqa: E402
+from taxi_rewards import footnote, hand_rows, older, stored_run, summary  # noqa: E402
 
 AMOD = ("amod-nyc-brooklyn", "amod-nyc-man-south", "amod-nyc-man-middle", "amod-nyc-man-north")
 MADARL_LR = 0.003  # chosen on the AMoD areas' validation days (docs/taxi.md); each row keeps the lr it trained at
@@ -70,6 +70,9 @@ def main(argv=None):
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--retrain", action="store_true", help="train the listed learners again where the JSON has their "
                     "row (e.g. with more --updates, when the last fifth was not flat)")
+    ap.add_argument("--rescore", action="store_true", help="summarise again, without training, every row whose "
+                    "finished sweep is still in runs/ (its results.json; same updates and lr), e.g. after a change "
+                    "to how the tables aggregate test days")
     ap.add_argument("--refresh-baselines", action="store_true", help="recompute the hand rules and bound of every "
                     "city in the JSON (after a change to them), keep the learned rows; without it, only the test days "
                     "that have no bound row are computed (so an interrupted refresh resumes)")
@@ -86,6 +89,8 @@ def main(argv=None):
     if args.refresh_baselines or not args.table_only:  # the hand rules and bound of the test days that lack them, or all
         for city in list(results["cities"].values()):
             run_city(results, path, city["scenario"], city["fleet"], [], args, refresh=args.refresh_baselines)
+    if args.rescore:
+        rescore(results, path)
     if not args.table_only:
         for city in results["cities"].values():  # rows trained before rows kept their own count
             for row in city["rows"].values():
@@ -127,15 +132,41 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
         row = {**summary(run), "wall_s": time.perf_counter() - t0, "updates": args.updates, "lr": cfg.lr,
                "validation_curve": np.asarray(run["curves"]["validation_order_response_rate"]).tolist()}
         row["converged"], row["last_fifth_rise"] = converged(row["validation_curve"])
-        best = run["best"]  # each seed's best-on-validation parameters, the checkpoint `train` deploys
-        kept = summary({**run, "tests": best["tests"]})
-        row["best"] = {"update": best["update"], "validation": best["validation"],
-                       "sampled": kept["sampled"], "argmax": kept["argmax"]}
+        row["best"] = kept(run)
         city["rows"][name] = row
         print(f"{key} {name}: {row['wall_s']:.0f} s, validation rise over the last fifth "
               f"{row['last_fifth_rise']:+.4f}, test ORR sampled {np.mean(row['sampled']['order_response_rate']):.4f}",
               flush=True)
         path.write_text(json.dumps(results, indent=1, default=float))
+
+
+def kept(run) -> dict:
+    """Each seed's best-on-validation parameters (the checkpoint `train` deploys): the update
+    kept, its validation score, and its test metrics."""
+    best = run["best"]
+    scores = summary({"evals": [], "tests": best["tests"]})
+    return {"update": best["update"], "validation": best["validation"], "sampled": scores["sampled"], "argmax": scores["argmax"]}
+
+
+def rescore(results, path) -> None:
+    """Rows summarised again from their finished sweeps' results.json (`stored_run`), where
+    runs/ still holds one trained with the row's updates and lr; the others are left as they are."""
+    for key, city in results["cities"].items():
+        for name, row in city["rows"].items():
+            sweep = Path(f"runs/taxi-learners-{key}-{name}")
+            if not (sweep / "results.json").exists():
+                continue
+            run = stored_run(sweep)
+            if (run["config"]["total_updates"], run["config"]["lr"]) != (row.get("updates"), row.get("lr")):
+                print(f"{key} {name}: {sweep} is another run ({run['config']['total_updates']} updates, lr "
+                      f"{run['config']['lr']}), not rescored", flush=True)
+                continue
+            scores = summary(run)
+            row.update(over=scores["over"], validation=scores["validation"], argmax=scores["argmax"], sampled=scores["sampled"])
+            if "best" in run:
+                row["best"] = kept(run)
+            print(f"{key} {name}: rescored from {sweep}", flush=True)
+    path.write_text(json.dumps(results, indent=1, default=float))
 
 
 def converged(curve) -> tuple[bool, float]:
@@ -159,11 +190,11 @@ def table(results) -> str:
     for key, city in results["cities"].items():
         hand = hand_rows(city["baselines"], city["test_days"])
         greedy = next(v for p, v in hand.items() if p.startswith("greedy"))
-        kept = any("best" in r for r in city["rows"].values())  # rows trained since the sweep kept them
+        has_best = any("best" in r for r in city["rows"].values())  # rows trained since the sweep kept them
         lines += [f"**{key}** (test episodes; learned: mean ± std over seeds)", "",
-                  "| policy | ORR, sampled | ORR, argmax | PCR ($10k a day), sampled | CI, sampled | empty km, sampled | "
-                  "vs greedy (ORR, CI) | flat at the end |" + " ORR, sampled, best-on-validation parameters (kept at update) |" * kept,
-                  "|---|---|---|---|---|---|---|---|" + "---|" * kept]
+                  "| policy | ORR, sampled | ORR, argmax | PCR ($10k an episode), sampled | CI, sampled | empty km, sampled | "
+                  "vs greedy (ORR, CI) | flat at the end |" + " ORR, sampled, best-on-validation parameters (kept at update) |" * has_best,
+                  "|---|---|---|---|---|---|---|---|" + "---|" * has_best]
         for name, r in ordered(city["rows"]):
             s, a, o = r["sampled"], r["argmax"], older(r)
             like = greedy["daily"] if o else greedy  # a marked row against greedy's mean of days
@@ -174,10 +205,10 @@ def table(results) -> str:
                          f"{'yes' if r['converged'] else 'no'} ({r['last_fifth_rise']:+.4f}, "
                          # a row from before rows kept their lr was trained at the city's base lr
                          f"{r.get('updates', results.get('updates'))} updates, lr {r.get('lr', city['config']['lr']):g}) |"
-                         + f" {at_best(r)} |" * kept)
+                         + f" {at_best(r)} |" * has_best)
         for policy, v in hand.items():
             lines.append(f"| {policy} | {v['order_response_rate']:.4f} | | {v['pcr']:.2f} | {v['ci']:.2f} | "
-                         f"{v['empty_km']:,.0f} | | |" + " |" * kept)
+                         f"{v['empty_km']:,.0f} | | |" + " |" * has_best)
         lines += footnote(city["rows"].values(), city["baselines"], city["test_days"]) + [""]
     return "\n".join(lines)
 

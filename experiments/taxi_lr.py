@@ -27,7 +27,7 @@ from jaxmob.sweep import grid_runs, run_sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiments, also when doc_tables loads this file
 from taxi_learners import AMOD, LEARNERS  # noqa: E402
-from taxi_rewards import choose, older, summary  # noqa: E402
+from taxi_rewards import choose, older, stored_run, summary  # noqa: E402
 
 
 def main(argv=None):
@@ -41,6 +41,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="one area, 2 updates, 2 seeds: the pipeline only")
     ap.add_argument("--out", default=None, help="default results/taxi_lr-<learner>")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--rescore", action="store_true", help="summarise each area's finished sweep in runs/ again "
+                    "(its results.json), without training")
     args = ap.parse_args(argv)
     if args.learner not in LEARNERS:
         ap.error(f"unknown learner {args.learner!r}; choose from {', '.join(LEARNERS)}")
@@ -59,9 +61,12 @@ def main(argv=None):
                                       updates_per_chunk=args.updates_per_chunk, progress=not args.quick),
                           **{k: v for k, v in LEARNERS[args.learner].items() if k != "lr"}).validate()
             t0 = time.perf_counter()
-            run = run_sweep(cfg, args.seeds, {"lr": lrs}, out_dir=f"runs/taxi-lr-{args.learner}-{area}",
-                            progress=not args.quick, resume=True)
+            out_dir = f"runs/taxi-lr-{args.learner}-{area}"
+            run = (stored_run(out_dir) if args.rescore else
+                   run_sweep(cfg, args.seeds, {"lr": lrs}, out_dir=out_dir, progress=not args.quick, resume=True))
             validation, runs = summary(run)["validation"], grid_runs(cfg, args.seeds, {"lr": lrs})
+            if args.rescore and run["settings"] != [r["setting"] for r in runs]:
+                raise SystemExit(f"{out_dir} holds another grid ({run['settings']}), not --lrs {args.lrs} x {args.seeds} seeds")
             scores = results["validation"].setdefault(area, {})
             for lr in lrs:
                 idx = [i for i, r in enumerate(runs) if r["setting"]["lr"] == lr]

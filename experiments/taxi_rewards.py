@@ -80,22 +80,33 @@ def main(argv=None):
 
 def summary(run) -> dict:
     """Per seed: validation ORR and CI of the sampled policy; test metrics by argmax and sampled,
-    each over its period (`over_period`)."""
-    n = len(run["tests"])
+    each over its period (`over_period`); the training curve where the run has it."""
     sampled = lambda out: {k: v["mean"] for k, v in out["sampled"]["mean"].items()}
     per_seed = lambda outs, keys: {m: [o[m] for o in outs] for m in keys}
     return {
         "over": "period",
-        "validation": per_seed([over_period(sampled(run["evals"][i])) for i in range(n)], ("order_response_rate", "ci")),
-        "argmax": per_seed([over_period(run["tests"][i]) for i in range(n)], METRICS),
-        "sampled": per_seed([over_period(sampled(run["tests"][i])) for i in range(n)], METRICS),
-        "curve": np.asarray(run["curves"]["order_response_rate"]).mean(0).tolist(),
+        "validation": per_seed([over_period(sampled(e)) for e in run["evals"]], ("order_response_rate", "ci")),
+        "argmax": per_seed([over_period(t) for t in run["tests"]], METRICS),
+        "sampled": per_seed([over_period(sampled(t)) for t in run["tests"]], METRICS),
+        **({"curve": np.asarray(run["curves"]["order_response_rate"]).mean(0).tolist()} if "curves" in run else {}),
     }
+
+
+def stored_run(out_dir) -> dict:
+    """A finished sweep's evaluations as `run_sweep` returned them (less the curves and
+    parameters), from the results.json it wrote: its rows summarised again without training."""
+    stored = json.loads((Path(out_dir) / "results.json").read_text())
+    runs = stored["runs"]
+    run = {"config": stored["config"], "settings": [r["setting"] for r in runs],
+           "evals": [r["eval"] for r in runs], "tests": [r["test"] for r in runs]}
+    if all("best" in r for r in runs):
+        run["best"] = {k: [r["best"][k] for r in runs] for k in ("update", "validation", "tests")}
+    return run
 
 
 def over_period(means: dict) -> dict:
     """METRICS of a policy over its test (or validation) days from its per-day means: ORR and the
-    paper's CI of the period's totals, PCR and empty km a day (`period_metrics`)."""
+    paper's CI of the period's totals, PCR and empty km an episode (`period_metrics`)."""
     p = period_metrics(means["served"], means["orders"], means["revenue"])
     return {**{k: float(v) for k, v in p.items()}, "empty_km": float(means["empty_km"])}
 
@@ -134,7 +145,7 @@ def choose(rows: dict) -> str:
 def table(results) -> str:
     pm = lambda v, f="{:.4f}": f"{f.format(np.mean(v))} ± {f.format(np.std(v))}"
     lines = ["| reward | validation ORR (sampled) | validation CI | test ORR, sampled | test ORR, argmax | "
-             "test PCR ($10k a day), sampled | test CI, sampled | empty km, sampled |", "|---|---|---|---|---|---|---|---|"]
+             "test PCR ($10k an episode), sampled | test CI, sampled | empty km, sampled |", "|---|---|---|---|---|---|---|---|"]
     for reward, r in results["rows"].items():
         name = f"**{reward}** (chosen)" if reward == results.get("chosen") else reward
         v, s, a, o = r["validation"], r["sampled"], r["argmax"], older(r)

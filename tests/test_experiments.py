@@ -97,6 +97,9 @@ def test_taxi_learners_table_resumes_and_judges_convergence(tmp_path, monkeypatc
     stamp = out.with_suffix(".json").stat().st_mtime_ns
     script.main(args)  # nothing left to train: the JSON is only read
     assert out.with_suffix(".json").stat().st_mtime_ns == stamp
+    script.main(args + ["--table-only", "--rescore"])  # from the finished sweep's results.json: the same row
+    again = json.loads(out.with_suffix(".json").read_text())["cities"]["amod-nyc-man-north"]["rows"]["madarl"]
+    assert {k: again[k] for k in ("validation", "sampled", "argmax", "best")} == {k: row[k] for k in ("validation", "sampled", "argmax", "best")}
     flat, rise = script.converged([[0.5, 0.6, 0.7, 0.80, 0.80, 0.80, 0.80, 0.80, 0.80, 0.80, 0.80, 0.80, 0.80, 0.80, 0.80]])
     assert flat and abs(rise) < 1e-9
     flat, rise = script.converged([[0.5, 0.6, 0.7, 0.8, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0]])

@@ -136,7 +136,7 @@ def test_period_metrics_take_orr_and_ci_from_the_periods_totals():
     from jaxmob.envs.taxi.env import PCR_UNIT, composite_index, period_metrics
 
     served, orders, revenue = np.array([90.0, 10.0]), np.array([100.0, 10.0]), np.array([3e5, 4e4])
-    p = period_metrics(served.sum(), orders.sum(), revenue.sum(), days=2)
+    p = period_metrics(served.sum(), orders.sum(), revenue.sum(), episodes=2)
     assert p["order_response_rate"] == pytest.approx(100 / 110)  # the daily rates' mean is 0.95
     assert p["pcr"] == pytest.approx(3.4e5 / 2 / PCR_UNIT)
     assert p["ci"] * 2 == pytest.approx(0.01 * (3.4e5 / PCR_UNIT) / (10 / 110))

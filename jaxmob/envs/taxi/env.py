@@ -356,19 +356,20 @@ def composite_index(orr, pcr, lost=None):
     return 0.01 * pcr / lost
 
 
-def period_metrics(served, orders, revenue, days=1) -> dict:
-    """ORR, PCR and CI over a period of `days` episodes from its totals, as the paper reports
-    them for its test period: ORR is the period's served / ordered, not a mean of each day's
+def period_metrics(served, orders, revenue, episodes=1) -> dict:
+    """ORR, PCR and CI over a period of `episodes` episodes from its totals, as the paper reports
+    them for its test period: ORR is the period's served / ordered, not a mean of each episode's
     rate, and CI comes from the period's ORR (a mean of daily CIs weighs a quiet, near-perfect
-    day's huge CI, and one perfect day makes it infinite). PCR is the cumulative revenue per
-    day of the period (`PCR_UNIT`): the paper's cumulative PCR over `days`, so periods of
-    different lengths compare; CI is the paper's CI over `days` likewise. NumPy in and out."""
+    day's huge CI, and one perfect day makes it infinite). PCR is the period's cumulative revenue
+    per episode (`PCR_UNIT`; an episode is a day on the 250-cell city): the paper's cumulative
+    PCR over `episodes`, so periods of different lengths compare; CI is the paper's CI over
+    `episodes` likewise. NumPy in and out."""
     served, orders, revenue = (np.asarray(x, np.float64) for x in (served, orders, revenue))
-    if np.any(orders <= 0) or np.any(served > orders) or np.any(served < 0) or days < 1:
-        raise ValueError(f"period_metrics: need 0 <= served <= orders, orders > 0 and days >= 1; got "
-                         f"served {served}, orders {orders}, days {days}")
+    if np.any(orders <= 0) or np.any(served > orders) or np.any(served < 0) or episodes < 1:
+        raise ValueError(f"period_metrics: need 0 <= served <= orders, orders > 0 and episodes >= 1; got "
+                         f"served {served}, orders {orders}, episodes {episodes}")
     lost = (orders - served) / orders
-    pcr = revenue / days / PCR_UNIT
+    pcr = revenue / episodes / PCR_UNIT
     with np.errstate(divide="ignore"):  # every order of the period served: CI is infinite
         ci = composite_index(served / orders, pcr, lost)
     return {"order_response_rate": served / orders, "pcr": pcr, "ci": ci}
