@@ -95,12 +95,13 @@ def table(results) -> str:
     lines = ["| lr | " + " | ".join(areas) + " | mean ORR | mean CI |", "|---|" + "---|" * (len(areas) + 2)]
     for lr, r in rows.items():
         cells = [f"{np.mean(a[lr]['order_response_rate']):.4f} ± {np.std(a[lr]['order_response_rate']):.4f} "
-                 f"({np.mean(a[lr]['ci']):.1f})" for a in areas.values()]
+                 f"({np.mean(a[lr]['ci']):.1f}){older(a[lr])}" for a in areas.values()]
         name = f"**{lr}** (chosen)" if lr == chosen else lr
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {np.mean(r['validation']['order_response_rate']):.5f} | "
                      f"{np.mean(r['validation']['ci']):.2f} |")
     if any(older(a[lr]) for a in areas.values() for lr in rows):
-        lines += ["", "ORR and CI: the mean of each validation day's (scored before they were taken over the period)."]
+        lines += ["", "ORR and CI over each area's validation period, except where marked *: the mean of each "
+                  "validation day's (scored before they were taken over the period)."]
     return "\n".join(lines)
 
 
