@@ -8,7 +8,7 @@ program and scores every seed's deployed (sampled) policy on the validation epis
 after every chunk: the learning curve. A run has converged when the seed-mean validation
 ORR moves by less than `FLAT` over the last fifth of training (a least-squares line's
 rise over that stretch). Test episodes, which choose nothing, give ORR, PCR, the paper's
-CI and empty km by argmax and sampled policy (the final parameters, and the sampled ORR of each
+CI (ORR and CI over the test period) and empty km by argmax and sampled policy (the final parameters, and the sampled ORR of each
 seed's best-on-validation parameters, the checkpoint `train` deploys), beside stay, random, greedy
 and the clairvoyant LP bound (jaxmob/envs/taxi/bound.py). Rows already in the JSON are kept, and a
 row's sweep checkpoints after every chunk, so an interrupted table resumes where it stopped.

@@ -6,7 +6,8 @@ order, ORR's own count. Each reward trains MADARL through the one trainer (3 see
 vmapped program) on the scenario; the reward whose sampled policy (the deployed one) has the
 best validation ORR is chosen, the paper's CI breaking a tie within a seed std; the test
 episodes, which choose nothing, report ORR, PCR, CI and empty km by argmax and sampled,
-beside stay, random and greedy. Writes results/taxi_rewards-<scenario>.json and .png.
+beside stay, random and greedy; ORR and CI over the test (or validation) period, as the paper
+takes them (`over_period`), not as a mean of each episode's. Writes results/taxi_rewards-<scenario>.json and .png.
 
     python experiments/taxi_rewards.py                          # amod-nyc-man-south, 100 updates (make train ENV=taxi)
     python experiments/taxi_rewards.py --table-only             # the table and PNG from the JSON (adds the bound)
