@@ -161,8 +161,7 @@ def rescore(results, path) -> None:
                 print(f"{key} {name}: {sweep} is another run ({run['config']['total_updates']} updates, lr "
                       f"{run['config']['lr']}), not rescored", flush=True)
                 continue
-            scores = summary(run)
-            row.update(over=scores["over"], validation=scores["validation"], argmax=scores["argmax"], sampled=scores["sampled"])
+            row.update(summary(run))  # a stored run has no training curve: the row keeps its own
             if "best" in run:
                 row["best"] = kept(run)
             print(f"{key} {name}: rescored from {sweep}", flush=True)
