@@ -11,7 +11,8 @@ rise over that stretch). Test episodes, which choose nothing, give ORR, PCR, the
 CI (ORR and CI over the test period) and empty km by argmax and sampled policy (the final parameters, and the sampled ORR of each
 seed's best-on-validation parameters, the checkpoint `train` deploys), beside stay, random, greedy
 and the clairvoyant LP bound (jaxmob/envs/taxi/bound.py). Rows already in the JSON are kept, and a
-row's sweep checkpoints after every chunk, so an interrupted table resumes where it stopped.
+row's sweep checkpoints after every chunk, so an interrupted table resumes where it stopped; runs side by
+side (other learners or fleets, a core each) may share one JSON: each writes only its own rows.
 Writes results/taxi_learners-<scenario>.json and .png.
 
     python experiments/taxi_learners.py                                        # 4 AMoD areas (about an hour on 2 cores)
@@ -21,7 +22,9 @@ Writes results/taxi_learners-<scenario>.json and .png.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import platform
 import sys
 import time
@@ -121,7 +124,7 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
         done[day] = baseline_rows(scenario, [day], base)[day]
         city["baselines"] = {d: done.get(d, old.get(d)) for d in days if d in done or d in old}
         print(f"{key} {day}: hand rules and bound in {time.perf_counter() - t0:.0f} s", flush=True)
-        path.write_text(json.dumps(results, indent=1, default=float))
+        save(results, path, {(key, None)})
     for name in learners:
         if name in city["rows"] and not args.retrain:
             continue
@@ -137,7 +140,7 @@ def run_city(results, path, scenario_name, fleet, learners, args, refresh=False)
         print(f"{key} {name}: {row['wall_s']:.0f} s, validation rise over the last fifth "
               f"{row['last_fifth_rise']:+.4f}, test ORR sampled {np.mean(row['sampled']['order_response_rate']):.4f}",
               flush=True)
-        path.write_text(json.dumps(results, indent=1, default=float))
+        save(results, path, {(key, name)})
 
 
 def kept(run) -> dict:
@@ -151,6 +154,7 @@ def kept(run) -> dict:
 def rescore(results, path) -> None:
     """Rows summarised again from their finished sweeps' results.json (`stored_run`), where
     runs/ still holds one trained with the row's updates and lr; the others are left as they are."""
+    touched = set()
     for key, city in results["cities"].items():
         for name, row in city["rows"].items():
             sweep = Path(f"runs/taxi-learners-{key}-{name}")
@@ -164,8 +168,29 @@ def rescore(results, path) -> None:
             row.update(summary(run))  # a stored run has no training curve: the row keeps its own
             if "best" in run:
                 row["best"] = kept(run)
+            touched.add((key, name))
             print(f"{key} {name}: rescored from {sweep}", flush=True)
-    path.write_text(json.dumps(results, indent=1, default=float))
+    save(results, path, touched)
+
+
+def save(results, path, touched) -> None:
+    """Write what this run made (`touched`: (city, learner) rows, or (city, None) for a city's
+    test days, config and hand rules) into the JSON as it is on disk now, and take the rest from
+    disk: runs of this script side by side (other learners or fleets, a core each) fill one table
+    without one writing back the others' rows as they were when it started. A lock file makes
+    each read-merge-write whole; the file is replaced at once, so a reader never sees half."""
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        disk = json.loads(path.read_text()) if path.exists() else {"cities": {}}
+        for key, theirs in disk["cities"].items():  # into `results` in place: callers hold its city dicts
+            mine = results["cities"].setdefault(key, theirs)
+            if mine is not theirs:
+                mine["rows"].update({n: r for n, r in theirs["rows"].items() if (key, n) not in touched})
+                if (key, None) not in touched:
+                    mine.update({k: v for k, v in theirs.items() if k != "rows"})
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(results, indent=1, default=float))
+        os.replace(tmp, path)
 
 
 def converged(curve) -> tuple[bool, float]:

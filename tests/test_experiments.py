@@ -106,6 +106,29 @@ def test_taxi_learners_table_resumes_and_judges_convergence(tmp_path, monkeypatc
     assert not flat and rise == pytest.approx(0.02)
 
 
+def test_taxi_learners_runs_side_by_side_keep_each_others_rows(tmp_path):
+    """Two runs of the script that loaded the JSON before either saved: each save writes its own
+    row into the file as it is now, so neither takes back the other's row (or an older copy of it)."""
+    script = _script("taxi_learners")
+    path = tmp_path / "learners.json"
+    city = {"scenario": "s", "fleet": 10, "test_days": ["d"], "baselines": {"d": []}, "rows": {"old": {"v": 0}}}
+    path.write_text(json.dumps({"cities": {"s@10": city}}))
+    first, second = json.loads(path.read_text()), json.loads(path.read_text())
+    first["cities"]["s@10"]["rows"]["mappo"] = {"v": 1}
+    first["cities"]["s@10"]["rows"]["old"] = {"v": 2}  # retrained by the first run
+    script.save(first, path, {("s@10", "mappo"), ("s@10", "old")})
+    held = second["cities"]["s@10"]  # the second run goes on filling the dict it holds
+    held["rows"]["madarl"] = {"v": 3}
+    script.save(second, path, {("s@10", "madarl")})
+    rows = json.loads(path.read_text())["cities"]["s@10"]["rows"]
+    assert rows == {"old": {"v": 2}, "mappo": {"v": 1}, "madarl": {"v": 3}}
+    assert second["cities"]["s@10"] is held and held["rows"] == rows  # merged in place
+    second["cities"]["s@12"] = {"scenario": "s", "fleet": 12, "rows": {}}  # a new city with its hand rules
+    script.save(second, path, {("s@12", None)})
+    assert set(json.loads(path.read_text())["cities"]) == {"s@10", "s@12"}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_taxi_summaries_are_over_the_period_and_older_rows_are_marked():
     """A learned row's ORR and CI are the period's: summed served over summed orders of every
     test day's sampled episodes (a NumPy reference), not the mean of each day's rate; a row
